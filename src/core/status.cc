@@ -1,0 +1,108 @@
+#include "core/status.h"
+
+namespace quiver {
+
+std::string_view StatusCodeName(StatusCode code) {
+  switch (code) {
+    case StatusCode::kOk: return "OK";
+    case StatusCode::kInvalidArgument: return "INVALID_ARGUMENT";
+    case StatusCode::kNotFound: return "NOT_FOUND";
+    case StatusCode::kAlreadyExists: return "ALREADY_EXISTS";
+    case StatusCode::kUnavailable: return "UNAVAILABLE";
+    case StatusCode::kResourceExhausted: return "RESOURCE_EXHAUSTED";
+    case StatusCode::kDeadlineExceeded: return "DEADLINE_EXCEEDED";
+    case StatusCode::kCancelled: return "CANCELLED";
+    case StatusCode::kUnsupported: return "UNSUPPORTED";
+    case StatusCode::kInternal: return "INTERNAL";
+    case StatusCode::kUnknown: return "UNKNOWN";
+  }
+  return "UNKNOWN";
+}
+
+int HttpStatusFor(StatusCode code) {
+  switch (code) {
+    case StatusCode::kOk: return 200;
+    case StatusCode::kInvalidArgument: return 400;
+    case StatusCode::kNotFound: return 404;
+    case StatusCode::kAlreadyExists: return 409;
+    case StatusCode::kUnavailable: return 503;
+    case StatusCode::kResourceExhausted: return 429;
+    case StatusCode::kDeadlineExceeded: return 504;
+    case StatusCode::kCancelled: return 499;
+    case StatusCode::kUnsupported: return 501;
+    case StatusCode::kInternal: return 500;
+    case StatusCode::kUnknown: return 500;
+  }
+  return 500;
+}
+
+// Numbers from the gRPC status code table (grpc/status.h), which is part of the wire protocol.
+int GrpcCodeFor(StatusCode code) {
+  switch (code) {
+    case StatusCode::kOk: return 0;
+    case StatusCode::kCancelled: return 1;
+    case StatusCode::kUnknown: return 2;
+    case StatusCode::kInvalidArgument: return 3;
+    case StatusCode::kDeadlineExceeded: return 4;
+    case StatusCode::kNotFound: return 5;
+    case StatusCode::kAlreadyExists: return 6;
+    case StatusCode::kResourceExhausted: return 8;
+    case StatusCode::kUnsupported: return 12;  // UNIMPLEMENTED
+    case StatusCode::kInternal: return 13;
+    case StatusCode::kUnavailable: return 14;
+  }
+  return 2;
+}
+
+StatusCode StatusCodeFromGrpc(int grpc_code) {
+  switch (grpc_code) {
+    case 0: return StatusCode::kOk;
+    case 1: return StatusCode::kCancelled;
+    case 3: return StatusCode::kInvalidArgument;
+    case 4: return StatusCode::kDeadlineExceeded;
+    case 5: return StatusCode::kNotFound;
+    case 6: return StatusCode::kAlreadyExists;
+    case 8: return StatusCode::kResourceExhausted;
+    case 9: return StatusCode::kInvalidArgument;  // FAILED_PRECONDITION
+    case 11: return StatusCode::kInvalidArgument;  // OUT_OF_RANGE
+    case 12: return StatusCode::kUnsupported;
+    case 13: return StatusCode::kInternal;
+    case 14: return StatusCode::kUnavailable;
+    default: return StatusCode::kUnknown;
+  }
+}
+
+StatusCode StatusCodeFromHttp(int http_status) {
+  if (http_status >= 200 && http_status < 300) return StatusCode::kOk;
+  switch (http_status) {
+    case 400: return StatusCode::kInvalidArgument;
+    case 404: return StatusCode::kNotFound;
+    case 409: return StatusCode::kAlreadyExists;
+    case 413: return StatusCode::kResourceExhausted;
+    case 429: return StatusCode::kResourceExhausted;
+    case 499: return StatusCode::kCancelled;
+    case 501: return StatusCode::kUnsupported;
+    case 502: return StatusCode::kUnavailable;
+    case 503: return StatusCode::kUnavailable;
+    case 504: return StatusCode::kDeadlineExceeded;
+    default: return http_status >= 500 ? StatusCode::kInternal : StatusCode::kUnknown;
+  }
+}
+
+std::string Status::ToString() const {
+  if (ok()) return "OK";
+  std::string out(StatusCodeName(code_));
+  out += ": ";
+  out += message_;
+  return out;
+}
+
+Status Status::WithContext(std::string_view context) const {
+  if (ok()) return *this;
+  std::string m(context);
+  m += ": ";
+  m += message_;
+  return Status(code_, std::move(m));
+}
+
+}  // namespace quiver

@@ -1,0 +1,99 @@
+#pragma once
+// Value types exchanged through InferenceService: requests, responses, metadata and
+// statistics, shaped after the KServe v2 protocol and Triton's extensions.
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+#include "core/tensor.h"
+
+namespace quiver {
+
+// One inference request. `version` empty means "the default version" (highest ready).
+struct InferRequest {
+  std::string model;
+  std::string version;
+  std::string id;
+  std::vector<Tensor> inputs;
+  // Names of outputs to return; empty means all outputs of the model.
+  std::vector<std::string> requested_outputs;
+  // Queue timeout in microseconds; 0 uses the model's default_queue_policy.
+  uint64_t timeout_us = 0;
+  // Priority level (1 = highest); 0 uses the model's default.
+  uint64_t priority = 0;
+};
+
+struct InferResponse {
+  std::string model;
+  std::string version;
+  std::string id;
+  std::vector<Tensor> outputs;
+};
+
+// Called exactly once per Infer, on any thread.
+using InferCallback = std::function<void(Result<InferResponse>)>;
+
+// Name, type and shape (-1 = variable; batch dimension included) of a model tensor.
+struct TensorMetadata {
+  std::string name;
+  DataType datatype = DataType::kInvalid;
+  Shape shape;
+};
+
+struct ModelMetadata {
+  std::string name;
+  std::vector<std::string> versions;
+  std::string platform;
+  std::vector<TensorMetadata> inputs;
+  std::vector<TensorMetadata> outputs;
+};
+
+struct ServerMetadata {
+  std::string name;
+  std::string version;
+  std::vector<std::string> extensions;
+};
+
+// One row of the repository index: a model version and its state.
+struct RepositoryEntry {
+  std::string name;
+  std::string version;  // empty when the model has no loaded/attempted version
+  std::string state;    // "READY", "UNAVAILABLE", "LOADING", "UNLOADING"
+  std::string reason;   // why it is not READY, when it is not
+};
+using RepositoryIndex = std::vector<RepositoryEntry>;
+
+// Count and cumulative duration, as Triton's StatisticDuration.
+struct StatisticDuration {
+  uint64_t count = 0;
+  uint64_t ns = 0;
+};
+
+// Per-batch-size execution statistics (Triton's InferBatchStatistics).
+struct BatchStatistics {
+  uint64_t batch_size = 0;
+  StatisticDuration compute_input;
+  StatisticDuration compute_infer;
+  StatisticDuration compute_output;
+};
+
+// Per model version statistics (Triton's ModelStatistics).
+struct ModelStatistics {
+  std::string name;
+  std::string version;
+  uint64_t last_inference_ms = 0;  // milliseconds since the Unix epoch
+  uint64_t inference_count = 0;    // inferences (batch elements) performed
+  uint64_t execution_count = 0;    // backend executions (batches)
+  StatisticDuration success;       // request durations, successful requests
+  StatisticDuration fail;
+  StatisticDuration queue;
+  StatisticDuration compute_input;
+  StatisticDuration compute_infer;
+  StatisticDuration compute_output;
+  std::vector<BatchStatistics> batch_stats;  // sorted by batch_size
+};
+
+}  // namespace quiver
