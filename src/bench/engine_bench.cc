@@ -1,0 +1,248 @@
+#include "bench/engine_bench.h"
+
+#include <fmt/format.h>
+#include <google/protobuf/text_format.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <future>
+#include <random>
+#include <thread>
+#include <vector>
+
+#ifdef QUIVER_WITH_TORCH
+#include <torch/script.h>
+#endif
+
+#include "engine/backends/default_backends.h"
+#include "engine/engine.h"
+
+namespace quiver::bench {
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+double Median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0.0 : v[v.size() / 2];
+}
+
+// Runs `body(thread_index)` repeatedly on `threads` threads for `seconds`; returns calls/s.
+template <typename Body>
+double Throughput(int threads, double seconds, Body body) {
+  std::atomic<bool> stop{false};
+  std::atomic<uint64_t> calls{0};
+  std::vector<std::thread> pool;
+  const auto start = Clock::now();
+  for (int t = 0; t < threads; ++t) {
+    pool.emplace_back([&, t] {
+      uint64_t n = 0;
+      while (!stop.load(std::memory_order_relaxed)) {
+        body(t);
+        ++n;
+      }
+      calls += n;
+    });
+  }
+  std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
+  stop = true;
+  for (auto& th : pool) th.join();
+  const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
+  return static_cast<double>(calls.load()) / elapsed;
+}
+
+Result<InferResponse> InferSync(InferenceService& service, InferRequest request) {
+  std::promise<Result<InferResponse>> promise;
+  auto future = promise.get_future();
+  service.Infer(std::move(request), [&promise](Result<InferResponse> r) {
+    promise.set_value(std::move(r));
+  });
+  return future.get();
+}
+
+// A scratch repository with the shipped simple_mlp at `instances` instances, so that
+// Engine and direct calls use the same number of threads.
+Result<fs::path> MakeMlpRepository(const fs::path& source, int instances) {
+  const fs::path dir = fs::temp_directory_path() /
+                       fmt::format("quiver-bench-{}", static_cast<long>(::getpid()));
+  const fs::path model = dir / "simple_mlp";
+  std::error_code ec;
+  fs::create_directories(model / "1", ec);
+  fs::copy_file(source / "simple_mlp" / "1" / "model.pt", model / "1" / "model.pt",
+                fs::copy_options::overwrite_existing, ec);
+  if (ec) return Status::NotFound("cannot copy simple_mlp: " + ec.message());
+  std::ifstream in(source / "simple_mlp" / "config.pbtxt");
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  ModelConfig config;
+  if (!google::protobuf::TextFormat::ParseFromString(text, &config)) {
+    return Status::InvalidArgument("cannot parse simple_mlp/config.pbtxt");
+  }
+  config.clear_instance_group();
+  auto* group = config.add_instance_group();
+  group->set_count(instances);
+  group->set_kind(inference::ModelInstanceGroup::KIND_CPU);
+  google::protobuf::TextFormat::PrintToString(config, &text);
+  std::ofstream(model / "config.pbtxt") << text;
+  return dir;
+}
+
+struct Row {
+  std::string name;
+  std::string a_label;
+  double a;
+  std::string b_label;
+  double b;
+  std::string unit;
+  std::string verdict;
+};
+
+void Print(const std::vector<Row>& rows, bool markdown) {
+  if (markdown) {
+    fmt::print("| measurement | baseline | engine | ratio / overhead | target |\n");
+    fmt::print("|---|---|---|---|---|\n");
+    for (const auto& r : rows) {
+      fmt::print("| {} | {}: {:.1f} {} | {}: {:.1f} {} | {} |\n", r.name, r.a_label, r.a,
+                 r.unit, r.b_label, r.b, r.unit, r.verdict);
+    }
+    return;
+  }
+  for (const auto& r : rows) {
+    fmt::print("{:<40} {:>14}: {:>10.1f} {:<8} {:>14}: {:>10.1f} {:<8} {}\n", r.name,
+               r.a_label, r.a, r.unit, r.b_label, r.b, r.unit, r.verdict);
+  }
+}
+
+Result<Row> IdentityOverhead(const EngineBenchOptions& o) {
+  engine::EngineOptions eo;
+  eo.model_repositories = {o.model_repository};
+  eo.control_mode = engine::ModelControlMode::kExplicit;
+  eo.startup_models = {"identity_fp32"};
+  eo.backends = engine::DefaultBackendRegistry();
+  auto engine = engine::Engine::Create(std::move(eo));
+  if (!engine.ok()) return engine.status();
+  auto config = (*engine)->GetModelConfig("identity_fp32", "");
+  if (!config.ok()) return config.status();
+
+  std::vector<float> values(static_cast<size_t>(o.identity_elements), 1.5f);
+  const Tensor input = MakeTensor<float>("INPUT0", DataType::kFp32,
+                                         {static_cast<int64_t>(values.size())}, values);
+  auto backend = engine::DefaultBackendRegistry()->Find("identity");
+  engine::InstanceContext context;
+  context.config = &config.value();
+  auto instance = (*backend)->CreateInstance(context);
+  if (!instance.ok()) return instance.status();
+  const std::vector<std::string> outputs = {"OUTPUT0"};
+
+  auto direct = [&](int) {
+    std::vector<Tensor> out;
+    engine::ComputeTimes times;
+    engine::BackendBatch batch{std::span<const Tensor>(&input, 1), outputs, 0};
+    (void)(*instance)->Execute(batch, out, times);
+  };
+  auto through_engine = [&](int) {
+    InferRequest request;
+    request.model = "identity_fp32";
+    request.inputs = {input};
+    auto r = InferSync(**engine, std::move(request));
+    if (!r.ok()) throw std::runtime_error(r.status().ToString());
+  };
+  std::vector<double> a, b;
+  for (int round = 0; round < o.rounds; ++round) {
+    a.push_back(1e9 / Throughput(1, o.seconds_per_round, direct));
+    b.push_back(1e9 / Throughput(1, o.seconds_per_round, through_engine));
+  }
+  const double overhead_us = (Median(b) - Median(a)) / 1000.0;
+  return Row{"identity_fp32 per request (1 thread)", "backend direct", Median(a) / 1000.0,
+             "Engine::Infer", Median(b) / 1000.0, "us/req",
+             fmt::format("+{:.2f} us/req; target < 20 us: {}", overhead_us,
+                         overhead_us < 20 ? "met" : "MISSED")};
+}
+
+#ifdef QUIVER_WITH_TORCH
+Result<Row> MlpThroughput(const EngineBenchOptions& o) {
+  at::set_num_threads(o.torch_threads);
+  auto repo = MakeMlpRepository(o.model_repository, o.threads);
+  if (!repo.ok()) return repo.status();
+  engine::EngineOptions eo;
+  eo.model_repositories = {*repo};
+  eo.backends = engine::DefaultBackendRegistry();
+  auto engine = engine::Engine::Create(std::move(eo));
+  std::error_code ec;
+  if (!engine.ok()) return engine.status();
+  if (!(*engine)->ModelReady("simple_mlp", "")) {
+    return Status::Unavailable("simple_mlp did not load (see log)");
+  }
+
+  const int64_t features = 32;
+  std::vector<float> data(static_cast<size_t>(o.batch * features));
+  std::mt19937 rng(7);
+  std::normal_distribution<float> dist;
+  for (auto& x : data) x = dist(rng);
+  const Tensor input = MakeTensor<float>("INPUT__0", DataType::kFp32, {o.batch, features}, data);
+
+  std::vector<torch::jit::Module> modules;
+  for (int t = 0; t < o.threads; ++t) {
+    modules.push_back(torch::jit::load((*repo / "simple_mlp" / "1" / "model.pt").string()));
+    modules.back().eval();
+  }
+  auto direct = [&](int t) {
+    c10::InferenceMode guard;
+    auto x = torch::from_blob(const_cast<float*>(data.data()), {o.batch, features});
+    auto y = modules[static_cast<size_t>(t)].forward({x}).toTensor().contiguous();
+    if (y.size(0) != o.batch) throw std::runtime_error("bad output");
+  };
+  auto through_engine = [&](int) {
+    InferRequest request;
+    request.model = "simple_mlp";
+    request.inputs = {input};
+    auto r = InferSync(**engine, std::move(request));
+    if (!r.ok()) throw std::runtime_error(r.status().ToString());
+  };
+  std::vector<double> a, b, ratios;
+  for (int round = 0; round < o.rounds; ++round) {
+    const double da = Throughput(o.threads, o.seconds_per_round, direct) * o.batch;
+    const double db = Throughput(o.threads, o.seconds_per_round, through_engine) * o.batch;
+    a.push_back(da);
+    b.push_back(db);
+    ratios.push_back(db / da);
+  }
+  engine->reset();
+  fs::remove_all(*repo, ec);
+  const double ratio = Median(ratios);
+  return Row{fmt::format("simple_mlp batch {} ({} thread(s))", o.batch, o.threads),
+             "TorchScript direct", Median(a), "Engine", Median(b), "infer/s",
+             fmt::format("ratio {:.3f}; target >= 0.95: {}", ratio,
+                         ratio >= 0.95 ? "met" : "MISSED")};
+}
+#endif
+
+}  // namespace
+
+int RunEngineBench(const EngineBenchOptions& options) {
+  std::vector<Row> rows;
+#ifdef QUIVER_WITH_TORCH
+  auto mlp = MlpThroughput(options);
+  if (!mlp.ok()) {
+    fmt::print(stderr, "simple_mlp benchmark failed: {}\n", mlp.status().ToString());
+    return 1;
+  }
+  rows.push_back(*mlp);
+#else
+  fmt::print(stderr, "built without libtorch: skipping the simple_mlp benchmark\n");
+#endif
+  auto identity = IdentityOverhead(options);
+  if (!identity.ok()) {
+    fmt::print(stderr, "identity benchmark failed: {}\n", identity.status().ToString());
+    return 1;
+  }
+  rows.push_back(*identity);
+  Print(rows, options.markdown);
+  return 0;
+}
+
+}  // namespace quiver::bench

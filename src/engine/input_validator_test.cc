@@ -1,0 +1,160 @@
+#include "engine/input_validator.h"
+
+#include <google/protobuf/text_format.h>
+#include <gtest/gtest.h>
+
+#include <vector>
+
+namespace quiver::engine {
+namespace {
+
+ModelConfig Parse(const char* text) {
+  ModelConfig c;
+  EXPECT_TRUE(google::protobuf::TextFormat::ParseFromString(text, &c));
+  return c;
+}
+
+const char* kBatching = R"pb(
+  name: "m" max_batch_size: 8
+  input { name: "X" data_type: TYPE_FP32 dims: [ -1, 3 ] }
+  input { name: "Y" data_type: TYPE_INT64 dims: [ 2 ] }
+  input { name: "OPT" data_type: TYPE_FP32 dims: [ 1 ] optional: true }
+  output { name: "Z" data_type: TYPE_FP32 dims: [ 1 ] }
+)pb";
+
+Tensor Fp32(std::string name, Shape shape) {
+  std::vector<float> v(static_cast<size_t>(ElementCount(shape)), 1.0f);
+  return MakeTensor<float>(std::move(name), DataType::kFp32, std::move(shape), v);
+}
+Tensor Int64(std::string name, Shape shape) {
+  std::vector<int64_t> v(static_cast<size_t>(ElementCount(shape)), 7);
+  return MakeTensor<int64_t>(std::move(name), DataType::kInt64, std::move(shape), v);
+}
+
+InferRequest Good() {
+  InferRequest r;
+  r.model = "m";
+  r.inputs = {Fp32("X", {4, 5, 3}), Int64("Y", {4, 2})};
+  return r;
+}
+
+void ExpectError(const InferRequest& r, std::vector<std::string> fragments,
+                 const char* config = kBatching) {
+  auto result = ValidateInferRequest(Parse(config), "1", r);
+  ASSERT_FALSE(result.ok());
+  EXPECT_EQ(result.status().code(), StatusCode::kInvalidArgument);
+  for (const auto& f : fragments) {
+    EXPECT_NE(result.status().message().find(f), std::string::npos)
+        << "missing '" << f << "' in: " << result.status().message();
+  }
+}
+
+TEST(InputValidatorTest, AcceptsValidRequestAndReturnsBatchSize) {
+  auto result = ValidateInferRequest(Parse(kBatching), "1", Good());
+  ASSERT_TRUE(result.ok()) << result.status().ToString();
+  EXPECT_EQ(*result, 4);
+}
+
+TEST(InputValidatorTest, UnknownInput) {
+  auto r = Good();
+  r.inputs.push_back(Fp32("W", {4, 1}));
+  ExpectError(r, {"model 'm' version 1", "unexpected input 'W'", "X, Y, OPT"});
+}
+
+TEST(InputValidatorTest, DuplicateInput) {
+  auto r = Good();
+  r.inputs.push_back(Int64("Y", {4, 2}));
+  ExpectError(r, {"'Y'", "more than once"});
+}
+
+TEST(InputValidatorTest, MissingInput) {
+  auto r = Good();
+  r.inputs.pop_back();
+  ExpectError(r, {"missing input 'Y'", "[-1,2]", "INT64"});
+}
+
+TEST(InputValidatorTest, WrongDatatype) {
+  auto r = Good();
+  r.inputs[1] = Fp32("Y", {4, 2});
+  ExpectError(r, {"input 'Y'", "datatype FP32", "model's INT64"});
+}
+
+TEST(InputValidatorTest, WrongRank) {
+  auto r = Good();
+  r.inputs[0] = Fp32("X", {5, 3});
+  ExpectError(r, {"input 'X'", "shape [5,3]", "[-1,-1,3]"});
+}
+
+TEST(InputValidatorTest, WrongFixedDim) {
+  auto r = Good();
+  r.inputs[0] = Fp32("X", {4, 5, 2});
+  ExpectError(r, {"input 'X'", "[4,5,2]", "[-1,-1,3]"});
+}
+
+TEST(InputValidatorTest, BatchTooLarge) {
+  auto r = Good();
+  r.inputs = {Fp32("X", {9, 1, 3}), Int64("Y", {9, 2})};
+  ExpectError(r, {"batch size 9", "[1, 8]", "max_batch_size"});
+}
+
+TEST(InputValidatorTest, BatchZero) {
+  auto r = Good();
+  r.inputs = {Fp32("X", {0, 1, 3}), Int64("Y", {0, 2})};
+  ExpectError(r, {"batch size 0"});
+}
+
+TEST(InputValidatorTest, InconsistentBatch) {
+  auto r = Good();
+  r.inputs[1] = Int64("Y", {3, 2});
+  ExpectError(r, {"batch size 3", "differs from input 'X' (4)"});
+}
+
+TEST(InputValidatorTest, ByteSizeMismatch) {
+  auto r = Good();
+  r.inputs[0].data = r.inputs[0].data.Slice(0, r.inputs[0].data.size() - 4);
+  ExpectError(r, {"input 'X'", "got 236 bytes", "needs 240 bytes"});
+}
+
+TEST(InputValidatorTest, NegativeDimension) {
+  auto r = Good();
+  r.inputs[0].shape = {4, -5, 3};
+  ExpectError(r, {"negative dimension"});
+}
+
+TEST(InputValidatorTest, UnknownAndDuplicateRequestedOutput) {
+  auto r = Good();
+  r.requested_outputs = {"Q"};
+  ExpectError(r, {"unknown requested output 'Q'", "outputs are: Z"});
+  r.requested_outputs = {"Z", "Z"};
+  ExpectError(r, {"output 'Z'", "more than once"});
+}
+
+const char* kNoBatch = R"pb(
+  name: "s" max_batch_size: 0
+  input { name: "S" data_type: TYPE_STRING dims: [ -1 ] }
+  output { name: "O" data_type: TYPE_STRING dims: [ -1 ] }
+)pb";
+
+TEST(InputValidatorTest, BytesElementsCounted) {
+  std::vector<std::string> words = {"a", "bc", "def"};
+  InferRequest r;
+  r.inputs = {Tensor{"S", DataType::kBytes, {3}, MakeBytesBuffer(words)}};
+  auto ok = ValidateInferRequest(Parse(kNoBatch), "", r);
+  ASSERT_TRUE(ok.ok()) << ok.status().ToString();
+  EXPECT_EQ(*ok, 0);
+  r.inputs[0].shape = {4};
+  ExpectError(r, {"BYTES data holds 3 elements", "needs 4"}, kNoBatch);
+  r.inputs[0].shape = {3};
+  r.inputs[0].data = r.inputs[0].data.Slice(0, r.inputs[0].data.size() - 1);
+  ExpectError(r, {"input 'S'", "declares 3 bytes"}, kNoBatch);
+}
+
+TEST(InputValidatorTest, NoBatchModelRejectsExtraDimension) {
+  std::vector<std::string> words = {"a"};
+  InferRequest r;
+  r.inputs = {Tensor{"S", DataType::kBytes, {1, 1}, MakeBytesBuffer(words)}};
+  ExpectError(r, {"shape [1,1]", "model's [-1]"}, kNoBatch);
+}
+
+}  // namespace
+}  // namespace quiver::engine
