@@ -8,6 +8,8 @@ Writes into src/engine/backends/testdata/:
   to_double.pt    forward(self, x) -> x.to(float64)          dtype-mismatch tests
   matmul4.pt      forward(self, x) -> x @ ones(4, 2)         wrong-shape inputs make it throw
   list_out.pt     forward(self, a, b) -> [a - b, b - a]      list outputs
+  passthrough.pt  forward(self, x, scale: float = 2.0) -> (x, x * scale)
+                                                             outputs aliasing inputs, defaults
 """
 
 import pathlib
@@ -47,6 +49,11 @@ class ListOut(torch.nn.Module):
         return [a - b, b - a]
 
 
+class Passthrough(torch.nn.Module):
+    def forward(self, x: torch.Tensor, scale: float = 2.0) -> Tuple[torch.Tensor, torch.Tensor]:
+        return x, x * scale
+
+
 def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     models = {
@@ -55,6 +62,7 @@ def main() -> None:
         "to_double.pt": ToDouble(),
         "matmul4.pt": MatMul4(),
         "list_out.pt": ListOut(),
+        "passthrough.pt": Passthrough(),
     }
     for name, module in models.items():
         torch.jit.script(module.eval()).save(str(OUT / name))

@@ -127,9 +127,8 @@ TEST(IdentityBackendTest, ReturnsRequestedSubsetInRequestedOrder) {
   const std::vector<int32_t> v0 = {1, 2};
   const std::vector<int32_t> v2 = {7};
   // IN1 is absent: outputs that need it are not requested.
-  const std::vector<Tensor> inputs = {
-      MakeTensor<int32_t>("IN2", DataType::kInt32, {1}, v2),
-      MakeTensor<int32_t>("IN0", DataType::kInt32, {2}, v0)};
+  const std::vector<Tensor> inputs = {MakeTensor<int32_t>("IN2", DataType::kInt32, {1}, v2),
+                                      MakeTensor<int32_t>("IN0", DataType::kInt32, {2}, v0)};
   const std::vector<std::string> requested = {"OUT2", "OUT0"};
   std::vector<Tensor> outputs;
   ComputeTimes times;
@@ -144,13 +143,13 @@ TEST(IdentityBackendTest, ReturnsRequestedSubsetInRequestedOrder) {
 
 TEST(IdentityBackendTest, KeepsBatchDimension) {
   IdentityBackend backend;
-  const ModelConfig config = ParseConfig(R"pb(
+  const ModelConfig config = ParseConfig(R"cfg(
     name: "batched"
     backend: "identity"
     max_batch_size: 8
     input { name: "INPUT0" data_type: TYPE_FP32 dims: [ 3 ] }
     output { name: "OUTPUT0" data_type: TYPE_FP32 dims: [ 3 ] }
-  )pb");
+  )cfg");
   auto instance = MakeInstance(backend, config);
   ASSERT_NE(instance, nullptr);
   const std::vector<float> v(12, 0.5f);
