@@ -15,6 +15,7 @@
 #include <vector>
 
 #ifdef QUIVER_WITH_TORCH
+#include <ATen/Parallel.h>
 #include <torch/script.h>
 #endif
 
@@ -63,32 +64,6 @@ Result<InferResponse> InferSync(InferenceService& service, InferRequest request)
     promise.set_value(std::move(r));
   });
   return future.get();
-}
-
-// A scratch repository with the shipped simple_mlp at `instances` instances, so that
-// Engine and direct calls use the same number of threads.
-Result<fs::path> MakeMlpRepository(const fs::path& source, int instances) {
-  const fs::path dir = fs::temp_directory_path() /
-                       fmt::format("quiver-bench-{}", static_cast<long>(::getpid()));
-  const fs::path model = dir / "simple_mlp";
-  std::error_code ec;
-  fs::create_directories(model / "1", ec);
-  fs::copy_file(source / "simple_mlp" / "1" / "model.pt", model / "1" / "model.pt",
-                fs::copy_options::overwrite_existing, ec);
-  if (ec) return Status::NotFound("cannot copy simple_mlp: " + ec.message());
-  std::ifstream in(source / "simple_mlp" / "config.pbtxt");
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  ModelConfig config;
-  if (!google::protobuf::TextFormat::ParseFromString(text, &config)) {
-    return Status::InvalidArgument("cannot parse simple_mlp/config.pbtxt");
-  }
-  config.clear_instance_group();
-  auto* group = config.add_instance_group();
-  group->set_count(instances);
-  group->set_kind(inference::ModelInstanceGroup::KIND_CPU);
-  google::protobuf::TextFormat::PrintToString(config, &text);
-  std::ofstream(model / "config.pbtxt") << text;
-  return dir;
 }
 
 struct Row {
@@ -151,6 +126,8 @@ Result<Row> IdentityOverhead(const EngineBenchOptions& o) {
     auto r = InferSync(**engine, std::move(request));
     if (!r.ok()) throw std::runtime_error(r.status().ToString());
   };
+  Throughput(1, 0.2, direct);
+  Throughput(1, 0.2, through_engine);
   std::vector<double> a, b;
   for (int round = 0; round < o.rounds; ++round) {
     a.push_back(1e9 / Throughput(1, o.seconds_per_round, direct));
@@ -164,6 +141,32 @@ Result<Row> IdentityOverhead(const EngineBenchOptions& o) {
 }
 
 #ifdef QUIVER_WITH_TORCH
+// A scratch repository with the shipped simple_mlp at `instances` instances, so that
+// Engine and direct calls use the same number of threads.
+Result<fs::path> MakeMlpRepository(const fs::path& source, int instances) {
+  const fs::path dir = fs::temp_directory_path() /
+                       fmt::format("quiver-bench-{}", static_cast<long>(::getpid()));
+  const fs::path model = dir / "simple_mlp";
+  std::error_code ec;
+  fs::create_directories(model / "1", ec);
+  fs::copy_file(source / "simple_mlp" / "1" / "model.pt", model / "1" / "model.pt",
+                fs::copy_options::overwrite_existing, ec);
+  if (ec) return Status::NotFound("cannot copy simple_mlp: " + ec.message());
+  std::ifstream in(source / "simple_mlp" / "config.pbtxt");
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  ModelConfig config;
+  if (!google::protobuf::TextFormat::ParseFromString(text, &config)) {
+    return Status::InvalidArgument("cannot parse simple_mlp/config.pbtxt");
+  }
+  config.clear_instance_group();
+  auto* group = config.add_instance_group();
+  group->set_count(instances);
+  group->set_kind(inference::ModelInstanceGroup::KIND_CPU);
+  google::protobuf::TextFormat::PrintToString(config, &text);
+  std::ofstream(model / "config.pbtxt") << text;
+  return dir;
+}
+
 Result<Row> MlpThroughput(const EngineBenchOptions& o) {
   at::set_num_threads(o.torch_threads);
   auto repo = MakeMlpRepository(o.model_repository, o.threads);
@@ -203,10 +206,20 @@ Result<Row> MlpThroughput(const EngineBenchOptions& o) {
     auto r = InferSync(**engine, std::move(request));
     if (!r.ok()) throw std::runtime_error(r.status().ToString());
   };
+  // Warm both paths up (TorchScript's profiling executor optimises after a few runs),
+  // then alternate which goes first so that drifts in machine load cancel.
+  Throughput(o.threads, 0.3, direct);
+  Throughput(o.threads, 0.3, through_engine);
   std::vector<double> a, b, ratios;
   for (int round = 0; round < o.rounds; ++round) {
-    const double da = Throughput(o.threads, o.seconds_per_round, direct) * o.batch;
-    const double db = Throughput(o.threads, o.seconds_per_round, through_engine) * o.batch;
+    double da = 0, db = 0;
+    if (round % 2 == 0) {
+      da = Throughput(o.threads, o.seconds_per_round, direct) * o.batch;
+      db = Throughput(o.threads, o.seconds_per_round, through_engine) * o.batch;
+    } else {
+      db = Throughput(o.threads, o.seconds_per_round, through_engine) * o.batch;
+      da = Throughput(o.threads, o.seconds_per_round, direct) * o.batch;
+    }
     a.push_back(da);
     b.push_back(db);
     ratios.push_back(db / da);

@@ -1,0 +1,161 @@
+#pragma once
+// Scheduler: runs the requests of one model version on its backend instances, with
+// Triton-style dynamic batching, queue policy (bounded queue, timeouts), optional
+// in-order responses, and statistics.
+//
+// Threads: one worker per instance, plus one timer thread when the model can have
+// batching delays or queue timeouts (it expires timed-out requests and flushes batches
+// whose delay ran out, independently of busy instances). A request that finds an idle
+// instance, an empty queue and nothing to wait for runs inline on the caller's thread.
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <span>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/clock.h"
+#include "engine/backend.h"
+#include "engine/batch_policy.h"
+#include "engine/model_stats.h"
+#include "service/inference_service.h"
+
+namespace quiver::engine {
+
+// How one model version is scheduled; see proto/model_config.proto for the meaning.
+struct SchedulerOptions {
+  std::string model_name;
+  std::string model_version;   // as a string, e.g. "1"
+  int64_t max_batch_size = 0;  // 0: the model has no batch dimension
+  bool dynamic_batching = false;
+  std::vector<int64_t> preferred_batch_sizes;
+  uint64_t max_queue_delay_us = 0;
+  bool preserve_ordering = false;
+  uint64_t default_timeout_us = 0;  // 0: no timeout
+  bool allow_timeout_override = false;
+  uint32_t max_queue_size = 0;            // 0: unbounded
+  std::vector<std::string> output_names;  // all outputs of the model, config order
+  // From a normalized config (dynamic_batching + default_queue_policy + outputs).
+  // timeout_action DELAY, priorities and per-priority policies are not supported and
+  // are ignored (REJECT semantics).
+  static SchedulerOptions FromConfig(const ModelConfig& config, std::string version);
+};
+
+// Thread-safe: every method may be called concurrently from any thread, except as noted.
+class Scheduler {
+ public:
+  // Takes ownership of the instances and starts one worker thread per instance (with
+  // no instance, every request fails with UNAVAILABLE).
+  Scheduler(SchedulerOptions options, std::vector<std::unique_ptr<BackendInstance>> instances,
+            std::shared_ptr<Clock> clock = Clock::System());
+  ~Scheduler();  // calls Shutdown()
+
+  Scheduler(const Scheduler&) = delete;
+  Scheduler& operator=(const Scheduler&) = delete;
+
+  // Runs `request`, already validated against the config; `batch_size` is its dim 0 (0 if
+  // the model has no batch dimension). `done` is called exactly once, on any thread
+  // (possibly inline, before Enqueue returns), with InferResponse{model_name,
+  // model_version, request.id, outputs} or an error: RESOURCE_EXHAUSTED when the queue is
+  // full (never blocks), UNAVAILABLE after Shutdown began or when the request's queue
+  // timeout expired, or the backend's error. Callbacks may call Enqueue.
+  void Enqueue(InferRequest request, int64_t batch_size, InferCallback done);
+
+  // Stops accepting requests, lets every queued and executing request finish (their
+  // callbacks have returned when Shutdown returns) and joins the threads. Queued requests
+  // are dispatched without waiting for batching delays. Idempotent; concurrent callers
+  // all wait for completion. Must not be called from inside a callback.
+  void Shutdown();
+
+  // Triton's statistics extension fields for this model version.
+  ModelStatistics Statistics() const;
+  // Requests accepted whose callback has not yet returned (queued + executing).
+  size_t PendingCount() const;
+
+  // Test hook: blocks until the scheduler is quiescent at the clock's current time: no
+  // batch can be dispatched or request expired before some future time, and exactly
+  // `executing_batches` batches are executing (taken by an instance and not yet handed
+  // to their callbacks). Hangs if that never happens (e.g. executions that stay blocked).
+  void WaitIdleForTest(size_t executing_batches = 0);
+
+ private:
+  struct Pending;
+  struct Instance;
+  using DeadlineMap = std::multimap<Clock::TimePoint, Pending*>;
+
+  void WorkerLoop(Instance& instance);
+  void TimerLoop();
+  // Executes `batch` on `instance` (owned by the caller until it returns), releases the
+  // instance, records statistics and delivers the responses.
+  void RunBatch(Instance& instance, std::span<Pending* const> batch);
+  // Hands ready batches to idle instances; returns when a waiting batch must be
+  // reconsidered (TimePoint::max() when none waits).
+  Clock::TimePoint DispatchLocked(Clock::TimePoint now);
+  // Makes the timer thread re-plan if `t` is earlier than the time it sleeps until.
+  void WakeTimerLocked(Clock::TimePoint t);
+  void ReleaseInstance(Instance& instance);
+  // Removes timed-out requests from the queue into `expired`; returns the earliest
+  // deadline still pending.
+  Clock::TimePoint ExpireLocked(Clock::TimePoint now,
+                                std::vector<std::unique_ptr<Pending>>& expired);
+  bool Compatible(const Pending& a, const Pending& b) const;
+  std::span<const std::string> OutputsOf(const InferRequest& request) const;
+  // Calls the callback of `pending` with `result`, or under preserve_ordering parks it
+  // until every earlier response was delivered and delivers what became deliverable.
+  // Returns how many requests it did not account for (Finish must subtract them).
+  size_t Deliver(Pending& pending, Result<InferResponse> result);
+  // Accounting after callbacks returned: `requests` fewer in flight, `batches` fewer
+  // executing. Takes the mutex: the last touch of `this` by a thread that Shutdown does
+  // not join (an inline caller).
+  void Finish(size_t requests, size_t batches);
+  bool QuiescentLocked(size_t executing_batches) const;
+
+  const SchedulerOptions options_;
+  const std::shared_ptr<Clock> clock_;
+  const bool batching_;     // dynamic batching with a batch dimension
+  const bool needs_timer_;  // delays or timeouts possible
+  const std::optional<BatchPolicy> policy_;
+  const std::string context_;  // "model 'm' version 'v'"
+  ModelStats stats_;
+
+  std::vector<std::unique_ptr<Instance>> instances_;  // fixed after construction
+
+  mutable std::mutex mutex_;
+  std::condition_variable timer_cv_;            // the timer thread waits here
+  std::condition_variable idle_cv_;             // Shutdown and WaitIdleForTest wait here
+  std::deque<std::unique_ptr<Pending>> queue_;  // guarded by mutex_
+  DeadlineMap deadlines_;                       // guarded by mutex_; queued requests only
+  std::vector<Instance*> idle_;                 // guarded by mutex_
+  std::vector<BatchCandidate> candidates_;      // guarded by mutex_; scratch
+  size_t assigned_batches_ = 0;  // guarded by mutex_; handed to a worker, not yet taken
+  uint64_t next_class_ = 0;      // guarded by mutex_
+  bool shutting_down_ = false;   // guarded by mutex_
+  bool stop_threads_ = false;    // guarded by mutex_
+  bool timer_sleeping_ = false;  // guarded by mutex_
+  bool timer_dirty_ = false;     // guarded by mutex_
+  Clock::TimePoint timer_wake_ = Clock::TimePoint::max();  // guarded by mutex_
+  // preserve_ordering: a response waiting for the earlier ones to be delivered.
+  struct Ordered {
+    std::optional<Result<InferResponse>> result;  // empty until the request completed
+    InferCallback done;
+  };
+  std::deque<Ordered> ordered_;  // guarded by mutex_; indexed by seq - ordered_base_
+  uint64_t ordered_base_ = 0;    // guarded by mutex_
+  uint64_t next_seq_ = 0;        // guarded by mutex_
+  bool delivering_ = false;      // guarded by mutex_
+
+  size_t in_flight_ = 0;          // guarded by mutex_; accepted, callback not returned
+  size_t executing_batches_ = 0;  // guarded by mutex_; dispatched, not yet delivered
+  int waiters_ = 0;               // guarded by mutex_; threads waiting on idle_cv_
+
+  std::once_flag shutdown_once_;
+  std::thread timer_;
+};
+
+}  // namespace quiver::engine
