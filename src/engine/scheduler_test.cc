@@ -230,15 +230,18 @@ TEST_F(SchedulerTest, DispatchesPreferredBatchSizeWithoutWaiting) {
   SchedulerOptions o = Batching(8, 1000);
   o.preferred_batch_sizes = {2, 4};
   Scheduler& s = Make(o);
-  // Occupies the instance: a preferred size leaves at once, then blocks at the gate.
+  // Occupies the instance: a preferred size leaves at once (inline, on its own thread),
+  // then blocks at the gate.
   backend_.CloseGate();
-  s.Enqueue(MakeRequest("first", 2, 0), 2, collector_.Callback("first"));
+  std::thread occupier(
+      [&] { s.Enqueue(MakeRequest("first", 2, 0), 2, collector_.Callback("first")); });
   backend_.WaitForBlocked(1);
   for (int i = 0; i < 5; ++i) {
     const std::string id = "r" + std::to_string(i);
     s.Enqueue(MakeRequest(id, 1, static_cast<float>(10 * i)), 1, collector_.Callback(id));
   }
   backend_.OpenGate();
+  occupier.join();
   // Prefix sums 1..5 of the queue: 4 is the largest preferred one; the fifth waits.
   collector_.WaitFor(5);
   s.WaitIdleForTest();

@@ -1,0 +1,114 @@
+#include "frontend/grpc_infer_stream.h"
+
+#include <utility>
+
+namespace quiver::frontend {
+namespace {
+
+// The stream's way to report a failed request: the message and the request id (so the
+// client knows which one failed), as Triton does.
+inference::ModelStreamInferResponse ErrorResponse(const std::string& id, const Status& status) {
+  inference::ModelStreamInferResponse out;
+  out.set_error_message(status.message());
+  out.mutable_infer_response()->set_id(id);
+  return out;
+}
+
+}  // namespace
+
+GrpcInferStream::GrpcInferStream(GrpcFrontendState& state)
+    : state_(state), reading_(std::make_shared<inference::ModelInferRequest>()) {
+  StartRead(reading_.get());
+}
+
+void GrpcInferStream::OnReadDone(bool ok) {
+  if (!ok) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    reads_done_ = true;
+    Pump(lock);
+    return;
+  }
+  uint64_t seq = 0;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    seq = next_read_seq_++;
+    ++in_flight_;
+  }
+  std::shared_ptr<const inference::ModelInferRequest> request = std::move(reading_);
+  // Read the next request while this one runs. in_flight_ > 0 keeps the call open.
+  reading_ = std::make_shared<inference::ModelInferRequest>();
+  StartRead(reading_.get());
+  Process(seq, std::move(request));
+}
+
+void GrpcInferStream::Process(uint64_t seq,
+                              std::shared_ptr<const inference::ModelInferRequest> request) {
+  if (!state_.accepting.load()) {
+    Complete(seq, ErrorResponse(request->id(), Status::Unavailable("the server is shutting down")));
+    return;
+  }
+  auto decoded = protocol::DecodeInferRequest(request, state_.resolver);
+  if (!decoded.ok()) {
+    Complete(seq, ErrorResponse(request->id(), decoded.status()));
+    return;
+  }
+  state_.service.Infer(std::move(decoded->request), [this, seq, request,
+                                                     shm_outputs = std::move(decoded->shm_outputs)](
+                                                        Result<InferResponse> result) {
+    inference::ModelStreamInferResponse out;
+    Status status = result.status();
+    if (status.ok()) {
+      status = protocol::EncodeInferResponse(*result, shm_outputs, *out.mutable_infer_response());
+    }
+    if (!status.ok()) out = ErrorResponse(request->id(), status);
+    Complete(seq, std::move(out));
+  });
+}
+
+void GrpcInferStream::Complete(uint64_t seq, inference::ModelStreamInferResponse response) {
+  std::unique_lock<std::mutex> lock(mutex_);
+  --in_flight_;
+  if (!write_failed_) ready_.emplace(seq, std::move(response));
+  Pump(lock);
+  // Nothing may touch `this` from here: Pump may have finished the call.
+}
+
+void GrpcInferStream::OnWriteDone(bool ok) {
+  std::unique_lock<std::mutex> lock(mutex_);
+  writing_ = false;
+  if (!ok) {
+    // The client went away (or the server is cancelling): the remaining answers have
+    // nowhere to go, but in-flight requests still complete before Finish.
+    write_failed_ = true;
+    ready_.clear();
+  }
+  Pump(lock);
+}
+
+void GrpcInferStream::Pump(std::unique_lock<std::mutex>& lock) {
+  if (writing_ || finished_) return;
+  if (!ready_.empty()) {
+    auto next = ready_.begin();
+    if (!state_.ordered_stream_responses || next->first == next_write_seq_) {
+      writing_msg_ = std::move(next->second);
+      ready_.erase(next);
+      ++next_write_seq_;
+      writing_ = true;
+      lock.unlock();
+      StartWrite(&writing_msg_);
+      return;
+    }
+    return;  // ordered: wait for the earlier request to complete
+  }
+  if (reads_done_ && in_flight_ == 0) {
+    finished_ = true;
+    const bool failed = write_failed_;
+    lock.unlock();
+    Finish(failed ? grpc::Status(grpc::StatusCode::CANCELLED, "the stream was cancelled")
+                  : grpc::Status::OK);
+  }
+}
+
+void GrpcInferStream::OnDone() { delete this; }
+
+}  // namespace quiver::frontend

@@ -1,0 +1,284 @@
+#include "frontend/grpc_kserve_service.h"
+
+#include <algorithm>
+#include <string>
+#include <utility>
+
+#include "frontend/grpc_infer_stream.h"
+
+namespace quiver::frontend {
+namespace {
+
+using protocol::ToGrpcStatus;
+
+// Finishes a unary RPC with gRPC's default reactor.
+grpc::ServerUnaryReactor* Reply(grpc::CallbackServerContext* context, const grpc::Status& status) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(status);
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* Reply(grpc::CallbackServerContext* context, const Status& status) {
+  return Reply(context, ToGrpcStatus(status));
+}
+
+grpc::ServerUnaryReactor* ReplyOk(grpc::CallbackServerContext* context) {
+  return Reply(context, grpc::Status::OK);
+}
+
+grpc::Status NoCudaSharedMemory() {
+  return grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
+                      "CUDA shared memory is not supported by this server; use system shared "
+                      "memory");
+}
+
+// Request and response of one ModelInfer, allocated by us so that the request can be
+// shared: input tensors borrow its raw_input_contents and keep it alive past the RPC.
+class InferMessageHolder final
+    : public grpc::MessageHolder<inference::ModelInferRequest, inference::ModelInferResponse> {
+ public:
+  InferMessageHolder() : request_(std::make_shared<inference::ModelInferRequest>()) {
+    set_request(request_.get());
+    set_response(&response_);
+  }
+  void Release() override { delete this; }
+  std::shared_ptr<const inference::ModelInferRequest> shared_request() const { return request_; }
+
+ private:
+  std::shared_ptr<inference::ModelInferRequest> request_;
+  inference::ModelInferResponse response_;
+};
+
+}  // namespace
+
+class GrpcKServeService::InferMessageAllocator final
+    : public grpc::MessageAllocator<inference::ModelInferRequest, inference::ModelInferResponse> {
+ public:
+  grpc::MessageHolder<inference::ModelInferRequest, inference::ModelInferResponse>*
+  AllocateMessages() override {
+    return new InferMessageHolder();
+  }
+};
+
+GrpcKServeService::GrpcKServeService(GrpcFrontendState& state)
+    : state_(state), infer_allocator_(std::make_unique<InferMessageAllocator>()) {
+  SetMessageAllocatorFor_ModelInfer(infer_allocator_.get());
+  worker_ = std::thread([this] { WorkerLoop(); });
+}
+
+GrpcKServeService::~GrpcKServeService() { StopWorker(); }
+
+void GrpcKServeService::StopWorker() {
+  {
+    std::lock_guard<std::mutex> lock(worker_mutex_);
+    worker_stopping_ = true;
+  }
+  worker_cv_.notify_all();
+  if (worker_.joinable()) worker_.join();
+}
+
+void GrpcKServeService::RunBlocking(std::function<void()> work) {
+  {
+    std::lock_guard<std::mutex> lock(worker_mutex_);
+    if (!worker_stopping_) {
+      work_.push_back(std::move(work));
+      worker_cv_.notify_one();
+      return;
+    }
+  }
+  work();
+}
+
+void GrpcKServeService::WorkerLoop() {
+  std::unique_lock<std::mutex> lock(worker_mutex_);
+  for (;;) {
+    worker_cv_.wait(lock, [this] { return worker_stopping_ || !work_.empty(); });
+    if (work_.empty()) return;  // stopping and drained
+    auto work = std::move(work_.front());
+    work_.pop_front();
+    lock.unlock();
+    work();
+    lock.lock();
+  }
+}
+
+grpc::ServerUnaryReactor* GrpcKServeService::ServerLive(grpc::CallbackServerContext* context,
+                                                        const inference::ServerLiveRequest*,
+                                                        inference::ServerLiveResponse* response) {
+  response->set_live(state_.service.Live());
+  return ReplyOk(context);
+}
+
+grpc::ServerUnaryReactor* GrpcKServeService::ServerReady(grpc::CallbackServerContext* context,
+                                                         const inference::ServerReadyRequest*,
+                                                         inference::ServerReadyResponse* response) {
+  response->set_ready(state_.accepting.load() && state_.service.Ready());
+  return ReplyOk(context);
+}
+
+grpc::ServerUnaryReactor* GrpcKServeService::ModelReady(grpc::CallbackServerContext* context,
+                                                        const inference::ModelReadyRequest* request,
+                                                        inference::ModelReadyResponse* response) {
+  response->set_ready(state_.service.ModelReady(request->name(), request->version()));
+  return ReplyOk(context);
+}
+
+grpc::ServerUnaryReactor* GrpcKServeService::ServerMetadata(
+    grpc::CallbackServerContext* context, const inference::ServerMetadataRequest*,
+    inference::ServerMetadataResponse* response) {
+  auto metadata = state_.service.GetServerMetadata();
+  if (!metadata.ok()) return Reply(context, metadata.status());
+  // The shared-memory extension is this frontend's, whatever the service provides.
+  auto& extensions = metadata->extensions;
+  if (std::find(extensions.begin(), extensions.end(), "system_shared_memory") == extensions.end()) {
+    extensions.push_back("system_shared_memory");
+  }
+  protocol::EncodeServerMetadata(*metadata, *response);
+  return ReplyOk(context);
+}
+
+grpc::ServerUnaryReactor* GrpcKServeService::ModelMetadata(
+    grpc::CallbackServerContext* context, const inference::ModelMetadataRequest* request,
+    inference::ModelMetadataResponse* response) {
+  auto metadata = state_.service.GetModelMetadata(request->name(), request->version());
+  if (!metadata.ok()) return Reply(context, metadata.status());
+  protocol::EncodeModelMetadata(*metadata, *response);
+  return ReplyOk(context);
+}
+
+grpc::ServerUnaryReactor* GrpcKServeService::ModelInfer(grpc::CallbackServerContext* context,
+                                                        const inference::ModelInferRequest*,
+                                                        inference::ModelInferResponse* response) {
+  if (!state_.accepting.load()) {
+    return Reply(context, Status::Unavailable("the server is shutting down"));
+  }
+  auto* holder = static_cast<InferMessageHolder*>(context->GetRpcAllocatorState());
+  auto decoded = protocol::DecodeInferRequest(holder->shared_request(), state_.resolver);
+  if (!decoded.ok()) return Reply(context, decoded.status());
+
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  // `response` and `reactor` stay valid until Finish; nothing touches them after it.
+  state_.service.Infer(std::move(decoded->request),
+                       [reactor, response, shm_outputs = std::move(decoded->shm_outputs)](
+                           Result<InferResponse> result) {
+                         Status status = result.status();
+                         if (status.ok()) {
+                           status = protocol::EncodeInferResponse(*result, shm_outputs, *response);
+                           if (!status.ok()) response->Clear();
+                         }
+                         reactor->Finish(ToGrpcStatus(status));
+                       });
+  return reactor;
+}
+
+grpc::ServerBidiReactor<inference::ModelInferRequest, inference::ModelStreamInferResponse>*
+GrpcKServeService::ModelStreamInfer(grpc::CallbackServerContext*) {
+  return new GrpcInferStream(state_);
+}
+
+grpc::ServerUnaryReactor* GrpcKServeService::ModelConfig(
+    grpc::CallbackServerContext* context, const inference::ModelConfigRequest* request,
+    inference::ModelConfigResponse* response) {
+  auto config = state_.service.GetModelConfig(request->name(), request->version());
+  if (!config.ok()) return Reply(context, config.status());
+  *response->mutable_config() = std::move(config).value();
+  return ReplyOk(context);
+}
+
+grpc::ServerUnaryReactor* GrpcKServeService::ModelStatistics(
+    grpc::CallbackServerContext* context, const inference::ModelStatisticsRequest* request,
+    inference::ModelStatisticsResponse* response) {
+  auto stats = state_.service.GetStatistics(request->name(), request->version());
+  if (!stats.ok()) return Reply(context, stats.status());
+  protocol::EncodeStatistics(*stats, *response);
+  return ReplyOk(context);
+}
+
+grpc::ServerUnaryReactor* GrpcKServeService::RepositoryIndex(
+    grpc::CallbackServerContext* context, const inference::RepositoryIndexRequest* request,
+    inference::RepositoryIndexResponse* response) {
+  auto index = state_.service.Index();
+  if (!index.ok()) return Reply(context, index.status());
+  protocol::EncodeRepositoryIndex(*index, request->ready(), *response);
+  return ReplyOk(context);
+}
+
+grpc::ServerUnaryReactor* GrpcKServeService::RepositoryModelLoad(
+    grpc::CallbackServerContext* context, const inference::RepositoryModelLoadRequest* request,
+    inference::RepositoryModelLoadResponse*) {
+  for (const auto& [key, value] : request->parameters()) {
+    if (key == "config" || key.rfind("file:", 0) == 0) {
+      return Reply(context, Status::Unsupported("load parameter '" + key +
+                                                "' (model override) is not supported"));
+    }
+  }
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  RunBlocking([this, reactor, model = request->model_name()] {
+    reactor->Finish(ToGrpcStatus(state_.service.Load(model)));
+  });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* GrpcKServeService::RepositoryModelUnload(
+    grpc::CallbackServerContext* context, const inference::RepositoryModelUnloadRequest* request,
+    inference::RepositoryModelUnloadResponse*) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  RunBlocking([this, reactor, model = request->model_name()] {
+    reactor->Finish(ToGrpcStatus(state_.service.Unload(model)));
+  });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* GrpcKServeService::SystemSharedMemoryStatus(
+    grpc::CallbackServerContext* context, const inference::SystemSharedMemoryStatusRequest* request,
+    inference::SystemSharedMemoryStatusResponse* response) {
+  auto regions = state_.shm.Regions(request->name());
+  if (!regions.ok()) return Reply(context, regions.status());
+  auto& out = *response->mutable_regions();
+  for (const auto& r : *regions) {
+    auto& status = out[r.name];
+    status.set_name(r.name);
+    status.set_key(r.key);
+    status.set_offset(r.offset);
+    status.set_byte_size(r.byte_size);
+  }
+  return ReplyOk(context);
+}
+
+grpc::ServerUnaryReactor* GrpcKServeService::SystemSharedMemoryRegister(
+    grpc::CallbackServerContext* context,
+    const inference::SystemSharedMemoryRegisterRequest* request,
+    inference::SystemSharedMemoryRegisterResponse*) {
+  return Reply(context, state_.shm.RegisterSystem(request->name(), request->key(),
+                                                  request->offset(), request->byte_size()));
+}
+
+grpc::ServerUnaryReactor* GrpcKServeService::SystemSharedMemoryUnregister(
+    grpc::CallbackServerContext* context,
+    const inference::SystemSharedMemoryUnregisterRequest* request,
+    inference::SystemSharedMemoryUnregisterResponse*) {
+  Status status = state_.shm.Unregister(request->name());
+  // As Triton: unregistering a region that is not registered succeeds.
+  if (status.code() == StatusCode::kNotFound) status = Status::Ok();
+  return Reply(context, status);
+}
+
+grpc::ServerUnaryReactor* GrpcKServeService::CudaSharedMemoryStatus(
+    grpc::CallbackServerContext* context, const inference::CudaSharedMemoryStatusRequest*,
+    inference::CudaSharedMemoryStatusResponse*) {
+  return Reply(context, NoCudaSharedMemory());
+}
+
+grpc::ServerUnaryReactor* GrpcKServeService::CudaSharedMemoryRegister(
+    grpc::CallbackServerContext* context, const inference::CudaSharedMemoryRegisterRequest*,
+    inference::CudaSharedMemoryRegisterResponse*) {
+  return Reply(context, NoCudaSharedMemory());
+}
+
+grpc::ServerUnaryReactor* GrpcKServeService::CudaSharedMemoryUnregister(
+    grpc::CallbackServerContext* context, const inference::CudaSharedMemoryUnregisterRequest*,
+    inference::CudaSharedMemoryUnregisterResponse*) {
+  return Reply(context, NoCudaSharedMemory());
+}
+
+}  // namespace quiver::frontend

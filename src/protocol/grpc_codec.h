@@ -1,0 +1,104 @@
+#pragma once
+// Conversions between the KServe v2 gRPC messages (proto/grpc_service.proto) and
+// Quiver's service types, shared by the gRPC server and the gRPC client. Status ->
+// grpc::Status goes through the one mapping, quiver::GrpcCodeFor.
+//
+// Thread safety: every function is reentrant; none keeps state.
+
+#include <grpcpp/support/status.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "grpc_service.pb.h"
+#include "service/inference_service.h"
+
+namespace quiver::protocol {
+
+// Parameter names of Triton's shared-memory extension (inputs and requested outputs).
+inline constexpr std::string_view kShmRegionParam = "shared_memory_region";
+inline constexpr std::string_view kShmOffsetParam = "shared_memory_offset";
+inline constexpr std::string_view kShmByteSizeParam = "shared_memory_byte_size";
+
+// Resolves (region, offset, byte size) to a view of registered shared memory. The view's
+// keepalive must keep the mapping valid. Errors pass through unchanged (NOT_FOUND for an
+// unknown region, INVALID_ARGUMENT when out of bounds). The server binds this to its
+// SharedMemoryManager; the protocol layer does not know where memory comes from.
+using SharedMemoryResolver =
+    std::function<Result<Buffer>(std::string_view region, uint64_t offset, uint64_t byte_size)>;
+
+// A requested output the client wants written into shared memory instead of the
+// response message.
+struct SharedMemoryOutput {
+  std::string name;
+  std::string region;
+  uint64_t offset = 0;
+  uint64_t byte_size = 0;
+  Buffer target;  // writable view of [offset, offset + byte_size) of the region
+};
+
+// A request ready for InferenceService::Infer, plus what EncodeInferResponse needs.
+struct DecodedInferRequest {
+  InferRequest request;
+  std::vector<SharedMemoryOutput> shm_outputs;
+};
+
+// Decodes a ModelInferRequest.
+//   - raw_input_contents: zero-copy. Each input Buffer points into *message and holds a
+//     share of `message` as keepalive.
+//   - typed `contents`: zero-copy where the repeated field already has the tensor's
+//     layout (BOOL, INT32, INT64, UINT32, UINT64, FP32, FP64); packed into a fresh
+//     little-endian buffer for INT8/16, UINT8/16 and BYTES (4-byte length prefixes).
+//   - shared memory (input parameters shared_memory_region/offset/byte_size): a view
+//     from `shm`; requested outputs with those parameters are resolved now and returned
+//     in shm_outputs.
+//   - request parameters: "priority" (int64 >= 0 or uint64) and "timeout" (int64 >= 0,
+//     microseconds); sequence and custom parameters are ignored.
+// Errors: INVALID_ARGUMENT naming the tensor for malformed input (unknown datatype,
+// negative dimension, typed and raw data together, typed contents of the wrong kind or
+// count, byte size that does not match the shape, more or fewer raw_input_contents
+// than inputs needing them, bad parameter types); UNSUPPORTED for shared memory when
+// `shm` is empty and for classification outputs; errors of `shm` unchanged.
+Result<DecodedInferRequest> DecodeInferRequest(
+    std::shared_ptr<const inference::ModelInferRequest> message, const SharedMemoryResolver& shm);
+
+// Fills `out` (expected empty) from `response`. Outputs listed in `shm_outputs` are
+// copied into their region, reported with the shared_memory_* parameters (byte size =
+// the output's size) and an empty raw_output_contents entry, which keeps the raw entries
+// aligned with `outputs` as Triton's clients expect. Other outputs are copied into
+// raw_output_contents. INVALID_ARGUMENT when an output does not fit its region.
+Status EncodeInferResponse(const InferResponse& response,
+                           std::span<const SharedMemoryOutput> shm_outputs,
+                           inference::ModelInferResponse& out);
+
+// Client side: `request` as a message with every input in raw_input_contents (one copy
+// per input into the message).
+void EncodeInferRequest(const InferRequest& request, inference::ModelInferRequest& out);
+// Client side: decodes a response; raw outputs borrow from *message (zero-copy), typed
+// contents are packed as in DecodeInferRequest. INVALID_ARGUMENT for malformed outputs.
+Result<InferResponse> DecodeInferResponse(
+    std::shared_ptr<const inference::ModelInferResponse> message);
+
+// Status <-> grpc::Status through GrpcCodeFor / StatusCodeFromGrpc.
+grpc::Status ToGrpcStatus(const Status& status);
+Status FromGrpcStatus(const grpc::Status& status);
+
+// Metadata, index and statistics, both directions.
+void EncodeServerMetadata(const ServerMetadata& metadata, inference::ServerMetadataResponse& out);
+ServerMetadata DecodeServerMetadata(const inference::ServerMetadataResponse& message);
+void EncodeModelMetadata(const ModelMetadata& metadata, inference::ModelMetadataResponse& out);
+ModelMetadata DecodeModelMetadata(const inference::ModelMetadataResponse& message);
+// `ready_only`: keep only entries in state READY (RepositoryIndexRequest.ready).
+void EncodeRepositoryIndex(const RepositoryIndex& index, bool ready_only,
+                           inference::RepositoryIndexResponse& out);
+RepositoryIndex DecodeRepositoryIndex(const inference::RepositoryIndexResponse& message);
+void EncodeStatistics(std::span<const ModelStatistics> stats,
+                      inference::ModelStatisticsResponse& out);
+std::vector<ModelStatistics> DecodeStatistics(const inference::ModelStatisticsResponse& message);
+
+}  // namespace quiver::protocol
