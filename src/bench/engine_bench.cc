@@ -78,8 +78,8 @@ struct Row {
 
 void Print(const std::vector<Row>& rows, bool markdown) {
   if (markdown) {
-    fmt::print("| measurement | baseline | engine | ratio / overhead | target |\n");
-    fmt::print("|---|---|---|---|---|\n");
+    fmt::print("| measurement | baseline | engine | result vs target |\n");
+    fmt::print("|---|---|---|---|\n");
     for (const auto& r : rows) {
       fmt::print("| {} | {}: {:.1f} {} | {}: {:.1f} {} | {} |\n", r.name, r.a_label, r.a,
                  r.unit, r.b_label, r.b, r.unit, r.verdict);
