@@ -4,16 +4,11 @@
 
 #include <charconv>
 
+#include "core/strings.h"
 #include "engine/model_config.h"
 
 namespace quiver::engine {
 namespace {
-
-DataType FromConfigType(inference::DataType t) {
-  return DataTypeFromConfigName(inference::DataType_Name(t));
-}
-
-std::string Quoted(std::string_view s) { return "'" + std::string(s) + "'"; }
 
 Result<int64_t> ParseVersion(std::string_view model, std::string_view version) {
   int64_t v = 0;
@@ -164,7 +159,7 @@ Result<ModelMetadata> Engine::GetModelMetadata(std::string_view model,
   auto describe = [&](const std::string& name, inference::DataType type, const auto& dims) {
     TensorMetadata t;
     t.name = name;
-    t.datatype = FromConfigType(type);
+    t.datatype = ToDataType(type);
     if (config.max_batch_size() > 0) t.shape.push_back(-1);
     t.shape.insert(t.shape.end(), dims.begin(), dims.end());
     return t;

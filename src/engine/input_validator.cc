@@ -3,12 +3,10 @@
 #include <span>
 #include <string>
 
+#include "engine/model_config.h"
+
 namespace quiver::engine {
 namespace {
-
-DataType FromConfigType(inference::DataType t) {
-  return DataTypeFromConfigName(inference::DataType_Name(t));
-}
 
 std::string Prefix(const ModelConfig& config, std::string_view version) {
   std::string p = "model '" + config.name() + "'";
@@ -105,7 +103,7 @@ Result<int64_t> ValidateInferRequest(const ModelConfig& config, std::string_view
     seen[static_cast<size_t>(index)] = true;
     const auto& in = config.input(index);
     const std::string where = model + ", input '" + tensor.name + "'";
-    const DataType expected_type = FromConfigType(in.data_type());
+    const DataType expected_type = ToDataType(in.data_type());
     if (tensor.datatype != expected_type) {
       return Status::InvalidArgument(where + ": datatype " +
                                      std::string(DataTypeName(tensor.datatype)) +
@@ -137,7 +135,7 @@ Result<int64_t> ValidateInferRequest(const ModelConfig& config, std::string_view
       return Status::InvalidArgument(model + ": missing input '" + config.input(i).name() +
                                      "' (expected " + ExpectedShape(config, config.input(i)) +
                                      " " +
-                                     std::string(DataTypeName(FromConfigType(
+                                     std::string(DataTypeName(ToDataType(
                                          config.input(i).data_type()))) +
                                      "); got " + std::to_string(request.inputs.size()) +
                                      " of " + std::to_string(config.input_size()) + " inputs");

@@ -541,4 +541,8 @@ Result<LoadedConfig> LoadModelConfig(const std::filesystem::path& model_dir) {
   return loaded;
 }
 
+DataType ToDataType(inference::DataType type) {
+  return DataTypeFromConfigName(inference::DataType_Name(type));
+}
+
 }  // namespace quiver::engine

@@ -42,4 +42,7 @@ Status NormalizeModelConfig(ModelConfig& config, std::string_view model_dir_name
 // INVALID_ARGUMENT whose message shows what to write; a missing model_dir is NOT_FOUND.
 Result<LoadedConfig> LoadModelConfig(const std::filesystem::path& model_dir);
 
+// The Quiver DataType of a config data_type (TYPE_STRING -> kBytes).
+DataType ToDataType(inference::DataType type);
+
 }  // namespace quiver::engine

@@ -1,5 +1,7 @@
 #include "frontend/http_router.h"
 
+#include "core/strings.h"
+
 #include <algorithm>
 
 #include "protocol/json_messages.h"
@@ -8,15 +10,6 @@ namespace quiver::frontend {
 namespace {
 
 constexpr std::string_view kJsonType = "application/json";
-
-std::string Quoted(std::string_view s) {
-  std::string out;
-  out.reserve(s.size() + 2);
-  out.push_back('\'');
-  out.append(s);
-  out.push_back('\'');
-  return out;
-}
 
 bool AllDigits(std::string_view s) {
   return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });

@@ -1,5 +1,7 @@
 #include "frontend/shared_memory.h"
 
+#include "core/strings.h"
+
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -30,15 +32,6 @@ struct SharedMemoryManager::Mapping {
 };
 
 namespace {
-
-std::string Quoted(std::string_view s) {
-  std::string out;
-  out.reserve(s.size() + 2);
-  out.push_back('\'');
-  out.append(s);
-  out.push_back('\'');
-  return out;
-}
 
 std::string ErrnoText(int err) { return std::strerror(err); }
 

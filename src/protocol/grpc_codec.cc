@@ -1,5 +1,7 @@
 #include "protocol/grpc_codec.h"
 
+#include "core/strings.h"
+
 #include <bit>
 #include <cstring>
 #include <limits>
@@ -14,15 +16,6 @@ static_assert(std::endian::native == std::endian::little,
 static_assert(sizeof(bool) == 1, "BOOL contents are borrowed as one byte per element");
 
 using ParamMap = google::protobuf::Map<std::string, inference::InferParameter>;
-
-std::string Quote(std::string_view s) {
-  std::string out;
-  out.reserve(s.size() + 2);
-  out += '\'';
-  out += s;
-  out += '\'';
-  return out;
-}
 
 // A non-negative integer parameter, given as int64_param or uint64_param.
 Result<uint64_t> UnsignedParam(const inference::InferParameter& p, std::string_view what) {
@@ -51,7 +44,7 @@ struct ShmRef {
 Result<ShmRef> ParseShmParams(const ParamMap& params, std::string_view kind,
                               std::string_view name) {
   ShmRef ref;
-  const std::string what = std::string(kind) + " " + Quote(name);
+  const std::string what = std::string(kind) + " " + Quoted(name);
   auto region = params.find(std::string(kShmRegionParam));
   auto offset = params.find(std::string(kShmOffsetParam));
   auto size = params.find(std::string(kShmByteSizeParam));
@@ -69,7 +62,7 @@ Result<ShmRef> ParseShmParams(const ParamMap& params, std::string_view kind,
   ref.present = true;
   ref.region = region->second.string_param();
   if (size == params.end()) {
-    return Status::InvalidArgument(what + ": shared_memory_region " + Quote(ref.region) +
+    return Status::InvalidArgument(what + ": shared_memory_region " + Quoted(ref.region) +
                                    " needs shared_memory_byte_size");
   }
   auto bytes = UnsignedParam(size->second, what + ": shared_memory_byte_size");
@@ -171,7 +164,7 @@ Buffer PackBytes(const google::protobuf::RepeatedPtrField<std::string>& elements
 Result<Buffer> DecodeTypedContents(std::string_view kind, std::string_view name, DataType type,
                                    int64_t element_count, const inference::InferTensorContents& c,
                                    const std::shared_ptr<const void>& keepalive) {
-  const std::string what = std::string(kind) + " " + Quote(name);
+  const std::string what = std::string(kind) + " " + Quoted(name);
   const char* expected = TypedFieldName(type);
   if (expected == nullptr) {
     return Status::InvalidArgument(what + " has datatype " + std::string(DataTypeName(type)) +
@@ -269,13 +262,13 @@ Status CheckSize(std::string_view kind, std::string_view name, DataType type,
   if (type == DataType::kBytes) {
     int64_t found = CountBytesElements(data.bytes());
     if (found < 0) {
-      return Status::InvalidArgument(std::string(kind) + " " + Quote(name) +
+      return Status::InvalidArgument(std::string(kind) + " " + Quoted(name) +
                                      ": malformed BYTES data (a 4-byte length prefix runs past "
                                      "the end of the " +
                                      std::to_string(data.size()) + " bytes)");
     }
     if (found != element_count) {
-      return Status::InvalidArgument(std::string(kind) + " " + Quote(name) + " holds " +
+      return Status::InvalidArgument(std::string(kind) + " " + Quoted(name) + " holds " +
                                      std::to_string(found) + " BYTES elements but shape " +
                                      ShapeToString(shape) + " needs " +
                                      std::to_string(element_count));
@@ -284,7 +277,7 @@ Status CheckSize(std::string_view kind, std::string_view name, DataType type,
   }
   const auto expected = static_cast<uint64_t>(element_count) * DataTypeSize(type);
   if (data.size() != expected) {
-    return Status::InvalidArgument(std::string(kind) + " " + Quote(name) + " has " +
+    return Status::InvalidArgument(std::string(kind) + " " + Quoted(name) + " has " +
                                    std::to_string(data.size()) + " bytes but shape " +
                                    ShapeToString(shape) + " of " + std::string(DataTypeName(type)) +
                                    " needs " + std::to_string(expected));
@@ -298,24 +291,24 @@ Status ParseTypeAndShape(std::string_view kind, std::string_view name, const std
                          Shape& shape, int64_t& element_count) {
   type = DataTypeFromName(datatype);
   if (type == DataType::kInvalid) {
-    return Status::InvalidArgument(std::string(kind) + " " + Quote(name) +
-                                   " has unknown datatype " + Quote(datatype));
+    return Status::InvalidArgument(std::string(kind) + " " + Quoted(name) +
+                                   " has unknown datatype " + Quoted(datatype));
   }
   shape.assign(wire_shape.begin(), wire_shape.end());
   for (int64_t d : shape) {
     if (d < 0) {
-      return Status::InvalidArgument(std::string(kind) + " " + Quote(name) + " has shape " +
+      return Status::InvalidArgument(std::string(kind) + " " + Quoted(name) + " has shape " +
                                      ShapeToString(shape) + " with a negative dimension");
     }
   }
   element_count = ElementCount(shape);
   if (element_count < 0) {
-    return Status::InvalidArgument(std::string(kind) + " " + Quote(name) + " has shape " +
+    return Status::InvalidArgument(std::string(kind) + " " + Quoted(name) + " has shape " +
                                    ShapeToString(shape) + " whose element count overflows");
   }
   if (type != DataType::kBytes && static_cast<uint64_t>(element_count) >
                                       std::numeric_limits<uint64_t>::max() / DataTypeSize(type)) {
-    return Status::InvalidArgument(std::string(kind) + " " + Quote(name) + " has shape " +
+    return Status::InvalidArgument(std::string(kind) + " " + Quoted(name) + " has shape " +
                                    ShapeToString(shape) + " whose byte size overflows");
   }
   return Status::Ok();
@@ -384,20 +377,20 @@ Result<DecodedInferRequest> DecodeInferRequest(
     if (!ref.ok()) return ref.status();
     if (ref->present) {
       if (in.has_contents()) {
-        return Status::InvalidArgument("input " + Quote(in.name()) +
+        return Status::InvalidArgument("input " + Quoted(in.name()) +
                                        " gives both contents and a shared memory region");
       }
       if (!shm) {
-        return Status::Unsupported("input " + Quote(in.name()) +
+        return Status::Unsupported("input " + Quoted(in.name()) +
                                    ": shared memory is not available on this endpoint");
       }
       auto view = shm(ref->region, ref->offset, ref->byte_size);
-      if (!view.ok()) return view.status().WithContext("input " + Quote(in.name()));
+      if (!view.ok()) return view.status().WithContext("input " + Quoted(in.name()));
       t.data = std::move(view).value();
     } else if (in.has_contents()) {
       if (raw_count > 0) {
         return Status::InvalidArgument(
-            "input " + Quote(in.name()) +
+            "input " + Quoted(in.name()) +
             " has typed contents but the request also uses raw_input_contents");
       }
       auto data = DecodeTypedContents("input", in.name(), t.datatype, element_count, in.contents(),
@@ -408,7 +401,7 @@ Result<DecodedInferRequest> DecodeInferRequest(
       const std::string& raw = m.raw_input_contents(raw_used++);
       t.data = Buffer::Borrow(raw.data(), raw.size(), keepalive);
     } else {
-      return Status::InvalidArgument("input " + Quote(in.name()) +
+      return Status::InvalidArgument("input " + Quoted(in.name()) +
                                      " has no data: no contents, no shared memory region and "
                                      "no raw_input_contents entry left (" +
                                      std::to_string(raw_count) + " given)");
@@ -425,18 +418,18 @@ Result<DecodedInferRequest> DecodeInferRequest(
   r.requested_outputs.reserve(static_cast<size_t>(m.outputs_size()));
   for (const auto& out : m.outputs()) {
     if (out.parameters().contains("classification")) {
-      return Status::Unsupported("output " + Quote(out.name()) +
+      return Status::Unsupported("output " + Quoted(out.name()) +
                                  ": the classification extension is not supported");
     }
     auto ref = ParseShmParams(out.parameters(), "output", out.name());
     if (!ref.ok()) return ref.status();
     if (ref->present) {
       if (!shm) {
-        return Status::Unsupported("output " + Quote(out.name()) +
+        return Status::Unsupported("output " + Quoted(out.name()) +
                                    ": shared memory is not available on this endpoint");
       }
       auto view = shm(ref->region, ref->offset, ref->byte_size);
-      if (!view.ok()) return view.status().WithContext("output " + Quote(out.name()));
+      if (!view.ok()) return view.status().WithContext("output " + Quoted(out.name()));
       decoded.shm_outputs.push_back(SharedMemoryOutput{out.name(), std::move(ref->region),
                                                        ref->offset, ref->byte_size,
                                                        std::move(view).value()});
@@ -475,9 +468,9 @@ Status EncodeInferResponse(const InferResponse& response,
       continue;
     }
     if (t.data.size() > dest->byte_size) {
-      return Status::InvalidArgument("output " + Quote(t.name) + " has " +
+      return Status::InvalidArgument("output " + Quoted(t.name) + " has " +
                                      std::to_string(t.data.size()) +
-                                     " bytes but its shared memory region " + Quote(dest->region) +
+                                     " bytes but its shared memory region " + Quoted(dest->region) +
                                      " slot holds only " + std::to_string(dest->byte_size));
     }
     if (!t.data.empty() && t.data.data() != dest->target.data()) {

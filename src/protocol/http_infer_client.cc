@@ -2,6 +2,8 @@
 // HTTP client transport uses, and what the tests drive the server with).
 
 #include <cstring>
+
+#include "core/strings.h"
 #include <string>
 
 #include "protocol/http_infer_codec.h"
@@ -14,15 +16,6 @@ namespace {
 using simdjson::dom::array;
 using simdjson::dom::element;
 using simdjson::dom::object;
-
-std::string Quoted(std::string_view s) {
-  std::string out;
-  out.reserve(s.size() + 2);
-  out.push_back('\'');
-  out.append(s);
-  out.push_back('\'');
-  return out;
-}
 
 void WriteShmParameters(JsonWriter& w, const SharedMemoryRef& ref) {
   w.Member("shared_memory_region", ref.region);

@@ -1,6 +1,8 @@
 // Server side: ParseInferRequest, plus the small shared pieces of the codec.
 
 #include <algorithm>
+
+#include "core/strings.h"
 #include <string>
 
 #include "protocol/http_infer_codec.h"
@@ -13,15 +15,6 @@ using simdjson::dom::array;
 using simdjson::dom::element;
 using simdjson::dom::element_type;
 using simdjson::dom::object;
-
-std::string Quoted(std::string_view s) {
-  std::string out;
-  out.reserve(s.size() + 2);
-  out.push_back('\'');
-  out.append(s);
-  out.push_back('\'');
-  return out;
-}
 
 Status Invalid(std::string message) { return Status::InvalidArgument(std::move(message)); }
 

@@ -1,6 +1,8 @@
 // Server side: EncodeInferResponse.
 
 #include <cstring>
+
+#include "core/strings.h"
 #include <string>
 
 #include "protocol/http_infer_codec.h"
@@ -9,15 +11,6 @@
 
 namespace quiver::protocol {
 namespace {
-
-std::string Quoted(std::string_view s) {
-  std::string out;
-  out.reserve(s.size() + 2);
-  out.push_back('\'');
-  out.append(s);
-  out.push_back('\'');
-  return out;
-}
 
 // Copies `tensor` into the planned shared-memory slice (resolved at parse time, or now).
 Status WriteToSharedMemory(const Tensor& tensor, const OutputRequest& request,

@@ -14,6 +14,8 @@
 #include <utility>
 #include <vector>
 
+#include "engine/model_config.h"
+
 namespace quiver::engine {
 namespace {
 
@@ -453,7 +455,7 @@ Result<std::unique_ptr<BackendInstance>> TorchBackend::CreateInstance(
     InputBinding binding;
     binding.name = in.name();
     binding.dtype = *ScalarTypeFor(in.data_type());
-    binding.datatype = DataTypeFromConfigName(inference::DataType_Name(in.data_type()));
+    binding.datatype = ToDataType(in.data_type());
     if (in.has_reshape())
       binding.reshape = Shape(in.reshape().shape().begin(), in.reshape().shape().end());
     if (positional) {
@@ -500,7 +502,7 @@ Result<std::unique_ptr<BackendInstance>> TorchBackend::CreateInstance(
     binding.name = out.name();
     binding.index = indexed ? *IndexSuffix(out.name()) : static_cast<size_t>(i);
     binding.dtype = *ScalarTypeFor(out.data_type());
-    binding.datatype = DataTypeFromConfigName(inference::DataType_Name(out.data_type()));
+    binding.datatype = ToDataType(out.data_type());
     if (out.has_reshape()) binding.dims = Shape(out.dims().begin(), out.dims().end());
     outputs.push_back(std::move(binding));
   }
