@@ -1,0 +1,232 @@
+#pragma once
+// Shared pieces of the metrics tests: an Engine over a temporary repository holding one
+// identity model "m" (version 1, no batching), a fake InferenceService returning canned
+// statistics, and a checker of the Prometheus text exposition format.
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <charconv>
+#include <filesystem>
+#include <fstream>
+#include <future>
+#include <limits>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "engine/backends/identity_backend.h"
+#include "engine/engine.h"
+#include "service/inference_service.h"
+
+namespace quiver::frontend::testing {
+
+class MetricsEngineFixture : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    namespace fs = std::filesystem;
+    root_ = fs::temp_directory_path() /
+            ("quiver-metrics-test-" + std::to_string(::getpid()) + "-" +
+             ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(root_);
+    fs::create_directories(root_ / "m" / "1");
+    std::ofstream(root_ / "m" / "config.pbtxt")
+        << "name: \"m\"\nbackend: \"identity\"\nmax_batch_size: 0\n"
+        << "input { name: \"INPUT0\" data_type: TYPE_FP32 dims: [ -1 ] }\n"
+        << "output { name: \"OUTPUT0\" data_type: TYPE_FP32 dims: [ -1 ] }\n"
+        << "instance_group [ { count: 1 kind: KIND_CPU } ]\n";
+    std::ofstream(root_ / "m" / "1" / "README") << "identity\n";
+
+    auto registry = std::make_shared<engine::BackendRegistry>();
+    registry->Register("identity", std::make_shared<engine::IdentityBackend>());
+    engine::EngineOptions o;
+    o.model_repositories = {root_};
+    o.control_mode = engine::ModelControlMode::kExplicit;
+    o.startup_models = {"*"};
+    o.poll_interval = std::chrono::milliseconds(0);
+    o.backends = registry;
+    auto engine = engine::Engine::Create(std::move(o));
+    ASSERT_TRUE(engine.ok()) << engine.status().ToString();
+    engine_ = std::move(engine).value();
+    ASSERT_TRUE(engine_->ModelReady("m", "1"));
+  }
+
+  void TearDown() override {
+    engine_.reset();
+    std::filesystem::remove_all(root_);
+  }
+
+  // One blocking inference on "m"; true when it succeeded.
+  bool InferOnce() {
+    InferRequest r;
+    r.model = "m";
+    r.inputs = {MakeTensor<float>("INPUT0", DataType::kFp32, {3},
+                                  std::vector<float>{1.f, 2.f, 3.f})};
+    std::promise<Result<InferResponse>> p;
+    auto f = p.get_future();
+    engine_->Infer(std::move(r), [&p](Result<InferResponse> res) { p.set_value(std::move(res)); });
+    auto res = f.get();
+    EXPECT_TRUE(res.ok()) << res.status().ToString();
+    return res.ok();
+  }
+
+  std::filesystem::path root_;
+  std::unique_ptr<engine::Engine> engine_;
+};
+
+// An InferenceService that only answers GetStatistics, with `stats`.
+class FakeStatsService final : public InferenceService {
+ public:
+  explicit FakeStatsService(std::vector<ModelStatistics> stats) : stats_(std::move(stats)) {}
+  bool Live() const override { return true; }
+  bool Ready() const override { return true; }
+  Result<ServerMetadata> GetServerMetadata() const override { return ServerMetadata{}; }
+  Result<ModelMetadata> GetModelMetadata(std::string_view, std::string_view) const override {
+    return Status::NotFound("fake");
+  }
+  Result<ModelConfig> GetModelConfig(std::string_view, std::string_view) const override {
+    return Status::NotFound("fake");
+  }
+  bool ModelReady(std::string_view, std::string_view) const override { return false; }
+  void Infer(InferRequest, InferCallback done) override { done(Status::NotFound("fake")); }
+  Result<RepositoryIndex> Index() override { return RepositoryIndex{}; }
+  Status Load(std::string_view) override { return Status::NotFound("fake"); }
+  Status Unload(std::string_view) override { return Status::NotFound("fake"); }
+  Result<std::vector<ModelStatistics>> GetStatistics(std::string_view,
+                                                     std::string_view) const override {
+    return stats_;
+  }
+
+ private:
+  std::vector<ModelStatistics> stats_;
+};
+
+// One parsed sample line.
+struct Sample {
+  std::string name;
+  std::map<std::string, std::string> labels;  // unescaped values
+  double value = 0;
+};
+
+// Checks the exposition (format 0.0.4) and returns its samples: every line ends with '\n';
+// each family has exactly one "# HELP" followed by exactly one "# TYPE" (counter or gauge),
+// before any of its samples, and its samples are contiguous; names and label names are
+// valid; label values are properly escaped; values parse. Failures are gtest failures.
+inline std::vector<Sample> ParseExposition(const std::string& text) {
+  std::vector<Sample> out;
+  EXPECT_TRUE(text.empty() || text.back() == '\n') << "exposition must end with a newline";
+  auto valid_name = [](std::string_view n, bool metric) {
+    if (n.empty()) return false;
+    for (size_t i = 0; i < n.size(); ++i) {
+      const char c = n[i];
+      const bool alpha = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||
+                         (metric && c == ':');
+      if (!alpha && !(i > 0 && c >= '0' && c <= '9')) return false;
+    }
+    return true;
+  };
+  std::set<std::string> helped, typed, finished;
+  std::string current;  // family whose header came last
+  size_t pos = 0;
+  while (pos < text.size()) {
+    const size_t eol = text.find('\n', pos);
+    const std::string line = text.substr(pos, eol - pos);
+    pos = eol == std::string::npos ? text.size() : eol + 1;
+    if (line.starts_with("# HELP ")) {
+      const std::string rest = line.substr(7);
+      const std::string name = rest.substr(0, rest.find(' '));
+      EXPECT_TRUE(valid_name(name, true)) << line;
+      EXPECT_TRUE(helped.insert(name).second) << "second HELP for " << name;
+      EXPECT_FALSE(typed.count(name)) << "HELP after TYPE for " << name;
+      if (!current.empty()) finished.insert(current);
+      current = name;
+      continue;
+    }
+    if (line.starts_with("# TYPE ")) {
+      const std::string rest = line.substr(7);
+      const size_t sp = rest.find(' ');
+      const std::string name = rest.substr(0, sp);
+      const std::string type = sp == std::string::npos ? "" : rest.substr(sp + 1);
+      EXPECT_TRUE(type == "counter" || type == "gauge") << line;
+      EXPECT_EQ(name, current) << "TYPE not right after its HELP: " << line;
+      EXPECT_TRUE(typed.insert(name).second) << "second TYPE for " << name;
+      continue;
+    }
+    EXPECT_FALSE(line.empty()) << "empty line";
+    EXPECT_NE(line[0], '#') << "unexpected comment: " << line;
+    if (line.empty() || line[0] == '#') continue;
+
+    Sample s;
+    size_t i = 0;
+    while (i < line.size() && line[i] != '{' && line[i] != ' ') ++i;
+    s.name = line.substr(0, i);
+    EXPECT_TRUE(valid_name(s.name, true)) << line;
+    EXPECT_EQ(s.name, current) << "sample outside its family block: " << line;
+    EXPECT_TRUE(helped.count(s.name) && typed.count(s.name)) << "no HELP/TYPE: " << line;
+    EXPECT_FALSE(finished.count(s.name)) << "family not contiguous: " << line;
+    if (i < line.size() && line[i] == '{') {
+      ++i;
+      while (i < line.size() && line[i] != '}') {
+        const size_t eq = line.find('=', i);
+        if (eq == std::string::npos) break;
+        const std::string key = line.substr(i, eq - i);
+        EXPECT_TRUE(valid_name(key, false)) << "label name '" << key << "' in " << line;
+        i = eq + 1;
+        EXPECT_TRUE(i < line.size() && line[i] == '"') << line;
+        ++i;
+        std::string value;
+        bool closed = false;
+        while (i < line.size()) {
+          const char c = line[i++];
+          if (c == '"') {
+            closed = true;
+            break;
+          }
+          if (c == '\\') {
+            EXPECT_LT(i, line.size()) << line;
+            if (i >= line.size()) break;
+            const char e = line[i++];
+            EXPECT_TRUE(e == '\\' || e == '"' || e == 'n') << "bad escape in " << line;
+            value += e == 'n' ? '\n' : e;
+          } else {
+            value += c;
+          }
+        }
+        EXPECT_TRUE(closed) << "unterminated label value: " << line;
+        s.labels[key] = value;
+        if (i < line.size() && line[i] == ',') ++i;
+      }
+      EXPECT_TRUE(i < line.size() && line[i] == '}') << line;
+      ++i;
+    }
+    EXPECT_TRUE(i < line.size() && line[i] == ' ') << line;
+    const std::string value = i < line.size() ? line.substr(i + 1) : "";
+    if (value == "NaN" || value == "+Inf" || value == "-Inf") {
+      constexpr double inf = std::numeric_limits<double>::infinity();
+      s.value = value == "NaN" ? std::numeric_limits<double>::quiet_NaN()
+                               : (value == "-Inf" ? -inf : inf);
+    } else {
+      auto [ptr, ec] = std::from_chars(value.data(), value.data() + value.size(), s.value);
+      EXPECT_TRUE(ec == std::errc() && ptr == value.data() + value.size())
+          << "bad value '" << value << "' in " << line;
+    }
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+// Lines of `text`, for exact-line assertions.
+inline std::vector<std::string> Lines(const std::string& text) {
+  std::vector<std::string> lines;
+  size_t pos = 0;
+  while (pos < text.size()) {
+    const size_t eol = text.find('\n', pos);
+    lines.push_back(text.substr(pos, eol - pos));
+    pos = eol == std::string::npos ? text.size() : eol + 1;
+  }
+  return lines;
+}
+
+}  // namespace quiver::frontend::testing
