@@ -2,9 +2,11 @@
 // library function, map its Status to an exit code.
 
 #include <CLI/CLI.hpp>
+#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include "bench/engine_bench.h"
+#include "cli/serve.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"Quiver: fast, shareable ML inference for columnar HEP analysis"};
@@ -32,8 +34,14 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   engine->add_flag("--markdown", engine_options.markdown, "print a Markdown table");
 
+  quiver::cli::ServeOptions serve_options;
+  auto* serve = quiver::cli::AddServeCommand(app, serve_options);
+
   CLI11_PARSE(app, argc, argv);
+  // Logs go to stderr: stdout carries results (bench tables, serve's QUIVER_READY line).
+  spdlog::set_default_logger(spdlog::stderr_color_mt("quiver"));
   spdlog::set_level(spdlog::level::from_str(log_level));
   if (engine->parsed()) return quiver::bench::RunEngineBench(engine_options);
+  if (serve->parsed()) return quiver::cli::RunServe(serve_options);
   return 0;
 }
