@@ -1,5 +1,7 @@
 #include "engine/input_validator.h"
 
+#include "engine/model_config.h"
+
 #include <google/protobuf/text_format.h>
 #include <gtest/gtest.h>
 
@@ -154,6 +156,20 @@ TEST(InputValidatorTest, NoBatchModelRejectsExtraDimension) {
   InferRequest r;
   r.inputs = {Tensor{"S", DataType::kBytes, {1, 1}, MakeBytesBuffer(words)}};
   ExpectError(r, {"shape [1,1]", "model's [-1]"}, kNoBatch);
+}
+
+}  // namespace
+}  // namespace quiver::engine
+
+namespace quiver::engine {
+namespace {
+
+TEST(ToDataTypeTest, MatchesConfigNames) {
+  for (int t = inference::DataType_MIN; t <= inference::DataType_MAX; ++t) {
+    auto type = static_cast<inference::DataType>(t);
+    EXPECT_EQ(ToDataType(type), DataTypeFromConfigName(inference::DataType_Name(type)))
+        << inference::DataType_Name(type);
+  }
 }
 
 }  // namespace
