@@ -3,7 +3,11 @@
 // bounds — run under the sanitizer build), and whatever parses must encode and decode
 // back. Corpus files: *.json are whole JSON bodies; <name>.hl<N>.bin carry binary tensor
 // data after an N-byte JSON header. The same files seed the libFuzzer target in
-// http_infer_fuzz.cc.
+// http_infer_fuzz.cc (scripts/fuzz converts them to its layout).
+//
+// The libFuzzer targets' own corpora, tests/data/fuzz/<target>/ (seeds and regression
+// inputs in the targets' layouts, see http_fuzz_targets.h), are replayed here through the
+// same one-input functions, so every ctest run (and the ASan+UBSan build) checks them.
 
 #include <gtest/gtest.h>
 
@@ -14,6 +18,7 @@
 #include <map>
 #include <random>
 
+#include "protocol/http_fuzz_targets.h"
 #include "protocol/http_infer_codec.h"
 
 namespace quiver::protocol {
@@ -149,6 +154,87 @@ TEST(HttpCodecFuzzTest, MutationsNeverCrash) {
       Exercise(body, hl, regions);
     }
   }
+}
+
+// tests/data/fuzz/<target>/*, sorted by name.
+std::vector<std::pair<std::string, std::string>> LoadFuzzCorpus(const std::string& target) {
+  std::vector<std::pair<std::string, std::string>> files;
+  const auto dir = std::filesystem::path(QUIVER_SOURCE_DIR) / "tests/data/fuzz" / target;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    std::ifstream in(entry.path(), std::ios::binary);
+    files.emplace_back(entry.path().filename().string(),
+                       std::string(std::istreambuf_iterator<char>(in), {}));
+  }
+  std::sort(files.begin(), files.end());
+  return files;
+}
+
+std::string RunOne(std::string (*one_input)(const uint8_t*, size_t), const std::string& bytes) {
+  return one_input(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
+}
+
+struct FuzzTarget {
+  const char* name;
+  std::string (*one_input)(const uint8_t*, size_t);
+};
+constexpr FuzzTarget kFuzzTargets[] = {{"http_infer_fuzz", &fuzz::InferRequestOneInput},
+                                       {"http_split_fuzz", &fuzz::SplitOneInput},
+                                       {"http_response_fuzz", &fuzz::InferResponseOneInput}};
+
+TEST(HttpCodecFuzzTest, FuzzTargetCorporaReplay) {
+  for (const FuzzTarget& target : kFuzzTargets) {
+    const auto files = LoadFuzzCorpus(target.name);
+    EXPECT_GE(files.size(), 4u) << target.name;
+    for (const auto& [name, bytes] : files) {
+      EXPECT_EQ(RunOne(target.one_input, bytes), "") << target.name << "/" << name;
+    }
+  }
+}
+
+// The split target's recipes, random and mutated from its seeds: cheap, and it reaches the
+// binary-extension cursor walk in every ctest run.
+TEST(HttpCodecFuzzTest, SplitRecipesNeverBreakInvariants) {
+  std::mt19937 rng(20261128);
+  std::vector<std::string> inputs;
+  for (const auto& entry : LoadFuzzCorpus("http_split_fuzz")) inputs.push_back(entry.second);
+  const size_t seeds = inputs.size();
+  for (int i = 0; i < 3000; ++i) {
+    std::string bytes;
+    if (seeds > 0 && i % 2 == 0) {
+      bytes = inputs[rng() % seeds];
+      for (int e = 0, n = 1 + static_cast<int>(rng() % 3); e < n && !bytes.empty(); ++e) {
+        bytes[rng() % bytes.size()] = static_cast<char>(rng());
+      }
+    } else {
+      bytes.resize(rng() % 48);
+      for (char& c : bytes) c = static_cast<char>(rng());
+    }
+    ASSERT_EQ(RunOne(&fuzz::SplitOneInput, bytes), "") << "recipe " << i;
+  }
+}
+
+// Found by http_split_fuzz: the client-side decoder handed out binary outputs whose byte
+// size did not match their shape (callers index data_as<T>() by the shape).
+TEST(HttpCodecFuzzTest, ResponseBinarySizeMustMatchShape) {
+  for (const char* json :
+       {R"({"outputs":[{"name":"O","datatype":"INT64","shape":[],"parameters":{"binary_data_size":4}}]})",
+        R"({"outputs":[{"name":"O","datatype":"FP32","shape":[3],"parameters":{"binary_data_size":8}}]})",
+        R"({"outputs":[{"name":"O","datatype":"BYTES","shape":[-1],"parameters":{"binary_data_size":4}}]})"}) {
+    SCOPED_TRACE(json);
+    const std::string text(json);
+    const uint64_t size = std::stoull(text.substr(text.rfind(':') + 1));
+    fuzz::OwnedBody exact(text + std::string(size, '\0'), text.size());
+    auto decoded = ParseInferResponse(exact.body);
+    ASSERT_FALSE(decoded.ok());
+    EXPECT_NE(decoded.status().message().find("does not match shape"), std::string::npos)
+        << decoded.status().ToString();
+  }
+  const std::string ok =
+      R"({"outputs":[{"name":"O","datatype":"FP32","shape":[2],"parameters":{"binary_data_size":8}}]})";
+  fuzz::OwnedBody body(ok + std::string(8, '\0'), ok.size());
+  auto decoded = ParseInferResponse(body.body);
+  ASSERT_TRUE(decoded.ok()) << decoded.status().ToString();
+  EXPECT_EQ(decoded->outputs.at(0).data.size(), 8u);
 }
 
 }  // namespace

@@ -171,6 +171,15 @@ Result<InferResponse> ParseInferResponse(const InferBody& body) {
       if (size_e.get_uint64().get(size) || size > body_size - cursor) {
         return Status::InvalidArgument(where + ": binary_data_size exceeds the body");
       }
+      // Callers index the data by the shape: fixed-size types need shape x type size bytes.
+      const int64_t elements = ElementCount(t.shape);
+      const size_t elem = DataTypeSize(t.datatype);
+      if (elements < 0 ||
+          (elem != 0 && (size % elem != 0 || size / elem != static_cast<uint64_t>(elements)))) {
+        return Status::InvalidArgument(where + ": binary_data_size " + std::to_string(size) +
+                                       " does not match shape " + ShapeToString(t.shape) +
+                                       " of " + std::string(DataTypeName(t.datatype)));
+      }
       t.data = Buffer::Borrow(body.bytes.data() + cursor, static_cast<size_t>(size),
                               body.keepalive);
       cursor += size;

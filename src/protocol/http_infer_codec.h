@@ -148,7 +148,8 @@ Result<EncodedBody> EncodeInferRequest(const InferRequest& request,
                                        const ResponsePlan& plan);
 
 // Client side: parses a response body. Outputs returned in shared memory have an empty
-// Buffer (their bytes are in the region); binary outputs borrow `body`.
+// Buffer (their bytes are in the region); binary outputs borrow `body` and, for fixed-size
+// types, must carry exactly shape x type size bytes (else INVALID_ARGUMENT).
 Result<InferResponse> ParseInferResponse(const InferBody& body);
 
 }  // namespace quiver::protocol
