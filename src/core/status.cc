@@ -19,34 +19,44 @@ std::string_view StatusCodeName(StatusCode code) {
   return "UNKNOWN";
 }
 
+// Triton's HttpCodeFromError (server/src/http_server.cc): INTERNAL 500, NOT_FOUND 404,
+// UNAVAILABLE 503, UNSUPPORTED 501, everything else (INVALID_ARG, ALREADY_EXISTS, CANCELLED,
+// UNKNOWN) 400. Triton has no RESOURCE_EXHAUSTED or DEADLINE_EXCEEDED kind: it reports a full
+// queue ("Exceeds maximum queue size") and an expired request timeout as UNAVAILABLE, so ours
+// go out as 503 too. See docs/protocol.md.
 int HttpStatusFor(StatusCode code) {
   switch (code) {
     case StatusCode::kOk: return 200;
     case StatusCode::kInvalidArgument: return 400;
     case StatusCode::kNotFound: return 404;
-    case StatusCode::kAlreadyExists: return 409;
+    case StatusCode::kAlreadyExists: return 400;
     case StatusCode::kUnavailable: return 503;
-    case StatusCode::kResourceExhausted: return 429;
-    case StatusCode::kDeadlineExceeded: return 504;
-    case StatusCode::kCancelled: return 499;
+    case StatusCode::kResourceExhausted: return 503;
+    case StatusCode::kDeadlineExceeded: return 503;
+    case StatusCode::kCancelled: return 400;
     case StatusCode::kUnsupported: return 501;
     case StatusCode::kInternal: return 500;
-    case StatusCode::kUnknown: return 500;
+    case StatusCode::kUnknown: return 400;
   }
   return 500;
 }
 
 // Numbers from the gRPC status code table (grpc/status.h), which is part of the wire protocol.
+// Triton's GrpcStatusUtil::CodeToStatus (server/src/grpc/grpc_utils.cc) maps its kinds one to
+// one (UNSUPPORTED -> UNIMPLEMENTED); as over HTTP, a full queue and an expired timeout are
+// UNAVAILABLE there, so RESOURCE_EXHAUSTED and DEADLINE_EXCEEDED go out as UNAVAILABLE. (The
+// gRPC library's own RESOURCE_EXHAUSTED / DEADLINE_EXCEEDED, e.g. a message over the size
+// limit or the client's deadline, are produced by gRPC itself and unaffected.)
 int GrpcCodeFor(StatusCode code) {
   switch (code) {
     case StatusCode::kOk: return 0;
     case StatusCode::kCancelled: return 1;
     case StatusCode::kUnknown: return 2;
     case StatusCode::kInvalidArgument: return 3;
-    case StatusCode::kDeadlineExceeded: return 4;
+    case StatusCode::kDeadlineExceeded: return 14;
     case StatusCode::kNotFound: return 5;
     case StatusCode::kAlreadyExists: return 6;
-    case StatusCode::kResourceExhausted: return 8;
+    case StatusCode::kResourceExhausted: return 14;
     case StatusCode::kUnsupported: return 12;  // UNIMPLEMENTED
     case StatusCode::kInternal: return 13;
     case StatusCode::kUnavailable: return 14;

@@ -12,7 +12,10 @@
 
 namespace quiver {
 
-// A small fixed set of error kinds; each has exactly one HTTP and one gRPC mapping.
+// A small fixed set of error kinds; each has exactly one HTTP and one gRPC mapping, chosen
+// for parity with Triton (docs/protocol.md): the wire code of every kind is the one Triton
+// answers for the same condition, so several kinds share a code (e.g. RESOURCE_EXHAUSTED goes
+// out as 503 / UNAVAILABLE) and the inverse mappings cannot always recover the kind.
 enum class StatusCode : uint8_t {
   kOk = 0,
   kInvalidArgument,   // bad request content: never retried
@@ -29,9 +32,10 @@ enum class StatusCode : uint8_t {
 
 // Canonical upper-case name, e.g. "INVALID_ARGUMENT".
 std::string_view StatusCodeName(StatusCode code);
-// The HTTP status code the REST frontends answer with.
+// The HTTP status code the REST frontends answer with (Triton's HttpCodeFromError).
 int HttpStatusFor(StatusCode code);
-// The numeric gRPC status code (grpc::StatusCode values, fixed by the gRPC spec).
+// The numeric gRPC status code (grpc::StatusCode values, fixed by the gRPC spec), as Triton's
+// GrpcStatusUtil::CodeToStatus.
 int GrpcCodeFor(StatusCode code);
 // Inverse mappings used by clients to turn a remote error back into a Status.
 StatusCode StatusCodeFromGrpc(int grpc_code);

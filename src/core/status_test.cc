@@ -12,18 +12,40 @@ TEST(StatusTest, OkByDefault) {
 }
 
 TEST(StatusTest, EveryCodeMapsToHttpAndGrpcAndBack) {
+  // Kinds with a wire code of their own survive the round trip.
   for (auto code : {StatusCode::kInvalidArgument, StatusCode::kNotFound,
-                    StatusCode::kAlreadyExists, StatusCode::kUnavailable,
-                    StatusCode::kResourceExhausted, StatusCode::kDeadlineExceeded,
-                    StatusCode::kCancelled, StatusCode::kUnsupported, StatusCode::kInternal}) {
+                    StatusCode::kAlreadyExists, StatusCode::kUnavailable, StatusCode::kCancelled,
+                    StatusCode::kUnsupported, StatusCode::kInternal, StatusCode::kUnknown}) {
     EXPECT_EQ(StatusCodeFromGrpc(GrpcCodeFor(code)), code) << StatusCodeName(code);
     EXPECT_GE(HttpStatusFor(code), 400) << StatusCodeName(code);
   }
-  EXPECT_EQ(HttpStatusFor(StatusCode::kNotFound), 404);
-  EXPECT_EQ(HttpStatusFor(StatusCode::kInvalidArgument), 400);
-  EXPECT_EQ(HttpStatusFor(StatusCode::kUnavailable), 503);
-  EXPECT_EQ(GrpcCodeFor(StatusCode::kUnavailable), 14);
+  EXPECT_EQ(HttpStatusFor(StatusCode::kOk), 200);
+  EXPECT_EQ(GrpcCodeFor(StatusCode::kOk), 0);
   EXPECT_EQ(StatusCodeFromHttp(503), StatusCode::kUnavailable);
+  EXPECT_EQ(StatusCodeFromGrpc(8), StatusCode::kResourceExhausted);  // gRPC's own codes
+  EXPECT_EQ(StatusCodeFromGrpc(4), StatusCode::kDeadlineExceeded);
+}
+
+// The wire codes Triton answers with (HttpCodeFromError, GrpcStatusUtil::CodeToStatus).
+TEST(StatusTest, WireCodesMatchTriton) {
+  struct Case {
+    StatusCode code;
+    int http;
+    int grpc;
+  };
+  for (const Case& c : {Case{StatusCode::kInvalidArgument, 400, 3},
+                        Case{StatusCode::kNotFound, 404, 5},
+                        Case{StatusCode::kAlreadyExists, 400, 6},
+                        Case{StatusCode::kUnavailable, 503, 14},
+                        Case{StatusCode::kResourceExhausted, 503, 14},  // "Exceeds maximum queue size"
+                        Case{StatusCode::kDeadlineExceeded, 503, 14},   // "Request timeout expired"
+                        Case{StatusCode::kCancelled, 400, 1},
+                        Case{StatusCode::kUnsupported, 501, 12},
+                        Case{StatusCode::kInternal, 500, 13},
+                        Case{StatusCode::kUnknown, 400, 2}}) {
+    EXPECT_EQ(HttpStatusFor(c.code), c.http) << StatusCodeName(c.code);
+    EXPECT_EQ(GrpcCodeFor(c.code), c.grpc) << StatusCodeName(c.code);
+  }
 }
 
 TEST(StatusTest, WithContextKeepsCode) {

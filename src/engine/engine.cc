@@ -13,9 +13,11 @@ namespace {
 Result<int64_t> ParseVersion(std::string_view model, std::string_view version) {
   int64_t v = 0;
   auto [end, ec] = std::from_chars(version.data(), version.data() + version.size(), v);
-  if (ec != std::errc() || end != version.data() + version.size() || v < 1) {
-    return Status::InvalidArgument("model " + Quoted(model) + ": version " + Quoted(version) +
-                                   " is not a positive integer");
+  // Triton's GetModelVersionFromString (server/src/common.cc); version 0 is "not found".
+  if (ec != std::errc() || end != version.data() + version.size() || v < 0) {
+    return Status::InvalidArgument("failed to get model version from specified version string " +
+                                   Quoted(version) + " for model " + Quoted(model) +
+                                   ", version should be an integral value > 0");
   }
   return v;
 }
@@ -111,9 +113,11 @@ Result<ServerMetadata> Engine::GetServerMetadata() const {
 Result<std::shared_ptr<ModelVersion>> Engine::FindVersion(std::string_view model,
                                                           std::string_view version) const {
   std::shared_lock lock(mutex_);
+  // The texts are Triton's (ModelRepositoryManager::GetModel + ModelLifeCycle::GetModel in
+  // triton-inference-server/core), with our reason appended where Triton has none.
   auto it = models_.find(model);
   if (it == models_.end()) {
-    return Status::NotFound("unknown model " + Quoted(model));
+    return Status::NotFound("Request for unknown model: " + Quoted(model) + " is not found");
   }
   const ModelEntry& entry = it->second;
   if (version.empty()) {
@@ -124,17 +128,21 @@ Result<std::shared_ptr<ModelVersion>> Engine::FindVersion(std::string_view model
     for (const auto& [n, v] : entry.versions) {
       if (why.empty() && !v->load_error().ok()) why = ": " + v->load_error().message();
     }
-    return Status::Unavailable("model " + Quoted(model) + " has no ready version" + why);
+    return Status::NotFound("Request for unknown model: " + Quoted(model) +
+                            " has no available versions" + why);
   }
   auto number = ParseVersion(model, version);
   if (!number.ok()) return number.status();
   auto v = entry.versions.find(*number);
   if (v == entry.versions.end()) {
-    return Status::NotFound("model " + Quoted(model) + " has no version " + Quoted(version));
+    return Status::NotFound("Request for unknown model: " + Quoted(model) + " version " +
+                            std::to_string(*number) + " is not found");
   }
   if (!v->second->ready()) {
-    return Status::Unavailable("model " + Quoted(model) + " version " + Quoted(version) +
-                               " is not ready: " + v->second->load_error().message());
+    const Status& why = v->second->load_error();
+    return Status::Unavailable("Request for unknown model: " + Quoted(model) + " version " +
+                               std::to_string(*number) + " is not at ready state" +
+                               (why.ok() ? "" : ": " + why.message()));
   }
   return v->second;
 }
@@ -326,27 +334,33 @@ void Engine::UnloadLocked(std::string_view model,
   models_.erase(it);
 }
 
+// Load and unload answer as Triton's ModelRepositoryManager::LoadUnloadModel: UNAVAILABLE
+// outside explicit mode, INTERNAL for a model the repository does not have, INVALID_ARGUMENT
+// "load failed for model ..." when it does not load; unloading what is not loaded succeeds.
 Status Engine::Load(std::string_view model) {
   if (options_.control_mode != ModelControlMode::kExplicit) {
-    return Status::Unsupported("explicit model load/unload needs --model-control-mode=explicit");
+    return Status::Unavailable("explicit model load / unload is not allowed if polling is enabled");
   }
   std::lock_guard lifecycle(lifecycle_mutex_);
   auto dir = repository_.Find(model);
-  if (!dir.ok()) return dir.status();
-  return LoadDirectory(*dir);
+  if (!dir.ok()) {
+    return Status::Internal("failed to load " + Quoted(model) +
+                            ", failed to poll from model repository: " + dir.status().message());
+  }
+  Status s = LoadDirectory(*dir);
+  if (s.ok()) return s;
+  return Status::InvalidArgument("load failed for model " + Quoted(model) + ": " + s.message());
 }
 
 Status Engine::Unload(std::string_view model) {
   if (options_.control_mode != ModelControlMode::kExplicit) {
-    return Status::Unsupported("explicit model load/unload needs --model-control-mode=explicit");
+    return Status::Unavailable("explicit model load / unload is not allowed if polling is enabled");
   }
   std::lock_guard lifecycle(lifecycle_mutex_);
   std::vector<std::shared_ptr<ModelVersion>> retire;
   {
     std::unique_lock lock(mutex_);
-    if (models_.find(model) == models_.end()) {
-      return Status::NotFound("model " + Quoted(model) + " is not loaded");
-    }
+    if (models_.find(model) == models_.end()) return Status::Ok();  // as Triton
     UnloadLocked(model, retire);
   }
   for (auto& v : retire) v->Retire();
@@ -413,7 +427,7 @@ Result<std::vector<ModelStatistics>> Engine::GetStatistics(std::string_view mode
   }
   std::shared_lock lock(mutex_);
   if (!model.empty() && models_.find(model) == models_.end()) {
-    return Status::NotFound("unknown model " + Quoted(model));
+    return Status::NotFound("Request for unknown model: " + Quoted(model) + " is not found");
   }
   for (const auto& [name, entry] : models_) {
     if (!model.empty() && name != model) continue;

@@ -135,8 +135,14 @@ TEST_F(EngineTest, ServesIdentityAndDescribesIt) {
 TEST_F(EngineTest, UnknownModelAndVersion) {
   WriteModel("id", IdentityConfig("id"), {1});
   Start();
-  EXPECT_EQ(Infer("nope").status().code(), StatusCode::kNotFound);
-  EXPECT_EQ(Infer("id", "7").status().code(), StatusCode::kNotFound);
+  // Codes and texts as Triton's (core ModelLifeCycle::GetModel).
+  auto nope = Infer("nope");
+  EXPECT_EQ(nope.status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(nope.status().message(), "Request for unknown model: 'nope' is not found");
+  auto seven = Infer("id", "7");
+  EXPECT_EQ(seven.status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(seven.status().message(), "Request for unknown model: 'id' version 7 is not found");
+  EXPECT_EQ(Infer("id", "0").status().code(), StatusCode::kNotFound);
   EXPECT_EQ(Infer("id", "x").status().code(), StatusCode::kInvalidArgument);
   EXPECT_FALSE(engine_->ModelReady("nope", ""));
   EXPECT_EQ(engine_->GetModelMetadata("nope", "").status().code(), StatusCode::kNotFound);
@@ -174,7 +180,13 @@ TEST_F(EngineTest, BrokenModelDoesNotAffectOthers) {
       << by_name["bad"].reason;
   EXPECT_NE(by_name["nobackend"].reason.find("tensorflow"), std::string::npos)
       << by_name["nobackend"].reason;
-  EXPECT_EQ(Infer("bad").status().code(), StatusCode::kUnavailable);
+  // As Triton: no loaded version is NOT_FOUND ("has no available versions"), with our reason.
+  auto bad = Infer("bad");
+  EXPECT_EQ(bad.status().code(), StatusCode::kNotFound);
+  EXPECT_NE(bad.status().message().find(
+                "Request for unknown model: 'bad' has no available versions"),
+            std::string::npos)
+      << bad.status().message();
 }
 
 TEST_F(EngineTest, VersionsLoadIndependently) {
@@ -188,6 +200,10 @@ TEST_F(EngineTest, VersionsLoadIndependently) {
   EXPECT_EQ(r->version, "3");
   auto bad = Infer("m", "2");
   EXPECT_EQ(bad.status().code(), StatusCode::kUnavailable);
+  EXPECT_NE(bad.status().message().find(
+                "Request for unknown model: 'm' version 2 is not at ready state"),
+            std::string::npos)
+      << bad.status().message();
   EXPECT_NE(bad.status().message().find("corrupt"), std::string::npos);
   auto index = engine_->Index();
   ASSERT_TRUE(index.ok());
@@ -223,9 +239,18 @@ TEST_F(EngineTest, ExplicitLoadAndUnload) {
   ASSERT_TRUE(engine_->Load("b").ok());
   EXPECT_TRUE(Infer("b").ok());
   ASSERT_TRUE(engine_->Unload("a").ok());
-  EXPECT_EQ(Infer("a").status().code(), StatusCode::kNotFound);
-  EXPECT_EQ(engine_->Unload("a").code(), StatusCode::kNotFound);
-  EXPECT_EQ(engine_->Load("zzz").code(), StatusCode::kNotFound);
+  auto gone = Infer("a");
+  EXPECT_EQ(gone.status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(gone.status().message(), "Request for unknown model: 'a' is not found");
+  // As Triton: unloading what is not loaded succeeds; loading what the repository does not
+  // have is INTERNAL "failed to poll".
+  EXPECT_TRUE(engine_->Unload("a").ok());
+  EXPECT_TRUE(engine_->Unload("zzz").ok());
+  Status missing = engine_->Load("zzz");
+  EXPECT_EQ(missing.code(), StatusCode::kInternal);
+  EXPECT_NE(missing.message().find("failed to load 'zzz', failed to poll from model repository"),
+            std::string::npos)
+      << missing.message();
   auto index = engine_->Index();
   ASSERT_TRUE(index.ok());
   bool a_listed = false;
@@ -241,8 +266,11 @@ TEST_F(EngineTest, ExplicitLoadAndUnload) {
 TEST_F(EngineTest, LoadUnloadNeedExplicitMode) {
   WriteModel("a", IdentityConfig("a"), {1});
   Start(ModelControlMode::kNone);
-  EXPECT_EQ(engine_->Load("a").code(), StatusCode::kUnsupported);
-  EXPECT_EQ(engine_->Unload("a").code(), StatusCode::kUnsupported);
+  // As Triton (LoadUnloadModel): UNAVAILABLE, with its words.
+  for (Status s : {engine_->Load("a"), engine_->Unload("a")}) {
+    EXPECT_EQ(s.code(), StatusCode::kUnavailable);
+    EXPECT_EQ(s.message(), "explicit model load / unload is not allowed if polling is enabled");
+  }
 }
 
 TEST_F(EngineTest, PollPicksUpNewVersionDuringTraffic) {

@@ -60,73 +60,83 @@ TEST(InputValidatorTest, AcceptsValidRequestAndReturnsBatchSize) {
 TEST(InputValidatorTest, UnknownInput) {
   auto r = Good();
   r.inputs.push_back(Fp32("W", {4, 1}));
-  ExpectError(r, {"model 'm' version 1", "unexpected input 'W'", "X, Y, OPT"});
+  ExpectError(r, {"unexpected inference input 'W' for model 'm'"});
 }
 
 TEST(InputValidatorTest, DuplicateInput) {
   auto r = Good();
   r.inputs.push_back(Int64("Y", {4, 2}));
-  ExpectError(r, {"'Y'", "more than once"});
+  ExpectError(r, {"[request id: <id_unknown>] input 'Y' already exists in request"});
 }
 
 TEST(InputValidatorTest, MissingInput) {
   auto r = Good();
   r.inputs.pop_back();
-  ExpectError(r, {"missing input 'Y'", "[-1,2]", "INT64"});
+  ExpectError(r, {"[request id: <id_unknown>] expected number of inputs between 2 and 3 but got "
+                  "1 inputs for model 'm'. Got input(s) ['X'], but missing required input(s) "
+                  "['Y']. Please provide all required input(s)."});
+  r.inputs.clear();
+  ExpectError(r, {"but got 0 inputs", "Got input(s) [], but missing required input(s) "
+                  "['X','Y']"});
+  r.id = "req-7";
+  ExpectError(r, {"[request id: req-7] expected"});
 }
 
 TEST(InputValidatorTest, WrongDatatype) {
   auto r = Good();
   r.inputs[1] = Fp32("Y", {4, 2});
-  ExpectError(r, {"input 'Y'", "datatype FP32", "model's INT64"});
+  ExpectError(r, {"inference input 'Y' data-type is 'FP32', but model 'm' expects 'INT64'"});
 }
 
 TEST(InputValidatorTest, WrongRank) {
   auto r = Good();
   r.inputs[0] = Fp32("X", {5, 3});
-  ExpectError(r, {"input 'X'", "shape [5,3]", "[-1,-1,3]"});
+  ExpectError(r, {"unexpected shape for input 'X' for model 'm'. Expected [-1,-1,3], got [5,3]. "
+                  "NOTE: Setting a non-zero max_batch_size"});
 }
 
 TEST(InputValidatorTest, WrongFixedDim) {
   auto r = Good();
   r.inputs[0] = Fp32("X", {4, 5, 2});
-  ExpectError(r, {"input 'X'", "[4,5,2]", "[-1,-1,3]"});
+  ExpectError(r, {"unexpected shape for input 'X' for model 'm'. Expected [-1,-1,3], got "
+                  "[4,5,2]"});
 }
 
 TEST(InputValidatorTest, BatchTooLarge) {
   auto r = Good();
   r.inputs = {Fp32("X", {9, 1, 3}), Int64("Y", {9, 2})};
-  ExpectError(r, {"batch size 9", "[1, 8]", "max_batch_size"});
+  ExpectError(r, {"[request id: <id_unknown>] inference request batch-size must be <= 8 for 'm'"});
 }
 
 TEST(InputValidatorTest, BatchZero) {
   auto r = Good();
   r.inputs = {Fp32("X", {0, 1, 3}), Int64("Y", {0, 2})};
-  ExpectError(r, {"batch size 0"});
+  ExpectError(r, {"batch-size must be >= 1", "got 0"});
 }
 
 TEST(InputValidatorTest, InconsistentBatch) {
   auto r = Good();
   r.inputs[1] = Int64("Y", {3, 2});
-  ExpectError(r, {"batch size 3", "differs from input 'X' (4)"});
+  ExpectError(r, {"input 'Y' batch size does not match other inputs for 'm'", "'X': 4"});
 }
 
 TEST(InputValidatorTest, ByteSizeMismatch) {
   auto r = Good();
   r.inputs[0].data = r.inputs[0].data.Slice(0, r.inputs[0].data.size() - 4);
-  ExpectError(r, {"input 'X'", "got 236 bytes", "needs 240 bytes"});
+  ExpectError(r, {"input byte size mismatch for input 'X' for model 'm'. Expected 240, got 236"});
 }
 
 TEST(InputValidatorTest, NegativeDimension) {
   auto r = Good();
   r.inputs[0].shape = {4, -5, 3};
-  ExpectError(r, {"negative dimension"});
+  ExpectError(r, {"All input dimensions should be specified for input 'X' for model 'm', got "
+                  "[4,-5,3]"});
 }
 
 TEST(InputValidatorTest, UnknownAndDuplicateRequestedOutput) {
   auto r = Good();
   r.requested_outputs = {"Q"};
-  ExpectError(r, {"unknown requested output 'Q'", "outputs are: Z"});
+  ExpectError(r, {"unexpected inference output 'Q' for model 'm'"});
   r.requested_outputs = {"Z", "Z"};
   ExpectError(r, {"output 'Z'", "more than once"});
 }
@@ -145,7 +155,8 @@ TEST(InputValidatorTest, BytesElementsCounted) {
   ASSERT_TRUE(ok.ok()) << ok.status().ToString();
   EXPECT_EQ(*ok, 0);
   r.inputs[0].shape = {4};
-  ExpectError(r, {"BYTES data holds 3 elements", "needs 4"}, kNoBatch);
+  ExpectError(r, {"expected 4 string elements for inference input 'S' for model 's', got 3"},
+              kNoBatch);
   r.inputs[0].shape = {3};
   r.inputs[0].data = r.inputs[0].data.Slice(0, r.inputs[0].data.size() - 1);
   ExpectError(r, {"input 'S'", "declares 3 bytes"}, kNoBatch);
@@ -155,7 +166,8 @@ TEST(InputValidatorTest, NoBatchModelRejectsExtraDimension) {
   std::vector<std::string> words = {"a"};
   InferRequest r;
   r.inputs = {Tensor{"S", DataType::kBytes, {1, 1}, MakeBytesBuffer(words)}};
-  ExpectError(r, {"shape [1,1]", "model's [-1]"}, kNoBatch);
+  ExpectError(r, {"unexpected shape for input 'S' for model 's'. Expected [-1], got [1,1]. "},
+              kNoBatch);
 }
 
 }  // namespace

@@ -26,12 +26,6 @@ grpc::ServerUnaryReactor* ReplyOk(grpc::CallbackServerContext* context) {
   return Reply(context, grpc::Status::OK);
 }
 
-grpc::Status NoCudaSharedMemory() {
-  return grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
-                      "CUDA shared memory is not supported by this server; use system shared "
-                      "memory");
-}
-
 // Request and response of one ModelInfer, allocated by us so that the request can be
 // shared: input tensors borrow its raw_input_contents and keep it alive past the RPC.
 class InferMessageHolder final
@@ -224,7 +218,10 @@ grpc::ServerUnaryReactor* GrpcKServeService::RepositoryModelUnload(
     inference::RepositoryModelUnloadResponse*) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   RunBlocking([this, reactor, model = request->model_name()] {
-    reactor->Finish(ToGrpcStatus(state_.service.Unload(model)));
+    Status status = state_.service.Unload(model);
+    // As Triton: unloading a model that is not loaded (or not known) succeeds.
+    if (status.code() == StatusCode::kNotFound) status = Status::Ok();
+    reactor->Finish(ToGrpcStatus(status));
   });
   return reactor;
 }
@@ -263,22 +260,28 @@ grpc::ServerUnaryReactor* GrpcKServeService::SystemSharedMemoryUnregister(
   return Reply(context, status);
 }
 
+// This server has no CUDA: as a Triton built without GPU support, the status lists no region,
+// unregistering succeeds (there is nothing to unregister) and registering is refused with
+// Triton's words. Clients that clean up with unregister_cuda_shared_memory() keep working.
 grpc::ServerUnaryReactor* GrpcKServeService::CudaSharedMemoryStatus(
-    grpc::CallbackServerContext* context, const inference::CudaSharedMemoryStatusRequest*,
+    grpc::CallbackServerContext* context, const inference::CudaSharedMemoryStatusRequest* request,
     inference::CudaSharedMemoryStatusResponse*) {
-  return Reply(context, NoCudaSharedMemory());
+  if (request->name().empty()) return ReplyOk(context);
+  return Reply(context, Status::NotFound("Unable to find cuda shared memory region: '" +
+                                         request->name() + "'"));
 }
 
 grpc::ServerUnaryReactor* GrpcKServeService::CudaSharedMemoryRegister(
-    grpc::CallbackServerContext* context, const inference::CudaSharedMemoryRegisterRequest*,
+    grpc::CallbackServerContext* context, const inference::CudaSharedMemoryRegisterRequest* request,
     inference::CudaSharedMemoryRegisterResponse*) {
-  return Reply(context, NoCudaSharedMemory());
+  return Reply(context, Status::InvalidArgument("failed to register CUDA shared memory region: '" +
+                                                request->name() + "', GPUs not supported"));
 }
 
 grpc::ServerUnaryReactor* GrpcKServeService::CudaSharedMemoryUnregister(
     grpc::CallbackServerContext* context, const inference::CudaSharedMemoryUnregisterRequest*,
     inference::CudaSharedMemoryUnregisterResponse*) {
-  return Reply(context, NoCudaSharedMemory());
+  return ReplyOk(context);
 }
 
 }  // namespace quiver::frontend

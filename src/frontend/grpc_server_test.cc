@@ -645,13 +645,42 @@ TEST_F(GrpcServerTest, SharedMemoryInputAndOutput) {
   ::shm_unlink(key.c_str());
 }
 
-TEST_F(GrpcServerTest, CudaSharedMemoryIsUnimplemented) {
+// No CUDA here: as a Triton built without GPU support (status empty, unregister succeeds,
+// register refused as INVALID_ARGUMENT naming the region).
+TEST_F(GrpcServerTest, CudaSharedMemoryAnswersAsTritonWithoutGpus) {
   StartServer();
-  grpc::ClientContext ctx;
-  inference::CudaSharedMemoryStatusResponse resp;
-  grpc::Status s = stub_->CudaSharedMemoryStatus(&ctx, {}, &resp);
-  EXPECT_EQ(s.error_code(), grpc::StatusCode::UNIMPLEMENTED);
-  EXPECT_NE(s.error_message().find("CUDA"), std::string::npos);
+  {
+    grpc::ClientContext ctx;
+    inference::CudaSharedMemoryStatusResponse resp;
+    grpc::Status s = stub_->CudaSharedMemoryStatus(&ctx, {}, &resp);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+    EXPECT_TRUE(resp.regions().empty());
+  }
+  {
+    grpc::ClientContext ctx;
+    inference::CudaSharedMemoryStatusRequest req;
+    req.set_name("r");
+    inference::CudaSharedMemoryStatusResponse resp;
+    grpc::Status s = stub_->CudaSharedMemoryStatus(&ctx, req, &resp);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::NOT_FOUND);
+    EXPECT_EQ(s.error_message(), "Unable to find cuda shared memory region: 'r'");
+  }
+  {
+    grpc::ClientContext ctx;
+    inference::CudaSharedMemoryRegisterRequest req;
+    req.set_name("r");
+    req.set_byte_size(64);
+    inference::CudaSharedMemoryRegisterResponse resp;
+    grpc::Status s = stub_->CudaSharedMemoryRegister(&ctx, req, &resp);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_EQ(s.error_message(),
+              "failed to register CUDA shared memory region: 'r', GPUs not supported");
+  }
+  {
+    grpc::ClientContext ctx;
+    inference::CudaSharedMemoryUnregisterResponse resp;
+    EXPECT_TRUE(stub_->CudaSharedMemoryUnregister(&ctx, {}, &resp).ok());
+  }
 }
 
 TEST_F(GrpcServerTest, MalformedRequestsAreRejectedClearly) {
@@ -785,6 +814,15 @@ TEST_F(GrpcServerTest, RepositoryIndexLoadAndUnload) {
   EXPECT_FALSE(ready());
   EXPECT_EQ(index(true).count("identity_fp32"), 0u);
   EXPECT_EQ(index(false).count("identity_fp32"), 1u);
+  for (const char* name : {"identity_fp32", "no_such_model"}) {
+    // As Triton: unloading what is not loaded succeeds.
+    grpc::ClientContext ctx;
+    inference::RepositoryModelUnloadRequest req;
+    req.set_model_name(name);
+    inference::RepositoryModelUnloadResponse resp;
+    grpc::Status s = stub_->RepositoryModelUnload(&ctx, req, &resp);
+    EXPECT_TRUE(s.ok()) << name << ": " << s.error_message();
+  }
 
   {
     grpc::ClientContext ctx;

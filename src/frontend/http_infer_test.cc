@@ -327,9 +327,10 @@ TEST_F(HttpAsyncTest, ServiceErrorsMapThroughHttpStatusFor) {
   TestClient c(server_->port());
   const std::pair<Status, int> cases[] = {
       {Status::InvalidArgument("bad"), 400},   {Status::NotFound("gone"), 404},
-      {Status::Unavailable("busy"), 503},      {Status::ResourceExhausted("full"), 429},
-      {Status::DeadlineExceeded("late"), 504}, {Status::Internal("boom"), 500},
-      {Status::Unsupported("no"), 501},
+      {Status::Unavailable("busy"), 503},      {Status::ResourceExhausted("full"), 503},
+      {Status::DeadlineExceeded("late"), 503}, {Status::Internal("boom"), 500},
+      {Status::Unsupported("no"), 501},        {Status::AlreadyExists("dup"), 400},
+      {Status::Cancelled("gone"), 400},        {Status::Unknown("?"), 400},
   };
   for (const auto& [status, code] : cases) {
     auto reply = std::async(std::launch::async,
@@ -340,10 +341,15 @@ TEST_F(HttpAsyncTest, ServiceErrorsMapThroughHttpStatusFor) {
     EXPECT_EQ(r.status, code) << status.ToString();
     EXPECT_EQ(r.body, R"({"error":")" + status.message() + "\"}");
   }
+  // Readiness as Triton: 400 with an empty body, and a fixed text for a model.
   service_.ready = false;
-  EXPECT_EQ(c.Get("/v2/health/ready").status, 503);
+  TestResponse not_ready = c.Get("/v2/health/ready");
+  EXPECT_EQ(not_ready.status, 400);
+  EXPECT_EQ(not_ready.body, "");
   EXPECT_EQ(c.Get("/v2/health/live").status, 200);
-  EXPECT_EQ(c.Get("/v2/models/m/ready").status, 404);
+  TestResponse model = c.Get("/v2/models/m/ready");
+  EXPECT_EQ(model.status, 400);
+  EXPECT_EQ(model.body, R"({"error":"Model version not ready"})");
 }
 
 TEST_F(HttpAsyncTest, StopFinishesInFlightRequests) {

@@ -216,11 +216,9 @@ void HttpRouter::Handle(const HttpRequest& request, HttpResponder respond) {
         respond(MethodNotAllowed());
         return;
       }
+      // As Triton's HandleServerHealth: 200 or 400, both with an empty body.
       const bool ok = route.action == "live" ? service_.Live() : service_.Ready();
-      respond(ok ? HttpReply::Empty(200)
-                 : HttpReply::Error(Status::Unavailable(route.action == "live"
-                                                            ? "server is not live"
-                                                            : "server is not ready")));
+      respond(HttpReply::Empty(ok ? 200 : 400));
       return;
     }
     case HttpRoute::kStatsAll: {
@@ -268,12 +266,8 @@ void HttpRouter::Handle(const HttpRequest& request, HttpResponder respond) {
         respond(MethodNotAllowed());
         return;
       }
-      if (route.kind == HttpRoute::kCudaShm) {
-        respond(HttpReply::Error(Status::Unsupported(
-            "CUDA shared memory is not supported by this server; use system shared memory")));
-        return;
-      }
-      respond(HandleSystemShm(request, route));
+      respond(route.kind == HttpRoute::kCudaShm ? HandleCudaShm(route)
+                                                : HandleSystemShm(request, route));
       return;
     }
     case HttpRoute::kUnsupported:
@@ -308,17 +302,10 @@ void HttpRouter::HandleModel(const HttpRoute& route, HttpResponder& respond) {
     if (!v.empty()) metadata->versions = {v};
     respond(HttpReply::Json(200, protocol::ModelMetadataJson(*metadata)));
   } else if (route.action == "ready") {
-    if (service_.ModelReady(m, v)) {
-      respond(HttpReply::Empty(200));
-      return;
-    }
-    // Tell "unknown" (404) from "not ready" (503) using the metadata lookup.
-    auto metadata = service_.GetModelMetadata(m, v);
-    respond(HttpReply::Error(
-        metadata.ok() ? Status::Unavailable("model " + Quoted(m) +
-                                            (v.empty() ? "" : " version " + Quoted(v)) +
-                                            " is not ready")
-                      : metadata.status()));
+    // As Triton's HandleModelReady: an unknown model or version is just "not ready", a 400
+    // with this fixed text (the model and version are in the URL).
+    respond(service_.ModelReady(m, v) ? HttpReply::Empty(200)
+                                      : HttpReply::Error(400, "Model version not ready"));
   } else if (route.action == "config") {
     auto config = service_.GetModelConfig(m, v);
     if (!config.ok()) {
@@ -363,8 +350,31 @@ void HttpRouter::HandleRepository(const HttpRequest& request, const HttpRoute& r
   }
   blocking_([this, load, model = route.model, respond = std::move(respond)] {
     Status s = load ? service_.Load(model) : service_.Unload(model);
+    // As Triton: unloading a model that is not loaded (or not known) succeeds.
+    if (!load && s.code() == StatusCode::kNotFound) s = Status::Ok();
     respond(s.ok() ? HttpReply::Json(200, "") : HttpReply::Error(s));
   });
+}
+
+// This server has no CUDA: as a Triton built without GPU support, the status lists no region,
+// unregistering succeeds (there is nothing to unregister) and registering is refused with
+// Triton's words. Clients that clean up with unregister_cuda_shared_memory() keep working.
+HttpReply HttpRouter::HandleCudaShm(const HttpRoute& route) {
+  if (route.action == "status") {
+    if (route.region.empty()) return HttpReply::Json(200, "[]");
+    return HttpReply::Error(
+        Status::NotFound("Unable to find cuda shared memory region: '" + route.region + "'"));
+  }
+  if (route.action == "register") {
+    if (route.region.empty()) {
+      return HttpReply::Error(Status::InvalidArgument(
+          "'region name' is necessary to register cuda shared memory region"));
+    }
+    return HttpReply::Error(Status::InvalidArgument(
+        "failed to register CUDA shared memory region: '" + route.region +
+        "', GPUs not supported"));
+  }
+  return HttpReply::Json(200, "");
 }
 
 HttpReply HttpRouter::HandleSystemShm(const HttpRequest& request, const HttpRoute& route) {

@@ -109,6 +109,7 @@ class HttpRouter {
   void HandleRepository(const HttpRequest& request, const HttpRoute& route,
                         HttpResponder& respond);
   HttpReply HandleSystemShm(const HttpRequest& request, const HttpRoute& route);
+  HttpReply HandleCudaShm(const HttpRoute& route);
   HttpReply ServerMetadata();
 
   InferenceService& service_;

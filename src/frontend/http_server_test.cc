@@ -82,10 +82,15 @@ TEST_F(HttpServerTest, ModelMetadataConfigAndReady) {
 
 TEST_F(HttpServerTest, UnknownModelOrVersionIs404OnEveryModelEndpoint) {
   TestClient c = Client();
+  // Except readiness, which is a 400 with Triton's fixed text (HandleModelReady).
+  for (const char* path : {"/v2/models/nope/ready", "/v2/models/id_fp32/versions/7/ready"}) {
+    TestResponse r = c.Get(path);
+    EXPECT_EQ(r.status, 400) << path << " " << r.body;
+    EXPECT_EQ(ErrorOf(r), "Model version not ready") << path;
+  }
   for (const char* path :
-       {"/v2/models/nope", "/v2/models/nope/ready", "/v2/models/nope/config",
-        "/v2/models/nope/stats", "/v2/models/id_fp32/versions/7",
-        "/v2/models/id_fp32/versions/7/ready", "/v2/models/id_fp32/versions/7/config",
+       {"/v2/models/nope", "/v2/models/nope/config", "/v2/models/nope/stats",
+        "/v2/models/id_fp32/versions/7", "/v2/models/id_fp32/versions/7/config",
         "/v2/models/id_fp32/versions/7/stats"}) {
     TestResponse r = c.Get(path);
     EXPECT_EQ(r.status, 404) << path << " " << r.body;
@@ -267,7 +272,7 @@ TEST_F(HttpServerTest, CompressedRequestsAndResponses) {
   auto bomb = protocol::Compress(ContentEncoding::kGzip, pieces);
   ASSERT_TRUE(bomb.ok());
   EXPECT_EQ(c.Post("/v2/models/id_int16/infer", *bomb, {{"Content-Encoding", "gzip"}}).status,
-            429);
+            503);  // RESOURCE_EXHAUSTED: Triton has no such kind, 503 like its full queue
 }
 
 TEST_F(HttpServerTest, StatisticsCountInferences) {
@@ -313,7 +318,10 @@ TEST_F(HttpServerTest, RepositoryIndexLoadAndUnload) {
   TestResponse unload = c.Post("/v2/repository/models/id_int8/unload",
                                R"({"parameters":{"unload_dependents":false}})");
   ASSERT_EQ(unload.status, 200) << unload.body;
-  EXPECT_EQ(c.Get("/v2/models/id_int8/ready").status, 404);
+  EXPECT_EQ(c.Get("/v2/models/id_int8/ready").status, 400);
+  // As Triton: unloading what is not loaded (or not known) succeeds.
+  EXPECT_EQ(c.Post("/v2/repository/models/id_int8/unload", "").status, 200);
+  EXPECT_EQ(c.Post("/v2/repository/models/missing/unload", "").status, 200);
   auto ready_only = json::parse(c.Post("/v2/repository/index", R"({"ready":true})").body);
   for (const auto& e : ready_only) EXPECT_NE(e["name"], "id_int8");
 
@@ -321,7 +329,12 @@ TEST_F(HttpServerTest, RepositoryIndexLoadAndUnload) {
   ASSERT_EQ(load.status, 200) << load.body;
   EXPECT_EQ(c.Get("/v2/models/id_int8/ready").status, 200);
 
-  EXPECT_EQ(c.Post("/v2/repository/models/missing/load", "{}").status, 404);
+  // As Triton: a model the repository does not have is INTERNAL "failed to poll".
+  TestResponse missing = c.Post("/v2/repository/models/missing/load", "{}");
+  EXPECT_EQ(missing.status, 500);
+  EXPECT_NE(ErrorOf(missing).find("failed to load 'missing', failed to poll from model repository"),
+            std::string::npos)
+      << missing.body;
   EXPECT_EQ(c.Post("/v2/repository/models/id_int8/load", R"({"parameters":{"config":"{}"}})")
                 .status,
             501);
@@ -340,7 +353,7 @@ TEST_F(HttpServerTest, SystemSharedMemoryEndpoints) {
                 .status,
             200);
   TestResponse dup = c.Post("/v2/systemsharedmemory/region/in/register", reg);
-  EXPECT_EQ(dup.status, 409);
+  EXPECT_EQ(dup.status, 400);  // ALREADY_EXISTS is a 400 in Triton
   EXPECT_NE(ErrorOf(dup).find("already"), std::string::npos);
 
   auto all = json::parse(c.Get("/v2/systemsharedmemory/status").body);
@@ -369,13 +382,19 @@ TEST_F(HttpServerTest, SystemSharedMemoryEndpoints) {
   EXPECT_EQ(c.Post("/v2/systemsharedmemory/unregister").status, 200);
   EXPECT_EQ(c.Get("/v2/systemsharedmemory/status").body, "[]");
 
-  for (const char* p : {"/v2/cudasharedmemory/status", "/v2/cudasharedmemory/region/x/status"}) {
-    TestResponse r = c.Get(p);
-    EXPECT_EQ(r.status, 501) << p;
-    EXPECT_NE(ErrorOf(r).find("CUDA"), std::string::npos);
-  }
-  EXPECT_EQ(c.Post("/v2/cudasharedmemory/region/x/register", "{}").status, 501);
-  EXPECT_EQ(c.Post("/v2/cudasharedmemory/unregister").status, 501);
+  // No CUDA: answered as a Triton built without GPU support.
+  TestResponse cuda = c.Get("/v2/cudasharedmemory/status");
+  EXPECT_EQ(cuda.status, 200);
+  EXPECT_EQ(cuda.body, "[]");
+  TestResponse cuda_one = c.Get("/v2/cudasharedmemory/region/x/status");
+  EXPECT_EQ(cuda_one.status, 404);
+  EXPECT_EQ(ErrorOf(cuda_one), "Unable to find cuda shared memory region: 'x'");
+  TestResponse cuda_reg = c.Post("/v2/cudasharedmemory/region/x/register", "{}");
+  EXPECT_EQ(cuda_reg.status, 400);
+  EXPECT_EQ(ErrorOf(cuda_reg),
+            "failed to register CUDA shared memory region: 'x', GPUs not supported");
+  EXPECT_EQ(c.Post("/v2/cudasharedmemory/unregister").status, 200);
+  EXPECT_EQ(c.Post("/v2/cudasharedmemory/region/x/unregister").status, 200);
 }
 
 TEST_F(HttpServerTest, KeepAliveServesManyRequestsOnOneConnection) {
