@@ -1,6 +1,7 @@
 #include "cli/serve.h"
 
 #include <fcntl.h>
+#include <malloc.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
@@ -137,7 +138,17 @@ CLI::App* AddServeCommand(CLI::App& app, ServeOptions& o) {
   return serve;
 }
 
+// Tensors of several MiB arrive and leave with every request. glibc serves allocations
+// above its mmap threshold with fresh mappings that the kernel zeroes page by page on
+// each request (~45 % of server time for 16 MiB tensors over gRPC, measured with perf);
+// keeping them in the heap and not trimming it lets the allocator reuse the memory.
+static void KeepLargeBuffersInHeap() {
+  mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024);  // glibc's maximum on 64-bit
+  mallopt(M_TRIM_THRESHOLD, 1024 * 1024 * 1024);
+}
+
 int RunServe(const ServeOptions& o) {
+  KeepLargeBuffersInHeap();
   if (!InstallShutdownSignals()) {
     spdlog::error("cannot install the SIGTERM/SIGINT handlers: {}", std::strerror(errno));
     return 1;
