@@ -17,7 +17,7 @@ ModelStats::ModelStats(std::string model_name, std::string model_version)
 
 void ModelStats::RecordBatch(uint64_t batch_size, const ComputeDurations& compute,
                              std::span<const RequestTiming> requests, uint64_t epoch_ms) {
-  std::lock_guard lock(mutex_);
+  std::unique_lock lock(mutex_);
   totals_.last_inference_ms = epoch_ms;
   totals_.inference_count += batch_size;
   totals_.execution_count += 1;
@@ -34,6 +34,12 @@ void ModelStats::RecordBatch(uint64_t batch_size, const ComputeDurations& comput
   Add(b.compute_input, 1, compute.input_ns);
   Add(b.compute_infer, 1, compute.infer_ns);
   Add(b.compute_output, 1, compute.output_ns);
+  lock.unlock();
+  for (const RequestTiming& r : requests) {
+    request_histogram_.Record(r.request_ns);
+    queue_histogram_.Record(r.queue_ns);
+  }
+  compute_infer_histogram_.Record(compute.infer_ns);
 }
 
 void ModelStats::RecordFailure(uint64_t request_ns) {
@@ -51,6 +57,9 @@ ModelStatistics ModelStats::Snapshot() const {
   }
   out.name = name_;
   out.version = version_;
+  out.request_histogram = request_histogram_.Snapshot();
+  out.queue_histogram = queue_histogram_.Snapshot();
+  out.compute_infer_histogram = compute_infer_histogram_.Snapshot();
   return out;
 }
 

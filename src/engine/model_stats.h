@@ -2,7 +2,8 @@
 // Statistics of one model version, with the semantics of Triton's statistics extension:
 // request counts and durations (success / fail / queue / compute phases, where every
 // request of a batch is charged the whole batch's compute durations), execution counts,
-// and per-batch-size execution statistics.
+// and per-batch-size execution statistics; plus Quiver's latency histograms (request and
+// queue durations per successful request, compute-infer duration per execution).
 
 #include <cstdint>
 #include <map>
@@ -10,6 +11,7 @@
 #include <span>
 #include <string>
 
+#include "core/histogram.h"
 #include "service/types.h"
 
 namespace quiver::engine {
@@ -27,7 +29,9 @@ struct RequestTiming {
   uint64_t queue_ns = 0;    // enqueue to execution start
 };
 
-// Accumulates statistics; thread-safe (one internal mutex, held only to add numbers).
+// Accumulates statistics; thread-safe (one internal mutex, held only to add numbers; the
+// histograms are lock-free and recorded outside it, so a snapshot taken while a batch is
+// being recorded may count it in the totals but not yet in a histogram).
 class ModelStats {
  public:
   ModelStats(std::string model_name, std::string model_version);
@@ -35,10 +39,12 @@ class ModelStats {
   // One successful execution of `batch_size` inference elements (1 for a model without a
   // batch dimension) serving `requests`: adds one execution, batch_size inferences, one
   // batch_stats entry for batch_size, and for each request a success, its queue time and
-  // the batch's compute durations. `epoch_ms` becomes last_inference_ms.
+  // the batch's compute durations. `epoch_ms` becomes last_inference_ms. Histograms: each
+  // request's request_ns and queue_ns, and compute.infer_ns once.
   void RecordBatch(uint64_t batch_size, const ComputeDurations& compute,
                    std::span<const RequestTiming> requests, uint64_t epoch_ms);
   // One failed request (backend error, timeout, rejection), `request_ns` after it arrived.
+  // Not part of the histograms (like Triton's request duration, they cover successes).
   void RecordFailure(uint64_t request_ns);
 
   // A consistent copy of everything recorded so far.
@@ -50,6 +56,9 @@ class ModelStats {
   mutable std::mutex mutex_;
   ModelStatistics totals_;                        // guarded by mutex_; batch_stats unused
   std::map<uint64_t, BatchStatistics> by_batch_;  // guarded by mutex_
+  Histogram request_histogram_;        // lock-free
+  Histogram queue_histogram_;          // lock-free
+  Histogram compute_infer_histogram_;  // lock-free
 };
 
 }  // namespace quiver::engine

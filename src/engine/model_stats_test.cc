@@ -23,6 +23,40 @@ TEST(ModelStatsTest, StartsEmptyWithNames) {
   EXPECT_EQ(s.last_inference_ms, 0u);
   ExpectDuration(s.success, 0, 0);
   EXPECT_TRUE(s.batch_stats.empty());
+  for (const HistogramSnapshot* h :
+       {&s.request_histogram, &s.queue_histogram, &s.compute_infer_histogram}) {
+    EXPECT_FALSE(h->empty());
+    EXPECT_EQ(h->Count(), 0u);
+    EXPECT_EQ(h->sum, 0u);
+  }
+}
+
+TEST(ModelStatsTest, HistogramsPerRequestAndPerExecution) {
+  ModelStats stats("m", "1");
+  // Two requests of one execution: 70 us and 3 ms end to end, queued 10 us and 2 ms;
+  // the execution's infer phase took 600 us.
+  const RequestTiming requests[] = {{70'000, 10'000}, {3'000'000, 2'000'000}};
+  stats.RecordBatch(2, {1'000, 600'000, 1'000}, requests, 1);
+  stats.RecordFailure(20'000'000'000);  // failures stay out of the histograms
+  ModelStatistics s = stats.Snapshot();
+
+  const HistogramSnapshot& r = s.request_histogram;
+  EXPECT_EQ(r.bounds, std::vector<uint64_t>(LatencyBucketsNs().begin(), LatencyBucketsNs().end()));
+  EXPECT_EQ(r.Count(), s.success.count);
+  EXPECT_EQ(r.sum, s.success.ns);
+  Histogram probe;
+  EXPECT_EQ(r.counts[probe.BucketIndex(70'000)], 1u);     // le=100 us
+  EXPECT_EQ(r.counts[probe.BucketIndex(3'000'000)], 1u);  // le=5 ms
+
+  EXPECT_EQ(s.queue_histogram.Count(), 2u);
+  EXPECT_EQ(s.queue_histogram.sum, s.queue.ns);
+  EXPECT_EQ(s.queue_histogram.counts[0], 1u);  // 10 us <= 50 us
+
+  // One value per execution, while the Triton counter charges each request.
+  EXPECT_EQ(s.compute_infer_histogram.Count(), s.execution_count);
+  EXPECT_EQ(s.compute_infer_histogram.sum, 600'000u);
+  EXPECT_EQ(s.compute_infer_histogram.counts[probe.BucketIndex(600'000)], 1u);
+  ExpectDuration(s.compute_infer, 2, 1'200'000);
 }
 
 TEST(ModelStatsTest, ChargesBatchComputeToEveryRequest) {
@@ -90,6 +124,10 @@ TEST(ModelStatsTest, ConcurrentRecordingLosesNothing) {
   ExpectDuration(s.success, 4000, 8000);
   ExpectDuration(s.fail, 4000, 12000);
   EXPECT_EQ(s.execution_count, 4000u);
+  EXPECT_EQ(s.request_histogram.Count(), 4000u);
+  EXPECT_EQ(s.request_histogram.sum, 8000u);
+  EXPECT_EQ(s.queue_histogram.Count(), 4000u);
+  EXPECT_EQ(s.compute_infer_histogram.Count(), 4000u);
 }
 
 }  // namespace

@@ -85,6 +85,61 @@ constexpr ModelFamily kModelFamilies[] = {
      [](const ModelStatistics& s) { return Us(s.compute_output); }},
 };
 
+struct HistogramFamily {
+  std::string_view name;
+  std::string_view help;
+  HistogramSnapshot ModelStatistics::*histogram;
+};
+
+constexpr HistogramFamily kHistogramFamilies[] = {
+    {"quiver_request_duration_us",
+     "Distribution of successful inference request durations in microseconds (from arrival "
+     "at the model's scheduler to the response)",
+     &ModelStatistics::request_histogram},
+    {"quiver_queue_duration_us",
+     "Distribution of queuing durations of successful inference requests in microseconds",
+     &ModelStatistics::queue_histogram},
+    {"quiver_compute_infer_duration_us",
+     "Distribution of compute inference durations in microseconds, one value per model "
+     "execution (batch)",
+     &ModelStatistics::compute_infer_histogram},
+};
+
+// The samples of one histogram for one model version (nothing for an empty or malformed
+// snapshot).
+void AppendHistogram(std::string& out, std::string_view name, const ModelStatistics& s,
+                     const HistogramSnapshot& h) {
+  if (h.empty() || h.counts.size() != h.bounds.size() + 1) return;
+  std::string labels = "model=\"";
+  labels.append(EscapeLabelValue(s.name))
+      .append("\",version=\"")
+      .append(EscapeLabelValue(s.version))
+      .append("\"");
+  const std::vector<uint64_t> cumulative = h.Cumulative();
+  for (size_t i = 0; i < cumulative.size(); ++i) {
+    out.append(name)
+        .append("_bucket{")
+        .append(labels)
+        .append(",le=\"")
+        .append(i < h.bounds.size() ? FormatLeMicros(h.bounds[i]) : std::string("+Inf"))
+        .append("\"} ")
+        .append(std::to_string(cumulative[i]))
+        .append("\n");
+  }
+  out.append(name)
+      .append("_sum{")
+      .append(labels)
+      .append("} ")
+      .append(FormatValue(static_cast<double>(h.sum) / 1000.0))
+      .append("\n");
+  out.append(name)
+      .append("_count{")
+      .append(labels)
+      .append("} ")
+      .append(std::to_string(cumulative.back()))
+      .append("\n");
+}
+
 // Parses an unsigned decimal at the start of `text` (after blanks); advances `text`.
 std::optional<uint64_t> NextNumber(std::string_view& text) {
   while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) text.remove_prefix(1);
@@ -131,6 +186,11 @@ std::string FormatValue(double value) {
   auto [ptr, ec] = std::to_chars(buf, buf + sizeof(buf), value);
   if (ec != std::errc()) return "NaN";
   return std::string(buf, ptr);
+}
+
+std::string FormatLeMicros(uint64_t bound_ns) {
+  if (bound_ns % 1000 == 0) return std::to_string(bound_ns / 1000);
+  return FormatValue(static_cast<double>(bound_ns) / 1000.0);
 }
 
 std::optional<CpuTimes> ParseProcStat(std::string_view text) {
@@ -229,6 +289,11 @@ void MetricsRegistry::RenderModels(std::string& out) {
                  "Instantaneous number of requests queued or executing, all models.", "gauge");
     AppendPlainSample(out, "quiver_pending_request_count",
                       std::to_string(options_.total_pending_count()));
+  }
+
+  for (const HistogramFamily& f : kHistogramFamilies) {
+    AppendHeader(out, f.name, f.help, "histogram");
+    for (const ModelStatistics& s : stats) AppendHistogram(out, f.name, s, s.*f.histogram);
   }
 }
 

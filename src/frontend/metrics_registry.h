@@ -11,14 +11,17 @@
 //             nv_inference_compute_infer_duration_us,
 //             nv_inference_compute_output_duration_us        (cumulative microseconds)
 //   gauge:    nv_inference_pending_request_count
+//   histograms (Quiver's own, `_bucket{...,le="..."}`, `_sum`, `_count`, microseconds,
+//   buckets from ModelStatistics, normally LatencyBucketsNs(): 50 us .. 10 s, 1-2-5):
+//             quiver_request_duration_us (successful requests, enqueue to response),
+//             quiver_queue_duration_us (successful requests),
+//             quiver_compute_infer_duration_us (one value per execution, not per request)
+//   A version whose statistics carry no histogram (e.g. from a remote Triton) has no
+//   samples in these families.
 // Server-wide gauges (no labels): nv_cpu_utilization (0..1, busy share of all cores
 // between two scrapes), nv_cpu_memory_total_bytes, nv_cpu_memory_used_bytes
 // (MemTotal - MemAvailable), and, when a total pending-count callback is given,
 // quiver_pending_request_count.
-//
-// Not exported: a request-duration histogram. The service only keeps cumulative
-// count/duration pairs, from which no distribution can be derived; a histogram needs a
-// per-request hook in the engine.
 
 #include <cstddef>
 #include <cstdint>
@@ -86,6 +89,9 @@ std::string EscapeLabelValue(std::string_view value);
 std::string EscapeHelp(std::string_view text);
 // A sample value: shortest round-trip decimal; NaN, +Inf, -Inf spelled as Prometheus does.
 std::string FormatValue(double value);
+// A histogram bucket bound given in nanoseconds as the `le` label value in microseconds:
+// whole microseconds without exponent ("50", "10000000"), others as FormatValue.
+std::string FormatLeMicros(uint64_t bound_ns);
 
 // Aggregate CPU jiffies from the first "cpu " line of /proc/stat:
 // busy = user + nice + system + irq + softirq + steal, idle = idle + iowait

@@ -1,5 +1,6 @@
 #include "frontend/metrics_registry.h"
 
+#include <gtest/gtest-spi.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -92,6 +93,72 @@ TEST_F(MetricsRegistryEngineTest, CountsInferencesPerModelVersion) {
   EXPECT_EQ(text.find("quiver_pending_request_count"), std::string::npos);
 }
 
+TEST_F(MetricsRegistryEngineTest, LatencyHistogramsPerModelVersion) {
+  MetricsOptions options;
+  options.cpu_metrics = false;
+  MetricsRegistry registry(*engine_, options);
+
+  // Before any request: every bucket 0, one series per family for m/1.
+  const std::string before = registry.Render();
+  ParseExposition(before);
+  EXPECT_TRUE(HasLine(before, "quiver_request_duration_us_count{model=\"m\",version=\"1\"} 0"))
+      << before;
+  EXPECT_TRUE(HasLine(
+      before, "quiver_request_duration_us_bucket{model=\"m\",version=\"1\",le=\"+Inf\"} 0"))
+      << before;
+
+  constexpr int kN = 6;
+  for (int i = 0; i < kN; ++i) ASSERT_TRUE(InferOnce());
+  const std::string text = registry.Render();
+  const auto samples = ParseExposition(text);
+  auto stats = engine_->GetStatistics("m", "1");
+  ASSERT_TRUE(stats.ok());
+  const ModelStatistics& st = stats->front();
+
+  const std::pair<const char*, const HistogramSnapshot*> families[] = {
+      {"quiver_request_duration_us", &st.request_histogram},
+      {"quiver_queue_duration_us", &st.queue_histogram},
+      {"quiver_compute_infer_duration_us", &st.compute_infer_histogram}};
+  const auto bounds = LatencyBucketsNs();
+  for (const auto& [family, h] : families) {
+    SCOPED_TRACE(family);
+    EXPECT_TRUE(HasLine(text, std::string("# TYPE ") + family + " histogram")) << text;
+    std::vector<std::string> les;
+    std::vector<double> counts;
+    const Sample* sum = nullptr;
+    const Sample* count = nullptr;
+    for (const Sample& x : samples) {
+      if (x.family != family) continue;
+      EXPECT_EQ(x.labels.at("model"), "m");
+      EXPECT_EQ(x.labels.at("version"), "1");
+      if (x.name == std::string(family) + "_bucket") {
+        les.push_back(x.labels.at("le"));
+        counts.push_back(x.value);
+      } else if (x.name == std::string(family) + "_sum") {
+        sum = &x;
+      } else if (x.name == std::string(family) + "_count") {
+        count = &x;
+      }
+    }
+    // le: the latency bounds in microseconds, then +Inf.
+    ASSERT_EQ(les.size(), bounds.size() + 1);
+    EXPECT_EQ(les.front(), "50");
+    EXPECT_EQ(les[bounds.size() - 1], "10000000");
+    EXPECT_EQ(les.back(), "+Inf");
+    for (size_t i = 0; i < bounds.size(); ++i) EXPECT_EQ(les[i], std::to_string(bounds[i] / 1000));
+    // Cumulative counts as in the statistics; no batching: kN requests and kN executions.
+    const auto cumulative = h->Cumulative();
+    for (size_t i = 0; i < counts.size(); ++i) {
+      EXPECT_EQ(counts[i], static_cast<double>(cumulative[i])) << "le=" << les[i];
+    }
+    ASSERT_NE(count, nullptr);
+    EXPECT_EQ(count->value, kN);
+    ASSERT_NE(sum, nullptr);
+    EXPECT_DOUBLE_EQ(sum->value, static_cast<double>(h->sum) / 1000.0);
+  }
+  EXPECT_EQ(st.request_histogram.sum, st.success.ns);
+}
+
 TEST_F(MetricsRegistryEngineTest, PendingCallbacks) {
   MetricsOptions options;
   options.cpu_metrics = false;
@@ -154,6 +221,80 @@ TEST(MetricsRegistryTest, EscapesLabelValues) {
   size_t successes = 0;
   for (const auto& x : samples) successes += x.name == "nv_inference_request_success";
   EXPECT_EQ(successes, 2u);
+}
+
+TEST(MetricsRegistryTest, HistogramExposition) {
+  ModelStatistics a;
+  a.name = "plain";
+  a.version = "12";
+  a.request_histogram.bounds = {1'500, 50'000, 100'000};  // 1.5, 50, 100 us
+  a.request_histogram.counts = {1, 2, 0, 3};
+  a.request_histogram.sum = 1'234'567;
+  a.queue_histogram.bounds = {1'000};
+  a.queue_histogram.counts = {1};  // malformed (needs 2 entries): left out
+  ModelStatistics b;  // no histograms at all (e.g. a remote Triton's statistics)
+  b.name = "remote";
+  b.version = "1";
+  FakeStatsService service({a, b});
+  MetricsOptions options;
+  options.cpu_metrics = false;
+  MetricsRegistry registry(service, options);
+  const std::string text = registry.Render();
+  const auto samples = ParseExposition(text);
+
+  const std::vector<std::string> expected = {
+      "# HELP quiver_request_duration_us Distribution of successful inference request "
+      "durations in microseconds (from arrival at the model's scheduler to the response)",
+      "# TYPE quiver_request_duration_us histogram",
+      R"(quiver_request_duration_us_bucket{model="plain",version="12",le="1.5"} 1)",
+      R"(quiver_request_duration_us_bucket{model="plain",version="12",le="50"} 3)",
+      R"(quiver_request_duration_us_bucket{model="plain",version="12",le="100"} 3)",
+      R"(quiver_request_duration_us_bucket{model="plain",version="12",le="+Inf"} 6)",
+      R"(quiver_request_duration_us_sum{model="plain",version="12"} 1234.567)",
+      R"(quiver_request_duration_us_count{model="plain",version="12"} 6)",
+      "# HELP quiver_queue_duration_us Distribution of queuing durations of successful "
+      "inference requests in microseconds",
+      "# TYPE quiver_queue_duration_us histogram",
+  };
+  const auto lines = Lines(text);
+  auto first = std::find(lines.begin(), lines.end(), expected.front());
+  ASSERT_NE(first, lines.end()) << text;
+  ASSERT_GE(static_cast<size_t>(lines.end() - first), expected.size()) << text;
+  EXPECT_EQ(std::vector<std::string>(first, first + static_cast<long>(expected.size())),
+            expected)
+      << text;
+  for (const Sample& x : samples) {
+    if (x.family.starts_with("quiver_")) {
+      EXPECT_EQ(x.labels.at("model"), "plain") << x.name;
+    }
+    if (x.family == "quiver_queue_duration_us") ADD_FAILURE() << "malformed snapshot rendered";
+  }
+  EXPECT_TRUE(HasLine(text, "# TYPE quiver_compute_infer_duration_us histogram")) << text;
+}
+
+// The exposition checker itself notices broken histograms (one failure each).
+TEST(MetricsRegistryTest, ExpositionCheckerCatchesBrokenHistograms) {
+  EXPECT_NONFATAL_FAILURE(ParseExposition("# HELP h x\n# TYPE h histogram\n"
+                                          "h_bucket{le=\"1\"} 2\nh_bucket{le=\"+Inf\"} 1\n"
+                                          "h_sum 1\nh_count 1\n"),
+                          "buckets not cumulative");
+  EXPECT_NONFATAL_FAILURE(ParseExposition("# HELP h x\n# TYPE h histogram\n"
+                                          "h_bucket{le=\"1\"} 1\nh_sum 1\nh_count 1\n"),
+                          "last bucket is not");
+  EXPECT_NONFATAL_FAILURE(ParseExposition("# HELP h x\n# TYPE h histogram\n"
+                                          "h_bucket{le=\"+Inf\"} 1\nh_sum 1\nh_count 2\n"),
+                          "_count != +Inf bucket");
+  EXPECT_NONFATAL_FAILURE(ParseExposition("# HELP h x\n# TYPE h histogram\n"
+                                          "h_bucket{le=\"2\"} 1\nh_bucket{le=\"1\"} 1\n"
+                                          "h_bucket{le=\"+Inf\"} 1\nh_sum 1\nh_count 1\n"),
+                          "le not ascending");
+}
+
+TEST(MetricsRegistryTest, FormatsBucketBoundsInMicroseconds) {
+  EXPECT_EQ(FormatLeMicros(50'000), "50");
+  EXPECT_EQ(FormatLeMicros(10'000'000'000), "10000000");  // no exponent
+  EXPECT_EQ(FormatLeMicros(1'500), "1.5");
+  EXPECT_EQ(FormatLeMicros(0), "0");
 }
 
 TEST(MetricsRegistryTest, EscapingHelpers) {

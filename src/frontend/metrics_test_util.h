@@ -13,6 +13,7 @@
 #include <limits>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -105,15 +106,19 @@ class FakeStatsService final : public InferenceService {
 
 // One parsed sample line.
 struct Sample {
-  std::string name;
+  std::string name;    // as written, e.g. "x_bucket"
+  std::string family;  // e.g. "x" for the samples x_bucket, x_sum, x_count of histogram x
   std::map<std::string, std::string> labels;  // unescaped values
   double value = 0;
 };
 
 // Checks the exposition (format 0.0.4) and returns its samples: every line ends with '\n';
-// each family has exactly one "# HELP" followed by exactly one "# TYPE" (counter or gauge),
-// before any of its samples, and its samples are contiguous; names and label names are
-// valid; label values are properly escaped; values parse. Failures are gtest failures.
+// each family has exactly one "# HELP" followed by exactly one "# TYPE" (counter, gauge or
+// histogram), before any of its samples, and its samples are contiguous; names and label
+// names are valid; label values are properly escaped; values parse. A histogram's samples
+// are <name>_bucket (with an `le` label), <name>_sum and <name>_count; per label set the
+// buckets' `le` ascend and end with "+Inf", their counts never decrease, and _count equals
+// the +Inf bucket. Failures are gtest failures.
 inline std::vector<Sample> ParseExposition(const std::string& text) {
   std::vector<Sample> out;
   EXPECT_TRUE(text.empty() || text.back() == '\n') << "exposition must end with a newline";
@@ -127,7 +132,7 @@ inline std::vector<Sample> ParseExposition(const std::string& text) {
     }
     return true;
   };
-  std::set<std::string> helped, typed, finished;
+  std::set<std::string> helped, typed, finished, histograms;
   std::string current;  // family whose header came last
   size_t pos = 0;
   while (pos < text.size()) {
@@ -149,7 +154,8 @@ inline std::vector<Sample> ParseExposition(const std::string& text) {
       const size_t sp = rest.find(' ');
       const std::string name = rest.substr(0, sp);
       const std::string type = sp == std::string::npos ? "" : rest.substr(sp + 1);
-      EXPECT_TRUE(type == "counter" || type == "gauge") << line;
+      EXPECT_TRUE(type == "counter" || type == "gauge" || type == "histogram") << line;
+      if (type == "histogram") histograms.insert(name);
       EXPECT_EQ(name, current) << "TYPE not right after its HELP: " << line;
       EXPECT_TRUE(typed.insert(name).second) << "second TYPE for " << name;
       continue;
@@ -162,10 +168,16 @@ inline std::vector<Sample> ParseExposition(const std::string& text) {
     size_t i = 0;
     while (i < line.size() && line[i] != '{' && line[i] != ' ') ++i;
     s.name = line.substr(0, i);
+    s.family = s.name;
+    if (histograms.count(current)) {
+      for (const char* suffix : {"_bucket", "_sum", "_count"}) {
+        if (s.name == current + suffix) s.family = current;
+      }
+    }
     EXPECT_TRUE(valid_name(s.name, true)) << line;
-    EXPECT_EQ(s.name, current) << "sample outside its family block: " << line;
-    EXPECT_TRUE(helped.count(s.name) && typed.count(s.name)) << "no HELP/TYPE: " << line;
-    EXPECT_FALSE(finished.count(s.name)) << "family not contiguous: " << line;
+    EXPECT_EQ(s.family, current) << "sample outside its family block: " << line;
+    EXPECT_TRUE(helped.count(s.family) && typed.count(s.family)) << "no HELP/TYPE: " << line;
+    EXPECT_FALSE(finished.count(s.family)) << "family not contiguous: " << line;
     if (i < line.size() && line[i] == '{') {
       ++i;
       while (i < line.size() && line[i] != '}') {
@@ -212,7 +224,59 @@ inline std::vector<Sample> ParseExposition(const std::string& text) {
       EXPECT_TRUE(ec == std::errc() && ptr == value.data() + value.size())
           << "bad value '" << value << "' in " << line;
     }
+    if (histograms.count(s.family)) {
+      EXPECT_EQ(s.name.ends_with("_bucket"), s.labels.count("le") == 1)
+          << "le belongs to _bucket samples only: " << line;
+    }
     out.push_back(std::move(s));
+  }
+
+  // Histogram invariants, per family and label set (without le), in order of appearance.
+  struct Series {
+    std::vector<std::pair<double, double>> buckets;  // (le, cumulative count)
+    std::optional<double> sum, count;
+  };
+  std::map<std::pair<std::string, std::map<std::string, std::string>>, Series> series;
+  for (const Sample& s : out) {
+    if (!histograms.count(s.family)) continue;
+    auto labels = s.labels;
+    const auto le = labels.find("le");
+    std::string le_text;
+    if (le != labels.end()) {
+      le_text = le->second;
+      labels.erase(le);
+    }
+    Series& x = series[{s.family, labels}];
+    if (s.name == s.family + "_bucket") {
+      double bound = std::numeric_limits<double>::infinity();
+      if (le_text != "+Inf") {
+        auto [ptr, ec] = std::from_chars(le_text.data(), le_text.data() + le_text.size(), bound);
+        EXPECT_TRUE(ec == std::errc() && ptr == le_text.data() + le_text.size())
+            << s.name << ": bad le \"" << le_text << "\"";
+      }
+      EXPECT_FALSE(x.sum || x.count) << s.name << ": bucket after _sum/_count";
+      if (!x.buckets.empty()) {
+        EXPECT_LT(x.buckets.back().first, bound) << s.name << ": le not ascending";
+        EXPECT_LE(x.buckets.back().second, s.value) << s.name << ": buckets not cumulative";
+      }
+      x.buckets.emplace_back(bound, s.value);
+    } else if (s.name == s.family + "_sum") {
+      x.sum = s.value;
+    } else {
+      x.count = s.value;
+    }
+  }
+  for (const auto& [key, x] : series) {
+    const std::string& family = key.first;
+    EXPECT_FALSE(x.buckets.empty()) << family << ": no buckets";
+    if (x.buckets.empty()) continue;
+    EXPECT_EQ(x.buckets.back().first, std::numeric_limits<double>::infinity())
+        << family << ": last bucket is not le=\"+Inf\"";
+    EXPECT_TRUE(x.sum.has_value()) << family << ": no _sum";
+    EXPECT_TRUE(x.count.has_value()) << family << ": no _count";
+    if (x.count) {
+      EXPECT_EQ(*x.count, x.buckets.back().second) << family << ": _count != +Inf bucket";
+    }
   }
   return out;
 }

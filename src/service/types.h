@@ -2,11 +2,13 @@
 // Value types exchanged through InferenceService: requests, responses, metadata and
 // statistics, shaped after the KServe v2 protocol and Triton's extensions.
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <string>
 #include <vector>
 
+#include "core/histogram.h"
 #include "core/status.h"
 #include "core/tensor.h"
 
@@ -24,6 +26,9 @@ struct InferRequest {
   uint64_t timeout_us = 0;
   // Priority level (1 = highest); 0 uses the model's default.
   uint64_t priority = 0;
+  // The caller's deadline for the whole call (clients: connection, transfer, server).
+  // Remote transports fail the call with DEADLINE_EXCEEDED when it passes; max() = none.
+  std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
 };
 
 struct InferResponse {
@@ -94,6 +99,11 @@ struct ModelStatistics {
   StatisticDuration compute_infer;
   StatisticDuration compute_output;
   std::vector<BatchStatistics> batch_stats;  // sorted by batch_size
+  // Quiver's latency distributions in nanoseconds (exported as quiver_*_duration_us
+  // histograms); empty where the service keeps none (e.g. a remote Triton).
+  HistogramSnapshot request_histogram;        // successful requests, as `success`
+  HistogramSnapshot queue_histogram;          // successful requests, as `queue`
+  HistogramSnapshot compute_infer_histogram;  // one value per execution (not per request)
 };
 
 }  // namespace quiver
