@@ -10,7 +10,9 @@
 #include <filesystem>
 #include <fstream>
 #include <future>
+#include <mutex>
 #include <random>
+#include <stdexcept>
 #include <thread>
 #include <vector>
 
@@ -19,6 +21,7 @@
 #include <torch/script.h>
 #endif
 
+#include "core/files.h"
 #include "engine/backends/default_backends.h"
 #include "engine/engine.h"
 
@@ -34,25 +37,40 @@ double Median(std::vector<double> v) {
 }
 
 // Runs `body(thread_index)` repeatedly on `threads` threads for `seconds`; returns calls/s.
+// The first exception a body throws stops every thread and is rethrown here.
 template <typename Body>
 double Throughput(int threads, double seconds, Body body) {
   std::atomic<bool> stop{false};
   std::atomic<uint64_t> calls{0};
+  std::mutex error_mutex;
+  std::exception_ptr error;
   std::vector<std::thread> pool;
   const auto start = Clock::now();
   for (int t = 0; t < threads; ++t) {
     pool.emplace_back([&, t] {
       uint64_t n = 0;
-      while (!stop.load(std::memory_order_relaxed)) {
-        body(t);
-        ++n;
+      try {
+        while (!stop.load(std::memory_order_relaxed)) {
+          body(t);
+          ++n;
+        }
+      } catch (...) {
+        std::lock_guard<std::mutex> lock(error_mutex);
+        if (!error) error = std::current_exception();
+        stop = true;
       }
       calls += n;
     });
   }
-  std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
+  const auto deadline =
+      start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
+  while (!stop.load() && Clock::now() < deadline) {
+    std::this_thread::sleep_for(std::min<Clock::duration>(deadline - Clock::now(),
+                                                          std::chrono::milliseconds(10)));
+  }
   stop = true;
   for (auto& th : pool) th.join();
+  if (error) std::rethrow_exception(error);
   const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
   return static_cast<double>(calls.load()) / elapsed;
 }
@@ -141,9 +159,12 @@ Result<Row> IdentityOverhead(const EngineBenchOptions& o) {
 }
 
 #ifdef QUIVER_WITH_TORCH
-// A scratch repository with the shipped simple_mlp at `instances` instances, so that
-// Engine and direct calls use the same number of threads.
-Result<fs::path> MakeMlpRepository(const fs::path& source, int instances) {
+bool UseGpu(const EngineBenchOptions& o) { return o.device == "gpu"; }
+
+// A scratch repository with the shipped simple_mlp at `instances` instances (on the CPU or
+// on CUDA device 0), so that Engine and direct calls use the same number of threads and
+// devices; max_batch_size is raised to `batch` when the shipped config's is smaller.
+Result<fs::path> MakeMlpRepository(const fs::path& source, int instances, bool gpu, int batch) {
   const fs::path dir = fs::temp_directory_path() /
                        fmt::format("quiver-bench-{}", static_cast<long>(::getpid()));
   const fs::path model = dir / "simple_mlp";
@@ -158,27 +179,52 @@ Result<fs::path> MakeMlpRepository(const fs::path& source, int instances) {
   if (!google::protobuf::TextFormat::ParseFromString(text, &config)) {
     return Status::InvalidArgument("cannot parse simple_mlp/config.pbtxt");
   }
+  config.set_max_batch_size(std::max(config.max_batch_size(), batch));
   config.clear_instance_group();
   auto* group = config.add_instance_group();
   group->set_count(instances);
-  group->set_kind(inference::ModelInstanceGroup::KIND_CPU);
+  if (gpu) {
+    group->set_kind(inference::ModelInstanceGroup::KIND_GPU);
+    group->add_gpus(0);
+  } else {
+    group->set_kind(inference::ModelInstanceGroup::KIND_CPU);
+  }
   google::protobuf::TextFormat::PrintToString(config, &text);
   std::ofstream(model / "config.pbtxt") << text;
   return dir;
 }
 
-Result<Row> MlpThroughput(const EngineBenchOptions& o) {
+// Why simple_mlp is not ready, from the repository index.
+std::string NotReadyReason(engine::Engine& engine) {
+  auto index = engine.Index();
+  if (!index.ok()) return index.status().ToString();
+  for (const auto& entry : *index) {
+    if (entry.name == "simple_mlp" && !entry.reason.empty()) return entry.reason;
+  }
+  return "see the log";
+}
+
+Result<std::vector<Row>> MlpThroughput(const EngineBenchOptions& o) {
   at::set_num_threads(o.torch_threads);
-  auto repo = MakeMlpRepository(o.model_repository, o.threads);
+  const bool gpu = UseGpu(o);
+  if (gpu && (!at::hasCUDA() || at::getNumGPUs() == 0)) {
+    return Status::Unavailable(
+        "--device gpu: libtorch sees no CUDA device (a CPU-only libtorch, or no GPU/driver)");
+  }
+  auto repo = MakeMlpRepository(o.model_repository, o.threads, gpu, o.batch);
   if (!repo.ok()) return repo.status();
+  // Declared before the Engine, so that it outlives it.
+  struct RemoveOnExit {
+    fs::path dir;
+    ~RemoveOnExit() { RemoveTree(dir); }
+  } remove_on_exit{*repo};
   engine::EngineOptions eo;
   eo.model_repositories = {*repo};
   eo.backends = engine::DefaultBackendRegistry();
   auto engine = engine::Engine::Create(std::move(eo));
-  std::error_code ec;
   if (!engine.ok()) return engine.status();
   if (!(*engine)->ModelReady("simple_mlp", "")) {
-    return Status::Unavailable("simple_mlp did not load (see log)");
+    return Status::Unavailable("simple_mlp did not load: " + NotReadyReason(**engine));
   }
 
   const int64_t features = 32;
@@ -188,17 +234,30 @@ Result<Row> MlpThroughput(const EngineBenchOptions& o) {
   for (auto& x : data) x = dist(rng);
   const Tensor input = MakeTensor<float>("INPUT__0", DataType::kFp32, {o.batch, features}, data);
 
-  std::vector<torch::jit::Module> modules;
+  // Direct calls do what the Engine does around forward(): inputs from host memory to the
+  // device, the result back to host memory.
+  const std::string model_file = (*repo / "simple_mlp" / "1" / "model.pt").string();
+  const at::Device device = gpu ? at::Device(at::kCUDA, 0) : at::Device(at::kCPU);
+  std::vector<torch::jit::Module> modules, cpu_modules;
   for (int t = 0; t < o.threads; ++t) {
-    modules.push_back(torch::jit::load((*repo / "simple_mlp" / "1" / "model.pt").string()));
+    modules.push_back(torch::jit::load(model_file, device));
     modules.back().eval();
+    if (gpu) {
+      cpu_modules.push_back(torch::jit::load(model_file));
+      cpu_modules.back().eval();
+    }
   }
-  auto direct = [&](int t) {
+  auto call = [&](torch::jit::Module& module, bool on_gpu) {
     c10::InferenceMode guard;
     auto x = torch::from_blob(const_cast<float*>(data.data()), {o.batch, features});
-    auto y = modules[static_cast<size_t>(t)].forward({x}).toTensor().contiguous();
+    if (on_gpu) x = x.to(device);
+    auto y = module.forward({x}).toTensor();
+    if (on_gpu) y = y.to(at::kCPU);
+    y = y.contiguous();
     if (y.size(0) != o.batch) throw std::runtime_error("bad output");
   };
+  auto direct = [&](int t) { call(modules[static_cast<size_t>(t)], gpu); };
+  auto cpu_direct = [&](int t) { call(cpu_modules[static_cast<size_t>(t)], false); };
   auto through_engine = [&](int) {
     InferRequest request;
     request.model = "simple_mlp";
@@ -210,7 +269,13 @@ Result<Row> MlpThroughput(const EngineBenchOptions& o) {
   // then alternate which goes first so that drifts in machine load cancel.
   Throughput(o.threads, 0.3, direct);
   Throughput(o.threads, 0.3, through_engine);
-  std::vector<double> a, b, ratios;
+  std::vector<double> a, b, c, ratios;
+  if (gpu) {
+    Throughput(o.threads, 0.3, cpu_direct);
+    for (int round = 0; round < o.rounds; ++round) {
+      c.push_back(Throughput(o.threads, o.seconds_per_round, cpu_direct) * o.batch);
+    }
+  }
   for (int round = 0; round < o.rounds; ++round) {
     double da = 0, db = 0;
     if (round % 2 == 0) {
@@ -224,13 +289,22 @@ Result<Row> MlpThroughput(const EngineBenchOptions& o) {
     b.push_back(db);
     ratios.push_back(db / da);
   }
-  engine->reset();
-  fs::remove_all(*repo, ec);
   const double ratio = Median(ratios);
-  return Row{fmt::format("simple_mlp batch {} ({} thread(s))", o.batch, o.threads),
-             "TorchScript direct", Median(a), "Engine", Median(b), "infer/s",
-             fmt::format("ratio {:.3f}; target >= 0.95: {}", ratio,
-                         ratio >= 0.95 ? "met" : "MISSED")};
+  std::vector<Row> rows;
+  rows.push_back(Row{fmt::format("simple_mlp batch {} ({} thread(s){})", o.batch, o.threads,
+                                 gpu ? ", GPU" : ""),
+                     gpu ? "TorchScript GPU direct" : "TorchScript direct", Median(a),
+                     gpu ? "Engine GPU" : "Engine", Median(b), "infer/s",
+                     fmt::format("ratio {:.3f}; target >= 0.95: {}", ratio,
+                                 ratio >= 0.95 ? "met" : "MISSED")});
+  if (gpu) {
+    rows.push_back(Row{fmt::format("simple_mlp batch {} ({} thread(s)), GPU vs CPU", o.batch,
+                                   o.threads),
+                       fmt::format("TorchScript CPU direct ({} torch threads)", o.torch_threads),
+                       Median(c), "Engine GPU", Median(b), "infer/s",
+                       fmt::format("Engine GPU / CPU direct: {:.2f}x", Median(b) / Median(c))});
+  }
+  return rows;
 }
 #endif
 
@@ -238,22 +312,34 @@ Result<Row> MlpThroughput(const EngineBenchOptions& o) {
 
 int RunEngineBench(const EngineBenchOptions& options) {
   std::vector<Row> rows;
+  try {
 #ifdef QUIVER_WITH_TORCH
-  auto mlp = MlpThroughput(options);
-  if (!mlp.ok()) {
-    fmt::print(stderr, "simple_mlp benchmark failed: {}\n", mlp.status().ToString());
-    return 1;
-  }
-  rows.push_back(*mlp);
+    auto mlp = MlpThroughput(options);
+    if (!mlp.ok()) {
+      fmt::print(stderr, "simple_mlp benchmark failed: {}\n", mlp.status().ToString());
+      return 1;
+    }
+    rows.insert(rows.end(), mlp->begin(), mlp->end());
 #else
-  fmt::print(stderr, "built without libtorch: skipping the simple_mlp benchmark\n");
+    if (options.device != "cpu") {
+      fmt::print(stderr, "built without libtorch: --device {} is not available\n",
+                 options.device);
+      return 1;
+    }
+    fmt::print(stderr, "built without libtorch: skipping the simple_mlp benchmark\n");
 #endif
-  auto identity = IdentityOverhead(options);
-  if (!identity.ok()) {
-    fmt::print(stderr, "identity benchmark failed: {}\n", identity.status().ToString());
+    if (options.identity) {
+      auto identity = IdentityOverhead(options);
+      if (!identity.ok()) {
+        fmt::print(stderr, "identity benchmark failed: {}\n", identity.status().ToString());
+        return 1;
+      }
+      rows.push_back(*identity);
+    }
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "benchmark failed: {}\n", e.what());
     return 1;
   }
-  rows.push_back(*identity);
   Print(rows, options.markdown);
   return 0;
 }

@@ -1,7 +1,9 @@
 #include "engine/backends/torch_backend.h"
 
 #include <ATen/Parallel.h>
+#include <c10/core/DeviceGuard.h>
 #include <c10/core/InferenceMode.h>
+#include <c10/core/impl/VirtualGuardImpl.h>
 #include <torch/script.h>
 
 #include <charconv>
@@ -166,6 +168,9 @@ class TorchInstance final : public BackendInstance {
   Status ExecuteOrThrow(const BackendBatch& batch, std::vector<Tensor>& outputs,
                         ComputeTimes& times) {
     c10::InferenceMode inference_mode;
+    // On a GPU instance, ops that allocate on "the current device" use the instance's.
+    c10::OptionalDeviceGuard device_guard;
+    if (device_.is_cuda()) device_guard.reset_device(device_);
     const Clock::time_point t0 = Clock::now();
     std::vector<c10::IValue> args = arg_template_;
     for (const InputBinding& binding : inputs_) {
@@ -182,6 +187,12 @@ class TorchInstance final : public BackendInstance {
     }
     const Clock::time_point t1 = Clock::now();
     c10::IValue result = module_.forward(std::move(args));
+    if (device_.is_cuda()) {
+      // Kernels run asynchronously: wait for them, so that infer_ns is the compute time
+      // (Triton's compute_infer) and not only the launch time.
+      const c10::impl::VirtualGuardImpl guard_impl(device_.type());
+      guard_impl.synchronizeStream(guard_impl.getStream(device_));
+    }
     const Clock::time_point t2 = Clock::now();
 
     outputs.clear();
@@ -258,6 +269,8 @@ class TorchInstance final : public BackendInstance {
       wrapped = torch::from_blob(
           data, shape, [keep = tensor.data](void*) {}, options);
     }
+    // To the instance's device: a synchronous copy (non_blocking=false), so the request's
+    // memory is no longer read once to() returns.
     if (device_.is_cuda()) wrapped = wrapped.to(device_);
     return c10::IValue(std::move(wrapped));
   }
@@ -299,6 +312,7 @@ class TorchInstance final : public BackendInstance {
                               ") but forward() returned " +
                               std::string(c10::toString(value.scalar_type())));
     }
+    // Responses live in host memory: copy device outputs back (synchronously) first.
     if (!value.device().is_cpu()) value = value.to(at::kCPU);
     value = value.contiguous();
 

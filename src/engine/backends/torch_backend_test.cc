@@ -1,16 +1,24 @@
 #include "engine/backends/torch_backend.h"
 
+#include <ATen/Context.h>
 #include <ATen/Parallel.h>
 #include <google/protobuf/text_format.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <iterator>
+#include <random>
 #include <string>
 #include <vector>
+
+#include "core/files.h"
+#include "engine/backends/default_backends.h"
+#include "engine/engine.h"
 
 namespace quiver::engine {
 namespace {
@@ -478,7 +486,7 @@ TEST_F(TorchBackendTest, CorruptModelFileNamesThePathWithoutBacktrace) {
   const std::string message = instance.status().message();
   EXPECT_NE(message.find((dir / "model.pt").string()), std::string::npos) << message;
   EXPECT_EQ(message.find('\n'), std::string::npos) << message;
-  fs::remove_all(dir);
+  RemoveTree(dir);
 }
 
 TEST_F(TorchBackendTest, UnknownInputNameListsForwardArguments) {
@@ -533,6 +541,183 @@ TEST_F(TorchBackendTest, GpuInstanceWithoutCudaIsUnsupported) {
   config.mutable_instance_group(0)->set_kind(inference::ModelInstanceGroup::KIND_GPU);
   EXPECT_EQ(backend_.ValidateConfig(config).code(), StatusCode::kUnsupported);
 #endif
+}
+
+// simple_mlp inputs: `batch` rows of 32 pseudo-random values, fixed by `seed`.
+std::vector<float> MlpInput(int64_t batch, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> dist;
+  std::vector<float> values(static_cast<size_t>(batch * 32));
+  for (float& v : values) v = dist(rng);
+  return values;
+}
+
+// simple_mlp's OUTPUT__0 for `input` (batch x 32 in `bytes`) on `instance`.
+std::vector<float> RunMlp(BackendInstance& instance, int64_t batch, Buffer bytes) {
+  const std::vector<Tensor> inputs = {
+      Tensor{"INPUT__0", DataType::kFp32, {batch, 32}, std::move(bytes)}};
+  const std::vector<std::string> requested = {"OUTPUT__0"};
+  std::vector<Tensor> outputs;
+  ComputeTimes times;
+  const Status s = instance.Execute({inputs, requested, batch}, outputs, times);
+  EXPECT_TRUE(s.ok()) << s.ToString();
+  if (!s.ok() || outputs.size() != 1) return {};
+  EXPECT_EQ(outputs[0].datatype, DataType::kFp32);
+  EXPECT_EQ(outputs[0].shape, (Shape{batch, 8}));
+  EXPECT_EQ(outputs[0].data.size(), static_cast<size_t>(4 * batch * 8));
+  EXPECT_GT(times.infer_ns, 0u);
+  // Reading the bytes here shows that they are in host memory.
+  const float* data = outputs[0].data_as<float>();
+  return std::vector<float>(data, data + outputs[0].data.size() / 4);
+}
+
+// GPU and CPU results agree to 1e-4 relative (1e-5 absolute near zero): the matrix
+// products accumulate in another order, nothing more (no TF32 by libtorch's default).
+::testing::AssertionResult CloseToCpu(const std::vector<float>& gpu,
+                                      const std::vector<float>& cpu) {
+  if (gpu.size() != cpu.size()) {
+    return ::testing::AssertionFailure() << "sizes " << gpu.size() << " vs " << cpu.size();
+  }
+  double worst = 0;
+  size_t worst_at = 0;
+  for (size_t i = 0; i < cpu.size(); ++i) {
+    const double excess = std::abs(double(gpu[i]) - cpu[i]) - (1e-4 * std::abs(cpu[i]) + 1e-5);
+    if (excess > worst) {
+      worst = excess;
+      worst_at = i;
+    }
+  }
+  if (worst > 0) {
+    return ::testing::AssertionFailure() << "element " << worst_at << ": GPU " << gpu[worst_at]
+                                         << " vs CPU " << cpu[worst_at];
+  }
+  return ::testing::AssertionSuccess();
+}
+
+#ifdef QUIVER_WITH_CUDA
+bool HasCudaDevice() { return at::hasCUDA() && at::getNumGPUs() > 0; }
+#define QUIVER_SKIP_WITHOUT_CUDA_DEVICE() \
+  if (!HasCudaDevice()) GTEST_SKIP() << "libtorch sees no CUDA device"
+#else
+#define QUIVER_SKIP_WITHOUT_CUDA_DEVICE() GTEST_SKIP() << "built without QUIVER_WITH_CUDA"
+#endif
+
+TEST_F(TorchBackendTest, GpuInstanceOnAMissingDeviceIsUnavailable) {
+#ifndef QUIVER_WITH_CUDA
+  GTEST_SKIP() << "built without QUIVER_WITH_CUDA";
+#else
+  ModelConfig config = SimpleMlpConfig();
+  config.mutable_instance_group(0)->set_kind(inference::ModelInstanceGroup::KIND_GPU);
+  EXPECT_TRUE(backend_.ValidateConfig(config).ok());
+  InstanceContext context;
+  context.config = &config;
+  context.version_dir = kSourceDir / "models/simple_mlp/1";
+  context.version = 1;
+  context.device = DeviceKind::kGpu;
+  context.device_id = at::hasCUDA() ? static_cast<int>(at::getNumGPUs()) : 0;
+  auto instance = backend_.CreateInstance(context);
+  ASSERT_FALSE(instance.ok());
+  EXPECT_EQ(instance.status().code(), StatusCode::kUnavailable);
+  EXPECT_NE(instance.status().message().find("CUDA device"), std::string::npos)
+      << instance.status().message();
+#endif
+}
+
+TEST_F(TorchBackendTest, GpuInstanceMatchesCpuInstance) {
+  QUIVER_SKIP_WITHOUT_CUDA_DEVICE();
+  ModelConfig config = SimpleMlpConfig();
+  config.mutable_instance_group(0)->set_kind(inference::ModelInstanceGroup::KIND_GPU);
+  ASSERT_TRUE(backend_.ValidateConfig(config).ok());
+  const fs::path dir = kSourceDir / "models/simple_mlp/1";
+  auto cpu = CreateIn(config, dir, DeviceKind::kCpu);
+  ASSERT_TRUE(cpu.ok()) << cpu.status().ToString();
+  auto gpu = CreateIn(config, dir, DeviceKind::kGpu);
+  ASSERT_TRUE(gpu.ok()) << gpu.status().ToString();
+  // Several runs per size: TorchScript's profiling executor optimises the graph after the
+  // first runs (on CUDA it may fuse kernels), and each version must agree.
+  for (int64_t batch : {1, 64, 256, 7}) {
+    const std::vector<float> input = MlpInput(batch, static_cast<unsigned>(batch));
+    const Buffer bytes = Buffer::Copy(input.data(), 4 * input.size());
+    const std::vector<float> want = RunMlp(**cpu, batch, bytes);
+    for (int run = 0; run < 3; ++run) {
+      EXPECT_TRUE(CloseToCpu(RunMlp(**gpu, batch, bytes), want))
+          << "batch " << batch << " run " << run;
+    }
+    // Misaligned request bytes take the copying path before the transfer.
+    Buffer shifted = Buffer::Allocate(bytes.size() + 1);
+    std::memcpy(shifted.mutable_data() + 1, bytes.data(), bytes.size());
+    EXPECT_TRUE(CloseToCpu(RunMlp(**gpu, batch, shifted.Slice(1, bytes.size())), want))
+        << "misaligned, batch " << batch;
+  }
+}
+
+TEST_F(TorchBackendTest, EngineServesAGpuInstanceGroup) {
+  QUIVER_SKIP_WITHOUT_CUDA_DEVICE();
+  const fs::path root =
+      fs::path(::testing::TempDir()) / ("quiver_torch_gpu_" + std::to_string(::getpid()));
+  RemoveTree(root);
+  fs::create_directories(root / "simple_mlp/1");
+  fs::copy_file(kSourceDir / "models/simple_mlp/1/model.pt", root / "simple_mlp/1/model.pt");
+  ModelConfig config = SimpleMlpConfig();
+  config.clear_instance_group();
+  auto* group = config.add_instance_group();
+  group->set_count(2);
+  group->set_kind(inference::ModelInstanceGroup::KIND_GPU);
+  group->add_gpus(0);
+  std::string text;
+  ASSERT_TRUE(google::protobuf::TextFormat::PrintToString(config, &text));
+  std::ofstream(root / "simple_mlp/config.pbtxt") << text;
+
+  EngineOptions options;
+  options.model_repositories = {root};
+  options.backends = DefaultBackendRegistry();
+  auto engine = Engine::Create(std::move(options));
+  ASSERT_TRUE(engine.ok()) << engine.status().ToString();
+  auto index = (*engine)->Index();
+  ASSERT_TRUE(index.ok());
+  for (const auto& entry : *index) EXPECT_EQ(entry.state, "READY") << entry.reason;
+  ASSERT_TRUE((*engine)->ModelReady("simple_mlp", ""));
+
+  const ModelConfig cpu_config = SimpleMlpConfig();
+  auto cpu = CreateIn(cpu_config, kSourceDir / "models/simple_mlp/1");
+  ASSERT_TRUE(cpu.ok()) << cpu.status().ToString();
+
+  // Concurrent requests of different sizes, so that the dynamic batcher joins some of them
+  // on the GPU instances; every response must match the CPU instance row for row.
+  constexpr int kRequests = 24;
+  std::vector<std::vector<float>> inputs;
+  std::vector<std::promise<Result<InferResponse>>> promises(kRequests);
+  for (int i = 0; i < kRequests; ++i) {
+    const int64_t rows = 1 + i % 5;
+    inputs.push_back(MlpInput(rows, 100 + static_cast<unsigned>(i)));
+    InferRequest request;
+    request.model = "simple_mlp";
+    request.id = std::to_string(i);
+    request.inputs = {MakeTensor<float>("INPUT__0", DataType::kFp32, {rows, 32}, inputs.back())};
+    (*engine)->Infer(std::move(request), [&promises, i](Result<InferResponse> r) {
+      promises[static_cast<size_t>(i)].set_value(std::move(r));
+    });
+  }
+  // Every callback has run before any assertion can return (and destroy `promises`).
+  std::vector<Result<InferResponse>> responses;
+  for (auto& promise : promises) responses.push_back(promise.get_future().get());
+  for (int i = 0; i < kRequests; ++i) {
+    const auto& response = responses[static_cast<size_t>(i)];
+    ASSERT_TRUE(response.ok()) << "request " << i << ": " << response.status().ToString();
+    ASSERT_EQ(response->outputs.size(), 1u);
+    const Tensor& out = response->outputs[0];
+    const int64_t rows = 1 + i % 5;
+    EXPECT_EQ(out.name, "OUTPUT__0");
+    ASSERT_EQ(out.shape, (Shape{rows, 8}));
+    ASSERT_EQ(out.data.size(), static_cast<size_t>(4 * rows * 8));
+    const std::vector<float>& in = inputs[static_cast<size_t>(i)];
+    const std::vector<float> want = RunMlp(**cpu, rows, Buffer::Copy(in.data(), 4 * in.size()));
+    // Reading the response's bytes here shows that they are in host memory.
+    const std::vector<float> got(out.data_as<float>(), out.data_as<float>() + rows * 8);
+    EXPECT_TRUE(CloseToCpu(got, want)) << "request " << i;
+  }
+  engine->reset();
+  RemoveTree(root);
 }
 
 TEST_F(TorchBackendTest, RejectsTypesLibtorchCannotHold) {
