@@ -485,7 +485,8 @@ Status EncodeInferResponse(const InferResponse& response,
   return Status::Ok();
 }
 
-void EncodeInferRequest(const InferRequest& request, inference::ModelInferRequest& out) {
+void EncodeInferRequestHeader(const InferRequest& request, std::span<const ShmInputPlacement> shm,
+                              inference::ModelInferRequest& out) {
   out.set_model_name(request.model);
   out.set_model_version(request.version);
   out.set_id(request.id);
@@ -496,15 +497,30 @@ void EncodeInferRequest(const InferRequest& request, inference::ModelInferReques
     (*out.mutable_parameters())["timeout"].set_int64_param(
         static_cast<int64_t>(request.timeout_us));
   }
-  for (const Tensor& t : request.inputs) {
+  out.mutable_inputs()->Reserve(static_cast<int>(request.inputs.size()));
+  for (size_t i = 0; i < request.inputs.size(); ++i) {
+    const Tensor& t = request.inputs[i];
     auto* in = out.add_inputs();
     in->set_name(t.name);
     in->set_datatype(std::string(DataTypeName(t.datatype)));
     for (int64_t d : t.shape) in->add_shape(d);
+    if (i < shm.size() && !shm[i].region.empty()) {
+      auto& params = *in->mutable_parameters();
+      params[std::string(kShmRegionParam)].set_string_param(shm[i].region);
+      params[std::string(kShmByteSizeParam)].set_int64_param(
+          static_cast<int64_t>(shm[i].byte_size));
+      params[std::string(kShmOffsetParam)].set_int64_param(static_cast<int64_t>(shm[i].offset));
+    }
+  }
+  for (const auto& name : request.requested_outputs) out.add_outputs()->set_name(name);
+}
+
+void EncodeInferRequest(const InferRequest& request, inference::ModelInferRequest& out) {
+  EncodeInferRequestHeader(request, {}, out);
+  for (const Tensor& t : request.inputs) {
     out.add_raw_input_contents()->assign(reinterpret_cast<const char*>(t.data.data()),
                                          t.data.size());
   }
-  for (const auto& name : request.requested_outputs) out.add_outputs()->set_name(name);
 }
 
 Result<InferResponse> DecodeInferResponse(

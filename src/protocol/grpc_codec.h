@@ -76,9 +76,24 @@ Status EncodeInferResponse(const InferResponse& response,
                            std::span<const SharedMemoryOutput> shm_outputs,
                            inference::ModelInferResponse& out);
 
+// Client side: where one input's bytes travel when not in the message: a registered
+// shared-memory region (Triton's system shared memory extension).
+struct ShmInputPlacement {
+  std::string region;  // empty: the bytes travel in the message
+  uint64_t offset = 0;
+  uint64_t byte_size = 0;
+};
+
 // Client side: `request` as a message with every input in raw_input_contents (one copy
 // per input into the message).
 void EncodeInferRequest(const InferRequest& request, inference::ModelInferRequest& out);
+// Client side: `request` as a message without tensor bytes. Inputs whose entry in `shm`
+// (index-aligned with request.inputs; may be shorter, even empty) names a region carry the
+// shared_memory_* parameters; every other input needs one raw_input_contents entry, in
+// input order, which the caller appends: EncodeInferRequest copies them into the message,
+// the gRPC client serialises them straight from the tensors (no copy).
+void EncodeInferRequestHeader(const InferRequest& request, std::span<const ShmInputPlacement> shm,
+                              inference::ModelInferRequest& out);
 // Client side: decodes a response; raw outputs borrow from *message (zero-copy), typed
 // contents are packed as in DecodeInferRequest. INVALID_ARGUMENT for malformed outputs.
 Result<InferResponse> DecodeInferResponse(
