@@ -6,6 +6,10 @@
 #include <spdlog/spdlog.h>
 
 #include "bench/engine_bench.h"
+#include "bench/engine_bench_flags.h"
+#ifdef QUIVER_WITH_PERF
+#include "bench/perf_command.h"
+#endif
 #include "cli/serve.h"
 
 int main(int argc, char** argv) {
@@ -20,22 +24,17 @@ int main(int argc, char** argv) {
   quiver::bench::EngineBenchOptions engine_options;
   auto* engine = bench->add_subcommand(
       "engine", "In-process Engine vs direct calls: simple_mlp throughput, identity overhead");
-  engine->add_option("--model-repository", engine_options.model_repository)
-      ->capture_default_str();
-  engine->add_option("--seconds", engine_options.seconds_per_round, "seconds per window")
-      ->capture_default_str();
-  engine->add_option("--rounds", engine_options.rounds, "interleaved A/B windows")
-      ->capture_default_str();
-  engine->add_option("--batch", engine_options.batch)->capture_default_str();
-  engine->add_option("--threads", engine_options.threads, "client threads = instances")
-      ->capture_default_str();
-  engine->add_option("--torch-threads", engine_options.torch_threads)->capture_default_str();
-  engine->add_option("--identity-elements", engine_options.identity_elements)
-      ->capture_default_str();
-  engine->add_flag("--markdown", engine_options.markdown, "print a Markdown table");
+  quiver::bench::AddEngineBenchFlags(*engine, engine_options);
 
   quiver::cli::ServeOptions serve_options;
   auto* serve = quiver::cli::AddServeCommand(app, serve_options);
+
+#ifdef QUIVER_WITH_PERF
+  quiver::bench::PerfOptions perf_options;
+  auto* perf = app.add_subcommand(
+      "perf", "Load generator and latency/throughput profiler (perf_analyzer's flags)");
+  quiver::bench::AddPerfFlags(*perf, perf_options);
+#endif
 
   CLI11_PARSE(app, argc, argv);
   // Logs go to stderr: stdout carries results (bench tables, serve's QUIVER_READY line).
@@ -43,5 +42,8 @@ int main(int argc, char** argv) {
   spdlog::set_level(spdlog::level::from_str(log_level));
   if (engine->parsed()) return quiver::bench::RunEngineBench(engine_options);
   if (serve->parsed()) return quiver::cli::RunServe(serve_options);
+#ifdef QUIVER_WITH_PERF
+  if (perf->parsed()) return quiver::bench::RunPerf(perf_options);
+#endif
   return 0;
 }

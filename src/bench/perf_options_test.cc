@@ -1,0 +1,192 @@
+#include "bench/perf_options.h"
+
+#include <gtest/gtest.h>
+
+#include <CLI/CLI.hpp>
+
+namespace quiver::bench {
+namespace {
+
+TEST(PerfRangeTest, StartOnlyIsOneLevel) {
+  auto r = ParseRange("--concurrency-range", "4", true);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->start, 4);
+  EXPECT_EQ(r->end, 4);
+  EXPECT_EQ(r->step, 1);
+  EXPECT_EQ(ExpandRange(*r, 10), (std::vector<double>{4}));
+}
+
+TEST(PerfRangeTest, StartEndStep) {
+  auto r = ParseRange("--concurrency-range", "1:8:3", true);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(ExpandRange(*r, 10), (std::vector<double>{1, 4, 7}));
+  auto all = ParseRange("--concurrency-range", "1:4", true);
+  ASSERT_TRUE(all.ok());
+  EXPECT_EQ(ExpandRange(*all, 10), (std::vector<double>{1, 2, 3, 4}));
+}
+
+TEST(PerfRangeTest, FractionalRatesDoNotDrift) {
+  auto r = ParseRange("--request-rate-range", "0.1:1.0:0.1", false);
+  ASSERT_TRUE(r.ok());
+  const auto levels = ExpandRange(*r, 100);
+  ASSERT_EQ(levels.size(), 10u);  // 1.0 is included despite 0.1 not being exact
+  EXPECT_DOUBLE_EQ(levels.back(), 1.0);
+}
+
+TEST(PerfRangeTest, OpenEndCountsLevels) {
+  auto r = ParseRange("--concurrency-range", "2:0:2", true);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(ExpandRange(*r, 3), (std::vector<double>{2, 4, 6}));
+}
+
+TEST(PerfRangeTest, RejectsMalformed) {
+  for (const char* bad : {"", "a", "1:2:3:4", "0", "1:2:0", "4:2", "1.5", "-1", "1::2"}) {
+    auto r = ParseRange("--concurrency-range", bad, true);
+    EXPECT_FALSE(r.ok()) << bad;
+    if (!r.ok()) {
+      EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+      EXPECT_NE(r.status().message().find("--concurrency-range"), std::string::npos);
+    }
+  }
+  EXPECT_TRUE(ParseRange("--request-rate-range", "1.5", false).ok());
+  EXPECT_FALSE(ParseRange("--request-rate-range", "nan", false).ok());
+}
+
+TEST(PerfShapeTest, ParsesNameAndDims) {
+  auto s = ParseShapeFlag("INPUT0:3,224,224");
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ(s->first, "INPUT0");
+  EXPECT_EQ(s->second, (Shape{3, 224, 224}));
+  // The last ':' separates: names may contain ':'.
+  auto colon = ParseShapeFlag("ns:in:4");
+  ASSERT_TRUE(colon.ok());
+  EXPECT_EQ(colon->first, "ns:in");
+  for (const char* bad : {"INPUT0", "INPUT0:", ":4", "INPUT0:0", "INPUT0:2,,3", "INPUT0:-1"}) {
+    EXPECT_FALSE(ParseShapeFlag(bad).ok()) << bad;
+  }
+}
+
+TEST(PerfEndpointTest, DefaultsAndForms) {
+  auto d = ParseEndpoint("", PerfProtocol::kGrpc);
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(d->host, "localhost");
+  EXPECT_EQ(d->port, 8001);
+  auto h = ParseEndpoint("127.0.0.1:9000", PerfProtocol::kHttp);
+  ASSERT_TRUE(h.ok());
+  EXPECT_EQ(h->host, "127.0.0.1");
+  EXPECT_EQ(h->port, 9000);
+  auto scheme = ParseEndpoint("grpc://example.org", PerfProtocol::kGrpc);
+  ASSERT_TRUE(scheme.ok());
+  EXPECT_EQ(scheme->host, "example.org");
+  EXPECT_EQ(scheme->port, 8001);
+  auto v6 = ParseEndpoint("[::1]:8000", PerfProtocol::kHttp);
+  ASSERT_TRUE(v6.ok());
+  EXPECT_EQ(v6->host, "::1");
+  EXPECT_EQ(v6->port, 8000);
+  for (const char* bad : {":8000", "host:", "host:0", "host:70000", "::1:8000", "[::1", "h/p:1"}) {
+    EXPECT_FALSE(ParseEndpoint(bad, PerfProtocol::kHttp).ok()) << bad;
+  }
+}
+
+// Parses a perf_analyzer-style command line into a plan.
+Result<PerfPlan> Plan(std::vector<std::string> args) {
+  CLI::App app;
+  PerfOptions options;
+  AddPerfFlags(app, options);
+  std::reverse(args.begin(), args.end());  // CLI11 parses a reversed vector
+  app.parse(args);
+  return MakePerfPlan(options);
+}
+
+TEST(PerfPlanTest, PerfAnalyzerCommandLine) {
+  auto p = Plan({"-m",
+                 "simple_mlp",
+                 "-u",
+                 "127.0.0.1:8001",
+                 "-i",
+                 "grpc",
+                 "-b",
+                 "64",
+                 "--concurrency-range",
+                 "1:4",
+                 "--measurement-interval",
+                 "500",
+                 "-f",
+                 "r.csv",
+                 "--shape",
+                 "INPUT0:4",
+                 "--shared-memory",
+                 "system",
+                 "-s",
+                 "5",
+                 "-r",
+                 "7",
+                 "--percentile",
+                 "95"});
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  EXPECT_EQ(p->model, "simple_mlp");
+  EXPECT_EQ(p->protocol, PerfProtocol::kGrpc);
+  EXPECT_EQ(p->endpoint.port, 8001);
+  EXPECT_EQ(p->batch, 64);
+  EXPECT_EQ(p->mode, LoadMode::kConcurrency);
+  EXPECT_EQ(p->levels, (std::vector<double>{1, 2, 3, 4}));
+  EXPECT_EQ(p->measurement_interval_ms, 500u);
+  EXPECT_EQ(p->csv_file, "r.csv");
+  EXPECT_EQ(p->shapes.at("INPUT0"), (Shape{4}));
+  EXPECT_TRUE(p->shared_memory);
+  EXPECT_DOUBLE_EQ(p->stability, 0.05);
+  EXPECT_EQ(p->max_trials, 7);
+  EXPECT_EQ(p->percentile, 95);
+  EXPECT_EQ(p->connections, 1u);  // gRPC: one channel per 6 concurrent requests
+}
+
+TEST(PerfPlanTest, Defaults) {
+  auto p = Plan({"-m", "identity_fp32"});
+  ASSERT_TRUE(p.ok());
+  EXPECT_EQ(p->protocol, PerfProtocol::kHttp);
+  EXPECT_EQ(p->endpoint.host, "localhost");
+  EXPECT_EQ(p->endpoint.port, 8000);
+  EXPECT_EQ(p->levels, (std::vector<double>{1}));
+  EXPECT_EQ(p->measurement_interval_ms, 5000u);
+  EXPECT_DOUBLE_EQ(p->stability, 0.10);
+  EXPECT_EQ(p->max_trials, 10);
+  EXPECT_EQ(p->input_data, InputDataKind::kRandom);
+  EXPECT_EQ(p->connections, 1u);
+}
+
+TEST(PerfPlanTest, RequestRateMode) {
+  auto p = Plan({"-m", "m", "--request-rate-range", "100:300:100", "--request-distribution",
+                 "poisson", "--input-data", "data.json"});
+  ASSERT_TRUE(p.ok());
+  EXPECT_EQ(p->mode, LoadMode::kRequestRate);
+  EXPECT_EQ(p->levels, (std::vector<double>{100, 200, 300}));
+  EXPECT_EQ(p->distribution, Distribution::kPoisson);
+  EXPECT_EQ(p->input_data, InputDataKind::kFile);
+  EXPECT_EQ(p->input_file, "data.json");
+}
+
+TEST(PerfPlanTest, RejectsInconsistentFlags) {
+  EXPECT_FALSE(Plan({"-m", "m", "--concurrency-range", "1", "--request-rate-range", "5"}).ok());
+  EXPECT_FALSE(Plan({"-m", "m", "--concurrency-range", "1:0"}).ok());  // needs -l
+  EXPECT_TRUE(Plan({"-m", "m", "--concurrency-range", "1:0", "-l", "10"}).ok());
+  EXPECT_FALSE(Plan({"-m", "m", "-b", "0"}).ok());
+  EXPECT_FALSE(Plan({"-m", "m", "--percentile", "100"}).ok());
+  EXPECT_FALSE(Plan({"-m", "m", "--shape", "X"}).ok());
+  EXPECT_THROW(Plan({"-m", "m", "-i", "tcp"}), CLI::ValidationError);
+  EXPECT_THROW(Plan({"-m", "m", "--shared-memory", "cuda"}), CLI::ValidationError);
+}
+
+TEST(PerfPlanTest, HttpConnectionsFollowConcurrency) {
+  auto p = Plan({"-m", "m", "--concurrency-range", "2:16:2"});
+  ASSERT_TRUE(p.ok());
+  EXPECT_EQ(p->connections, 16u);
+  auto g = Plan({"-m", "m", "-i", "grpc", "--concurrency-range", "2:16:2"});
+  ASSERT_TRUE(g.ok());
+  EXPECT_EQ(g->connections, 3u);
+  auto explicit_count = Plan({"-m", "m", "--connections", "5"});
+  ASSERT_TRUE(explicit_count.ok());
+  EXPECT_EQ(explicit_count->connections, 5u);
+}
+
+}  // namespace
+}  // namespace quiver::bench
