@@ -1,0 +1,221 @@
+// Fault tolerance end to end: real `quiver serve` processes killed while a Client keeps
+// thousands of requests in flight. Every request must be answered exactly once with the
+// right values (issue 4, item 8).
+
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <mutex>
+#include <thread>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "client/client.h"
+
+extern char** environ;
+
+namespace quiver::client {
+namespace {
+
+const std::string kModels = std::string(QUIVER_SOURCE_DIR) + "/models";
+
+// One `quiver serve` child on ephemeral loopback ports; killed (if still alive) and
+// reaped on destruction.
+class ServerProcess {
+ public:
+  ServerProcess() {
+    int out[2];
+    if (::pipe(out) != 0) return;
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);
+    posix_spawn_file_actions_addclose(&actions, out[0]);
+    std::vector<std::string> args = {QUIVER_BINARY,       "serve",
+                                     "--model-repository", kModels,
+                                     "--http-port",        "0",
+                                     "--grpc-port",        "0",
+                                     "--allow-metrics",    "false"};
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    const int rc = ::posix_spawn(&pid_, QUIVER_BINARY, &actions, nullptr, argv.data(), environ);
+    posix_spawn_file_actions_destroy(&actions);
+    ::close(out[1]);
+    if (rc != 0) {
+      pid_ = -1;
+      ::close(out[0]);
+      return;
+    }
+    // Blocks until the server prints its ports (or exits: EOF).
+    FILE* stream = ::fdopen(out[0], "r");
+    char line[256];
+    while (std::fgets(line, sizeof line, stream) != nullptr) {
+      if (std::sscanf(line, "QUIVER_READY http=%d grpc=%d", &http_port_, &grpc_port_) == 2) break;
+    }
+    stdout_ = stream;  // kept open so the child never writes into a closed pipe
+  }
+  ~ServerProcess() {
+    Kill();
+    if (stdout_ != nullptr) std::fclose(stdout_);
+  }
+  bool ok() const { return pid_ > 0 && http_port_ > 0 && grpc_port_ > 0; }
+  std::string Url(std::string_view scheme) const {
+    return std::string(scheme) + "://127.0.0.1:" +
+           std::to_string(scheme == "http" ? http_port_ : grpc_port_);
+  }
+  // SIGKILL: no draining, connections reset mid-request.
+  void Kill() {
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGKILL);
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+    pid_ = -1;
+  }
+
+ private:
+  pid_t pid_ = -1;
+  int http_port_ = 0;
+  int grpc_port_ = 0;
+  FILE* stdout_ = nullptr;
+};
+
+struct RunResult {
+  int answered_once = 0;
+  int answered_twice_or_more = 0;
+  int wrong = 0;
+  int errors = 0;
+  std::string first_error;
+};
+
+// Sends `total` identity requests (value i for request i) through `client`, calling
+// `midway` once `trigger` responses have arrived; returns how they were answered.
+template <typename Midway>
+RunResult SendAll(Client& client, int total, int trigger, Midway midway) {
+  std::vector<std::atomic<int>> answers(total);
+  std::atomic<int> completed{0};
+  std::atomic<int> wrong{0};
+  std::atomic<int> errors{0};
+  std::mutex error_mutex;
+  std::string first_error;
+  std::atomic<bool> triggered{false};
+  for (int i = 0; i < total; ++i) {
+    if (!triggered && completed.load() >= trigger) {
+      triggered = true;
+      midway();
+    }
+    InferRequest request;
+    request.model = "identity_fp32";
+    const float value = static_cast<float>(i);
+    request.inputs.push_back(MakeTensor<float>("INPUT0", DataType::kFp32, {2},
+                                               std::vector<float>{value, -value}));
+    client.Infer(std::move(request), [&, i, value](Result<InferResponse> r) {
+      if (!r.ok()) {
+        ++errors;
+        std::lock_guard lock(error_mutex);
+        if (first_error.empty()) first_error = r.status().ToString();
+      } else if (r->outputs.size() != 1 || r->outputs[0].data.size() != 2 * sizeof(float) ||
+                 r->outputs[0].data_as<float>()[0] != value ||
+                 r->outputs[0].data_as<float>()[1] != -value) {
+        ++wrong;
+      }
+      ++answers[i];
+      ++completed;
+    });
+  }
+  if (!triggered) midway();
+  // Every callback runs exactly once; wait for all of them.
+  while (completed.load() < total) std::this_thread::yield();
+  RunResult result;
+  for (auto& a : answers) {
+    if (a.load() == 1) ++result.answered_once;
+    if (a.load() > 1) ++result.answered_twice_or_more;
+  }
+  result.wrong = wrong.load();
+  result.errors = errors.load();
+  result.first_error = first_error;
+  return result;
+}
+
+ClientOptions Options(std::vector<std::string> urls) {
+  ClientOptions options;
+  options.urls = std::move(urls);
+  options.max_in_flight = 64;
+  options.retry.max_attempts = 10;
+  options.retry.initial_backoff = std::chrono::milliseconds(5);
+  return options;
+}
+
+class FailoverTest : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(FailoverTest, KillingOneOfTwoServersLosesNoRequest) {
+  const std::string scheme = GetParam();
+  ServerProcess first;
+  ServerProcess second;
+  ASSERT_TRUE(first.ok() && second.ok()) << "could not start " << QUIVER_BINARY;
+  auto client = Client::Create(Options({first.Url(scheme), second.Url(scheme)}));
+  ASSERT_TRUE(client.ok()) << client.status().ToString();
+
+  constexpr int kTotal = 10000;
+  RunResult r = SendAll(**client, kTotal, 2000, [&] { first.Kill(); });
+  EXPECT_EQ(r.answered_once, kTotal);
+  EXPECT_EQ(r.answered_twice_or_more, 0);
+  EXPECT_EQ(r.errors, 0) << r.first_error;
+  EXPECT_EQ(r.wrong, 0);
+  // Requests in flight on the killed server were retried on the other one.
+  EXPECT_GT((*client)->Stats().retries, 0u);
+}
+
+INSTANTIATE_TEST_SUITE_P(Transports, FailoverTest, ::testing::Values("grpc", "http"));
+
+TEST(FallbackTest, LocalFallbackServesWhenEveryServerIsDown) {
+  ServerProcess first;
+  ServerProcess second;
+  ASSERT_TRUE(first.ok() && second.ok());
+  ClientOptions options = Options({first.Url("grpc"), second.Url("http")});
+  options.fallback = "local://" + kModels;
+  auto client = Client::Create(options);
+  ASSERT_TRUE(client.ok()) << client.status().ToString();
+
+  constexpr int kTotal = 2000;
+  RunResult r = SendAll(**client, kTotal, 300, [&] {
+    first.Kill();
+    second.Kill();
+  });
+  EXPECT_EQ(r.answered_once, kTotal);
+  EXPECT_EQ(r.errors, 0) << r.first_error;
+  EXPECT_EQ(r.wrong, 0);
+  EXPECT_GT((*client)->Stats().fallback_calls, 0u);
+}
+
+TEST(FallbackTest, WithoutFallbackAnAllDownErrorNamesEveryEndpoint) {
+  std::string urls[2];
+  {
+    ServerProcess first;
+    ServerProcess second;
+    ASSERT_TRUE(first.ok() && second.ok());
+    urls[0] = first.Url("grpc");
+    urls[1] = second.Url("http");
+  }  // both gone: their ports refuse connections
+  ClientOptions options = Options({urls[0], urls[1]});
+  options.retry.max_attempts = 3;
+  options.validate_inputs = false;
+  auto client = Client::Create(options);
+  ASSERT_TRUE(client.ok());
+  InferRequest request;
+  request.model = "identity_fp32";
+  request.inputs.push_back(MakeTensor<float>("INPUT0", DataType::kFp32, {1}, std::vector<float>{1}));
+  auto r = (*client)->InferSync(std::move(request));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kUnavailable);
+  EXPECT_NE(r.status().message().find(urls[0]), std::string::npos) << r.status().message();
+  EXPECT_NE(r.status().message().find(urls[1]), std::string::npos) << r.status().message();
+}
+
+}  // namespace
+}  // namespace quiver::client
