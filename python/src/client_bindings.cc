@@ -1,0 +1,399 @@
+// quiver.Client's methods: infer (blocking, GIL released, Ctrl-C aware), infer_async
+// (a concurrent.futures.Future completed on the completion thread), infer_batched, and the
+// metadata/health calls. The client's lifecycle is in py_client.cc.
+
+#include <pybind11/stl.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <optional>
+#include <utility>
+
+#include "client/url.h"
+#include "columnar/batch_runner.h"
+#include "errors.h"
+#include "numpy_tensor.h"
+#include "py_client.h"
+#include "py_runtime.h"
+
+namespace quiver::python {
+namespace {
+
+using std::chrono::milliseconds;
+
+// A blocking call's outcome, filled in by the callback on a transport thread.
+struct SyncCall {
+  std::mutex mutex;
+  std::condition_variable cv;
+  std::optional<Result<InferResponse>> result;  // guarded by mutex
+};
+
+// Waits for `call` with the GIL released, checking for signals (Ctrl-C) every 100 ms.
+// On KeyboardInterrupt the call goes on in the background; its result is dropped.
+Result<InferResponse> Wait(const std::shared_ptr<SyncCall>& call) {
+  while (true) {
+    {
+      GilRelease release;
+      std::unique_lock lock(call->mutex);
+      if (call->cv.wait_for(lock, milliseconds(100), [&] { return call->result.has_value(); })) {
+        Result<InferResponse> result = std::move(*call->result);
+        call->result.reset();
+        return result;
+      }
+    }
+    if (PyErr_CheckSignals() != 0) throw py::error_already_set();
+  }
+}
+
+// Completes `future` (a concurrent.futures.Future) with the response or the exception.
+void Complete(PyObject* future, const Result<InferResponse>& result) {
+  py::handle f(future);
+  try {
+    if (result.ok()) {
+      f.attr("set_result")(DictFromTensors(result->outputs, /*writable=*/false));
+    } else {
+      f.attr("set_exception")(ExceptionFor(result.status()));
+    }
+  } catch (py::error_already_set& e) {
+    try {
+      f.attr("set_exception")(e.value());  // e.g. an output that numpy cannot hold
+    } catch (py::error_already_set&) {
+      // Already done (cancelled): nobody is waiting for it.
+    }
+  }
+}
+
+py::object FutureType() {
+  static PyObject* type = [] {
+    py::object future = py::module_::import("concurrent.futures").attr("Future");
+    return future.release().ptr();
+  }();
+  return py::reinterpret_borrow<py::object>(type);
+}
+
+InferRequest BuildRequest(const std::string& model, const py::object& inputs,
+                          const py::object& version, const py::object& outputs,
+                          const py::object& timeout, const py::object& datatypes) {
+  InferRequest request;
+  request.model = model;
+  request.version = VersionArg(version);
+  request.requested_outputs = NamesArg(outputs, "outputs");
+  const double seconds = SecondsArg(timeout, "timeout");
+  if (seconds > 0) {
+    request.deadline = std::chrono::steady_clock::now() +
+                       std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                           std::chrono::duration<double>(seconds));
+  }
+  request.inputs = TensorsFromMapping(inputs, datatypes);
+  return request;
+}
+
+py::list TensorMetadataList(const std::vector<TensorMetadata>& tensors) {
+  py::list out;
+  for (const TensorMetadata& t : tensors) {
+    py::dict d;
+    d["name"] = t.name;
+    d["datatype"] = std::string(DataTypeName(t.datatype));
+    d["shape"] = py::cast(t.shape);
+    out.append(d);
+  }
+  return out;
+}
+
+std::shared_ptr<client::Client> Ready(PyClient& self) {
+  Result<std::shared_ptr<client::Client>> client = [&] {
+    GilRelease release;
+    return self.Acquire();
+  }();
+  return Unwrap(std::move(client));
+}
+
+// Runs `fn(client)` with the GIL released; its Result is unwrapped with the GIL held.
+template <typename Fn>
+auto Call(PyClient& self, Fn&& fn) {
+  std::shared_ptr<client::Client> client = Ready(self);
+  auto result = [&] {
+    GilRelease release;
+    return fn(*client);
+  }();
+  return result;
+}
+
+const char* kClientDoc = R"doc(A client of KServe v2 inference servers (quiver serve, NVIDIA Triton, the
+Quiver gateway) or of an in-process model repository.
+
+Client(urls, fallback=None, timeout=None, retries=4, *, attempt_timeout=None,
+       max_in_flight=256, connections=4, shared_memory=True, validate_inputs=True)
+
+urls: one URL or a list, tried in this order (failover): "grpc://host[:port]",
+  "http://host[:port]" or "local:///path/to/model_repository" (the models run in this
+  process). An empty list is allowed with a fallback.
+fallback: a URL used when every remote endpoint is down (typically local://...).
+timeout: deadline of each call in seconds (None: none); infer(timeout=...) overrides it.
+  Remote calls past it fail with quiver.DeadlineExceeded; local:// calls are not cut
+  short once they run.
+retries: attempts after the first one for retryable errors (UNAVAILABLE, per-attempt
+  timeouts), over all endpoints, with exponential backoff and jitter.
+attempt_timeout: deadline of each attempt in seconds (None: none).
+max_in_flight: calls outstanding at once; infer_async blocks beyond it (backpressure).
+connections: connections (HTTP) or channels (gRPC) per remote endpoint.
+shared_memory: pass large inputs through POSIX shared memory to servers on this host.
+validate_inputs: check input names, data types and shapes against the model's metadata
+  before sending (errors without a round trip).
+
+URLs are checked at once (quiver.InvalidArgument); nothing connects before the first
+call. Thread-safe: one client may serve many threads. The GIL is released while a call
+waits. Picklable by configuration: an unpickled client (e.g. on a Dask worker) connects
+on first use, sharing one connection set per process and configuration. After fork()
+the child makes its own connections; gRPC itself does not work in a child forked from a
+process that used it (use the 'spawn' start method, Dask's default, or http://).
+Errors are quiver.Error subclasses (quiver.NotFound, quiver.Unavailable, ...) with the
+server's message.)doc";
+
+}  // namespace
+
+py::class_<PyClient> RegisterClient(py::module_& m) {
+  InstallClientHooks();
+  py::class_<PyClient> cls(m, "Client", kClientDoc);
+  cls.def(py::init([](const py::object& urls, const py::object& fallback,
+                      const py::object& timeout, int retries, const py::object& attempt_timeout,
+                      size_t max_in_flight, size_t connections, bool shared_memory,
+                      bool validate_inputs) {
+            ClientConfig c;
+            if (py::isinstance<py::str>(urls)) {
+              c.urls = {urls.cast<std::string>()};
+            } else if (!urls.is_none()) {
+              c.urls = NamesArg(urls, "urls");
+            }
+            if (!fallback.is_none()) c.fallback = fallback.cast<std::string>();
+            if (c.urls.empty() && c.fallback.empty()) {
+              ThrowStatus(Status::InvalidArgument("quiver.Client: no URL given"));
+            }
+            for (const std::string& url : c.urls) Unwrap(client::ParseUrl(url));
+            if (!c.fallback.empty()) {
+              auto parsed = client::ParseUrl(c.fallback);
+              if (!parsed.ok()) ThrowStatus(parsed.status().WithContext("fallback"));
+            }
+            c.timeout_s = SecondsArg(timeout, "timeout");
+            if (retries < 0) ThrowStatus(Status::InvalidArgument("retries must be >= 0"));
+            c.retries = retries;
+            c.attempt_timeout_s = SecondsArg(attempt_timeout, "attempt_timeout");
+            if (max_in_flight == 0 || connections == 0) {
+              ThrowStatus(Status::InvalidArgument("max_in_flight and connections must be >= 1"));
+            }
+            c.max_in_flight = max_in_flight;
+            c.connections = connections;
+            c.shared_memory = shared_memory;
+            c.validate_inputs = validate_inputs;
+            return std::make_unique<PyClient>(std::move(c), /*shared=*/false);
+          }),
+          py::arg("urls"), py::arg("fallback") = py::none(), py::arg("timeout") = py::none(),
+          py::arg("retries") = 4, py::kw_only(), py::arg("attempt_timeout") = py::none(),
+          py::arg("max_in_flight") = 256, py::arg("connections") = 4,
+          py::arg("shared_memory") = true, py::arg("validate_inputs") = true);
+
+  cls.def(
+      "infer",
+      [](PyClient& self, const std::string& model, const py::object& inputs,
+         const py::object& version, const py::object& outputs, const py::object& timeout,
+         const py::object& datatypes) {
+        InferRequest request = BuildRequest(model, inputs, version, outputs, timeout, datatypes);
+        auto call = std::make_shared<SyncCall>();
+        {
+          GilRelease release;
+          auto client = self.Acquire();
+          auto done = [call](Result<InferResponse> r) {
+            std::lock_guard lock(call->mutex);
+            call->result.emplace(std::move(r));
+            call->cv.notify_all();
+          };
+          if (client.ok()) {
+            (*client)->Infer(std::move(request), std::move(done));
+          } else {
+            done(client.status());
+          }
+        }
+        Result<InferResponse> response = Wait(call);
+        if (!response.ok()) ThrowStatus(response.status());
+        return DictFromTensors(response->outputs, /*writable=*/false);
+      },
+      py::arg("model"), py::arg("inputs"), py::arg("version") = py::none(),
+      py::arg("outputs") = py::none(), py::arg("timeout") = py::none(),
+      py::arg("datatypes") = py::none(),
+      R"doc(Runs `model` on `inputs` and returns {output name: numpy array}.
+
+inputs: {name: array}; C-contiguous arrays of a fixed-size dtype are sent without a copy
+  (do not modify them until the call returns), others are converted once. Object, bytes
+  ('S') or str ('U') arrays are BYTES tensors.
+version: None (the model's default), an int or a str.
+outputs: names of the outputs to return (None: all).
+timeout: deadline in seconds for this call (None: the client's); quiver.DeadlineExceeded.
+datatypes: {input name: KServe data type} to send an array's bits as another type of the
+  same item size, e.g. {"x": "BF16"} for a uint16 array of bfloat16 bit patterns.
+Returns read-only arrays that share the response's memory (np.array(a) for a writable
+copy); BYTES outputs are object arrays of bytes; BF16 outputs are ml_dtypes.bfloat16
+arrays (uint16 bit patterns without ml_dtypes).
+The GIL is released while the call waits; Ctrl-C interrupts the wait.)doc");
+
+  cls.def(
+      "infer_async",
+      [](PyClient& self, const std::string& model, const py::object& inputs,
+         const py::object& version, const py::object& outputs, const py::object& timeout,
+         const py::object& datatypes) {
+        InferRequest request = BuildRequest(model, inputs, version, outputs, timeout, datatypes);
+        py::object future = FutureType()();
+        future.attr("set_running_or_notify_cancel")();
+        std::shared_ptr<PyObject> shared_future = Share(future);
+        Status error;
+        {
+          GilRelease release;
+          auto client = self.Acquire();
+          if (client.ok()) {
+            (*client)->Infer(std::move(request), [shared_future](Result<InferResponse> r) {
+              auto result = std::make_shared<Result<InferResponse>>(std::move(r));
+              Post([shared_future, result] { Complete(shared_future.get(), *result); });
+            });
+          } else {
+            error = client.status();
+          }
+        }
+        if (!error.ok()) ThrowStatus(error);
+        return future;
+      },
+      py::arg("model"), py::arg("inputs"), py::arg("version") = py::none(),
+      py::arg("outputs") = py::none(), py::arg("timeout") = py::none(),
+      py::arg("datatypes") = py::none(),
+      R"doc(As infer(), but returns a concurrent.futures.Future of the outputs at once.
+
+The future is completed from Quiver's completion thread; its exception is the
+quiver.Error of the call. asyncio: `await asyncio.wrap_future(f)` (or infer_aio). Blocks
+only while max_in_flight calls are outstanding (backpressure) or while the model's
+metadata is fetched for validation the first time. Keep the input arrays unmodified until
+the future is done. Done-callbacks run on that one thread: keep them short, and never wait
+there for another quiver future (it could only be completed by the same thread).)doc");
+
+  cls.def(
+      "infer_batched",
+      [](PyClient& self, const std::string& model, const py::object& inputs,
+         const py::object& version, const py::object& outputs, int64_t max_batch_size,
+         int max_in_flight, const py::object& datatypes) {
+        if (max_in_flight < 1) ThrowStatus(Status::InvalidArgument("max_in_flight must be >= 1"));
+        if (max_batch_size < 0) {
+          ThrowStatus(Status::InvalidArgument("max_batch_size must be >= 0"));
+        }
+        std::vector<Tensor> tensors = TensorsFromMapping(inputs, datatypes);
+        columnar::BatchOptions options;
+        options.version = VersionArg(version);
+        options.requested_outputs = NamesArg(outputs, "outputs");
+        options.max_batch_size = max_batch_size;
+        options.max_in_flight = max_in_flight;
+        Result<columnar::TensorMap> result = [&]() -> Result<columnar::TensorMap> {
+          GilRelease release;
+          auto client = self.Acquire();
+          if (!client.ok()) return client.status();
+          return columnar::RunBatched(**client, model, tensors, options);
+        }();
+        columnar::TensorMap map = Unwrap(std::move(result));
+        py::dict out;
+        for (const auto& [name, tensor] : map) out[py::str(name)] = ArrayFromTensor(tensor, false);
+        return out;
+      },
+      py::arg("model"), py::arg("inputs"), py::arg("version") = py::none(),
+      py::arg("outputs") = py::none(), py::arg("max_batch_size") = 0,
+      py::arg("max_in_flight") = 4, py::arg("datatypes") = py::none(),
+      R"doc(Runs `model` on row-aligned inputs of any length (dimension 0 = rows), split
+into requests of at most max_batch_size rows (0: the model config's), max_in_flight of
+them outstanding, outputs gathered back in row order. Inputs are sliced without copies.
+Returns {output name: array with the same rows}. Errors name the failed rows.)doc");
+
+  cls.def(
+      "live", [](PyClient& self) { return Call(self, [](client::Client& c) { return c.Live(); }); },
+      "True when a server (or the fallback) answers as live.");
+  cls.def(
+      "ready", [](PyClient& self) { return Call(self, [](client::Client& c) { return c.Ready(); }); },
+      "True when a server (or the fallback) is ready.");
+  cls.def(
+      "model_ready",
+      [](PyClient& self, const std::string& model, const py::object& version) {
+        const std::string v = VersionArg(version);
+        return Call(self, [&](client::Client& c) { return c.ModelReady(model, v); });
+      },
+      py::arg("model"), py::arg("version") = py::none(), "True when the model can be served.");
+  cls.def(
+      "server_metadata",
+      [](PyClient& self) {
+        ServerMetadata md =
+            Unwrap(Call(self, [](client::Client& c) { return c.GetServerMetadata(); }));
+        py::dict d;
+        d["name"] = md.name;
+        d["version"] = md.version;
+        d["extensions"] = py::cast(md.extensions);
+        return d;
+      },
+      "{'name', 'version', 'extensions'} of the first server that answers.");
+  cls.def(
+      "model_metadata",
+      [](PyClient& self, const std::string& model, const py::object& version) {
+        const std::string v = VersionArg(version);
+        ModelMetadata md = Unwrap(
+            Call(self, [&](client::Client& c) { return c.GetModelMetadata(model, v); }));
+        py::dict d;
+        d["name"] = md.name;
+        d["versions"] = py::cast(md.versions);
+        d["platform"] = md.platform;
+        d["inputs"] = TensorMetadataList(md.inputs);
+        d["outputs"] = TensorMetadataList(md.outputs);
+        return d;
+      },
+      py::arg("model"), py::arg("version") = py::none(),
+      "{'name', 'versions', 'platform', 'inputs', 'outputs'}; each tensor as {'name', "
+      "'datatype', 'shape'} (-1: any size). quiver.NotFound for an unknown model.");
+  cls.def(
+      "stats",
+      [](PyClient& self) {
+        client::ClientStats s;
+        if (auto client = self.Current()) s = client->Stats();
+        py::dict d;
+        d["calls"] = s.calls;
+        d["attempts"] = s.attempts;
+        d["retries"] = s.retries;
+        d["fallback_calls"] = s.fallback_calls;
+        d["failed_calls"] = s.failed_calls;
+        return d;
+      },
+      "Counters of this process's C++ client: calls, attempts, retries, fallback_calls, "
+      "failed_calls (zeros before the first call). Unpickled clients of one configuration "
+      "share a C++ client, hence these counters, per process.");
+  cls.def("close", &PyClient::Close,
+          "Waits for in-flight calls and closes connections (or unloads the local engine). "
+          "The client stays usable: the next call connects again.");
+  cls.def("__enter__", [](py::object self) { return self; });
+  cls.def("__exit__", [](PyClient& self, const py::args&) { self.Close(); });
+  cls.def_property_readonly("urls", [](const PyClient& self) { return self.config().urls; });
+  cls.def_property_readonly("fallback", [](const PyClient& self) -> py::object {
+    return self.config().ToDict()["fallback"];
+  });
+  cls.def_property_readonly("timeout", [](const PyClient& self) -> py::object {
+    return self.config().ToDict()["timeout"];
+  });
+  cls.def_property_readonly("retries", [](const PyClient& self) { return self.config().retries; });
+  cls.def_property_readonly(
+      "config", [](const PyClient& self) { return self.config().ToDict(); },
+      "The configuration (what pickling keeps), as keyword arguments of Client().");
+  cls.def("__repr__", [](const PyClient& self) {
+    std::string urls;
+    for (const std::string& u : self.config().urls) urls += (urls.empty() ? "'" : ", '") + u + "'";
+    std::string repr = "quiver.Client([" + urls + "]";
+    if (!self.config().fallback.empty()) repr += ", fallback='" + self.config().fallback + "'";
+    return repr + ")";
+  });
+  cls.def(py::pickle(
+      [](const PyClient& self) { return self.config().ToDict(); },
+      [](const py::dict& state) {
+        return std::make_unique<PyClient>(ClientConfig::FromDict(state), /*shared=*/true);
+      }));
+  return cls;
+}
+
+}  // namespace quiver::python
