@@ -166,7 +166,11 @@ def run_perf_analyzer(o, server: Server, model: str, protocol: str, concurrency:
 def perf_analyzer_once(o, server, model, protocol, concurrency, raw_csv, elements, batch,
                        stability) -> dict:
     grpc = protocol.startswith("grpc")
-    cmd = ["taskset", "-c", o.client_cpus, o.perf_analyzer, "-m", model,
+    # perf_analyzer 2.51 at concurrency > 1 pinned to a single CPU livelocks (no progress,
+    # memory grows by GBs; seen over HTTP and gRPC here): then it gets every CPU.
+    pin = o.client_cpus if concurrency == 1 or "," in o.client_cpus or "-" in o.client_cpus \
+        else o.perf_analyzer_http_cpus
+    cmd = ["taskset", "-c", pin, o.perf_analyzer, "-m", model,
            "-i", "grpc" if grpc else "http",
            "-u", f"127.0.0.1:{server.grpc if grpc else server.http}",
            "--concurrency-range", f"{concurrency}:{concurrency}",
@@ -486,7 +490,8 @@ def main() -> int:
     o.max_trials = 3 if o.quick else 10
     o.own_warmup = 0.2 if o.quick else 1.0
     o.own_windows = 1 if o.quick else 3   # own tool: one window as long as perf_analyzer's 3
-    o.client_timeout = 120 if o.quick else 600
+    o.client_timeout = 120 if o.quick else 300
+    o.perf_analyzer_http_cpus = cpu_spec(range(os.cpu_count() or 1))
     names = {k.replace(" ", ""): k for k in SIZES}
     if o.sizes:
         o.sizes = [names[s.strip()] for s in o.sizes.split(",")]
