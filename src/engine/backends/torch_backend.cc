@@ -1,11 +1,13 @@
 #include "engine/backends/torch_backend.h"
 
 #include <ATen/Parallel.h>
+#include <dlfcn.h>
 #include <c10/core/DeviceGuard.h>
 #include <c10/core/InferenceMode.h>
 #include <c10/core/impl/VirtualGuardImpl.h>
 #include <torch/script.h>
 
+#include <algorithm>
 #include <charconv>
 #include <chrono>
 #include <cstring>
@@ -69,6 +71,19 @@ std::optional<size_t> IndexSuffix(std::string_view name) {
   auto [end, ec] = std::from_chars(first, last, index);
   if (ec != std::errc() || end != last || *first == '+' || *first == '-') return std::nullopt;
   return index;
+}
+
+// libtorch bounds its own intra-op threads but not OpenBLAS's pool (Debian's torch calls
+// OpenBLAS for matrix products), whose idle threads spin in sched_yield. Next to other busy
+// threads (gRPC, other instances, other processes) that spinning took the server's
+// simple_mlp throughput from ~84k to ~2.3k infer/s in one measurement here. So BLAS gets
+// as many threads as torch's intra-op setting; found at run time, so that a libtorch built
+// on another BLAS (or none) is unaffected.
+void MatchBlasThreadsToTorch() {
+  using SetThreads = void (*)(int);
+  if (auto* set = reinterpret_cast<SetThreads>(::dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) {
+    set(std::max(1, at::get_num_threads()));
+  }
 }
 
 // A one-line summary of a libtorch exception: no C++ backtrace, and for TorchScript
@@ -419,6 +434,7 @@ Result<std::unique_ptr<BackendInstance>> TorchBackend::CreateInstance(
   if (const int threads = ThreadCountParameter(config); threads > 0) {
     at::set_num_threads(threads);  // process-wide
   }
+  MatchBlasThreadsToTorch();
 
   const std::string filename = config.default_model_filename().empty()
                                    ? std::string(kDefaultModelFilename)
