@@ -238,7 +238,8 @@ void Client::Infer(InferRequest request, InferCallback done) {
     Status invalid = info.ok() ? Validate(request, **info) : info.status();
     // Metadata that cannot be fetched because every server is down is no reason to
     // fail: the call itself will retry or fall back.
-    if (!invalid.ok() && !(info.ok() == false && Retryable(invalid.code()))) {
+    const bool servers_down = !info.ok() && Retryable(info.status().code());
+    if (!invalid.ok() && !servers_down) {
       ++failed_calls_;
       call->done(std::move(invalid));
       return;
