@@ -60,8 +60,11 @@ TARGETS = {
 }
 
 
+LOG_TAG = "bench-serve"  # client_bench.py, which reuses this module, sets its own
+
+
 def log(msg: str):
-    print(f"[bench-serve {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+    print(f"[{LOG_TAG} {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
 def cpu_list(spec: str) -> list[int]:

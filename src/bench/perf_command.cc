@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -10,6 +11,7 @@
 #include "bench/perf_inputs.h"
 #include "bench/perf_load.h"
 #include "bench/perf_report.h"
+#include "client/client.h"
 #include "client/grpc_service.h"
 #include "client/http_service.h"
 #include "core/strings.h"
@@ -46,6 +48,37 @@ std::string LevelName(LoadMode mode, double level) {
                                         : fmt::format("request rate {:g}/s", level);
 }
 
+// The client library over `plan.client_url`, as an analysis would use it, but with one
+// attempt per call (a load generator must see every failure). Remote transports are made
+// here with `remote` (shm for every input under --shared-memory system, as perf_analyzer)
+// and returned through `grpc` / `http` for the shm report.
+Result<std::shared_ptr<InferenceService>> MakeClient(
+    const PerfPlan& plan, const client::RemoteOptions& remote,
+    std::shared_ptr<client::GrpcService>& grpc,
+    std::vector<std::shared_ptr<client::HttpService>>& http) {
+  client::ClientOptions options;
+  options.urls = {plan.client_url};
+  options.retry.max_attempts = 1;
+  options.connections = plan.connections;
+  options.shared_memory = plan.shared_memory;
+  options.max_in_flight = std::max<size_t>(
+      options.max_in_flight,
+      plan.mode == LoadMode::kConcurrency ? static_cast<size_t>(plan.levels.back()) : 0);
+  auto open = [&](const client::Url& url, const client::ClientOptions& o)
+      -> Result<std::shared_ptr<InferenceService>> {
+    if (url.scheme == client::Scheme::kLocal) return client::OpenService(url, o);
+    if (url.scheme == client::Scheme::kGrpc) {
+      grpc = std::make_shared<client::GrpcService>(remote);
+      return std::shared_ptr<InferenceService>(grpc);
+    }
+    http.push_back(std::make_shared<client::HttpService>(remote));
+    return std::shared_ptr<InferenceService>(http.back());
+  };
+  auto made = client::Client::Create(std::move(options), open);
+  if (!made.ok()) return made.status();
+  return std::shared_ptr<InferenceService>(std::move(made).value());
+}
+
 }  // namespace
 
 int RunPerf(const PerfOptions& options) {
@@ -71,7 +104,14 @@ int RunPerf(const PerfOptions& options) {
   std::shared_ptr<client::GrpcService> grpc;
   std::vector<std::shared_ptr<client::HttpService>> http;
   std::vector<std::shared_ptr<InferenceService>> services;
-  if (plan.protocol == PerfProtocol::kGrpc) {
+  if (!plan.client_url.empty()) {
+    auto made = MakeClient(plan, remote, grpc, http);
+    if (!made.ok()) {
+      Fail(made.status());
+      return kPerfError;
+    }
+    services.push_back(std::move(made).value());
+  } else if (plan.protocol == PerfProtocol::kGrpc) {
     grpc = std::make_shared<client::GrpcService>(remote);
     services.push_back(grpc);
   } else {
@@ -82,7 +122,9 @@ int RunPerf(const PerfOptions& options) {
     }
   }
   const std::shared_ptr<InferenceService>& service = services.front();
-  const std::string endpoint = grpc ? grpc->endpoint() : http.front()->endpoint();
+  const std::string endpoint = !plan.client_url.empty() ? plan.client_url
+                               : grpc                    ? grpc->endpoint()
+                                                         : http.front()->endpoint();
 
   auto metadata = service->GetModelMetadata(plan.model, plan.version);
   if (!metadata.ok()) {
@@ -144,7 +186,10 @@ int RunPerf(const PerfOptions& options) {
   PerfRunInfo info;
   info.model = plan.model;
   info.endpoint = endpoint;
-  info.protocol = plan.protocol == PerfProtocol::kGrpc ? "grpc" : "http";
+  info.protocol = plan.local                               ? "local"
+                  : plan.protocol == PerfProtocol::kGrpc ? "grpc"
+                                                          : "http";
+  info.via_client = !plan.client_url.empty();
   info.mode = plan.mode;
   info.batch = plan.batch;
   info.measurement_interval_ms = plan.measurement_interval_ms;
@@ -198,7 +243,7 @@ int RunPerf(const PerfOptions& options) {
     }
   }
 
-  if (plan.shared_memory) {
+  if (plan.shared_memory && (grpc || !http.empty())) {
     info.shared_memory_used =
         grpc ? grpc->shared_memory_inputs() > 0
              : http.front()->SharedMemoryActive() && http.front()->SharedMemoryRegionCount() > 0;

@@ -1,11 +1,13 @@
 #include "bench/perf_options.h"
 
 #include <CLI/CLI.hpp>
+#include <fmt/format.h>
 #include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <system_error>
 
+#include "client/url.h"
 #include "core/strings.h"
 
 namespace quiver::bench {
@@ -47,7 +49,9 @@ bool ParseInt(std::string_view s, int64_t& out) {
 void AddPerfFlags(CLI::App& c, PerfOptions& o) {
   c.add_option("-m,--model", o.model, "model name")->required();
   c.add_option("-x,--model-version", o.version, "model version (default: the server's)");
-  c.add_option("-u,--url", o.url, "server host:port (default localhost:8000 / :8001 for grpc)");
+  c.add_option("-u,--url", o.url,
+               "server host:port (default localhost:8000 / :8001 for grpc), or "
+               "local:///path/to/repository: the in-process Engine through the client library");
   c.add_option("-i,--protocol", o.protocol, "http|grpc")
       ->check(CLI::IsMember({"http", "grpc"}))
       ->capture_default_str();
@@ -67,6 +71,9 @@ void AddPerfFlags(CLI::App& c, PerfOptions& o) {
                "none|system: inputs through POSIX shared memory (server on this host)")
       ->check(CLI::IsMember({"none", "system"}))
       ->capture_default_str();
+  c.add_flag("--client", o.client,
+             "send through the client library (client::Client: input checks against the "
+             "model metadata, in-flight window; retries off) instead of the bare transport");
   c.add_option("-p,--measurement-interval", o.measurement_interval_ms,
                "measurement window in milliseconds")
       ->check(CLI::PositiveNumber)
@@ -204,9 +211,25 @@ Result<PerfPlan> MakePerfPlan(const PerfOptions& o) {
   if (o.protocol != "http" && o.protocol != "grpc") {
     return Bad("-i", o.protocol, "expected http or grpc");
   }
-  auto endpoint = ParseEndpoint(o.url, plan.protocol);
-  if (!endpoint.ok()) return endpoint.status();
-  plan.endpoint = *endpoint;
+  if (o.url.starts_with("local://")) {
+    auto url = client::ParseUrl(o.url);
+    if (!url.ok()) return url.status().WithContext("-u");
+    plan.client_url = o.url;
+    plan.local = true;
+    if (o.shared_memory != "none") {
+      return Bad("--shared-memory", o.shared_memory, "local:// runs in-process: use none");
+    }
+  } else {
+    auto endpoint = ParseEndpoint(o.url, plan.protocol);
+    if (!endpoint.ok()) return endpoint.status();
+    plan.endpoint = *endpoint;
+    if (o.client) {
+      const bool v6 = plan.endpoint.host.find(':') != std::string::npos;
+      plan.client_url = fmt::format(
+          "{}://{}{}{}:{}", plan.protocol == PerfProtocol::kGrpc ? "grpc" : "http",
+          v6 ? "[" : "", plan.endpoint.host, v6 ? "]" : "", plan.endpoint.port);
+    }
+  }
   if (o.batch < 1) return Bad("-b", std::to_string(o.batch), "must be >= 1");
   plan.batch = o.batch;
   for (const std::string& s : o.shapes) {

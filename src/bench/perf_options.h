@@ -22,7 +22,7 @@ namespace quiver::bench {
 struct PerfOptions {
   std::string model;                              // -m
   std::string version;                            // -x; "" = the server's default version
-  std::string url;                                // -u host:port; "" = localhost:8000 / :8001
+  std::string url;  // -u host:port or local:///repo; "" = localhost:8000 / :8001
   std::string protocol = "http";                  // -i http|grpc
   int64_t batch = 1;                              // -b
   std::vector<std::string> shapes;                // --shape NAME:D1,D2 (repeatable)
@@ -41,6 +41,7 @@ struct PerfOptions {
   bool json = false;                  // --json: a JSON document on stdout
   int connections = 0;                // 0 = as perf_analyzer (see PerfPlan::connections)
   uint64_t seed = 0;                  // random data and poisson arrivals
+  bool client = false;                // --client: through client::Client (-u local:// implies it)
 };
 
 // Registers the flags on the `perf` subcommand.
@@ -105,6 +106,10 @@ struct PerfPlan {
   // HTTP connection per concurrent request and shares a gRPC channel among up to 6.
   size_t connections = 1;
   uint64_t seed = 0;
+  // Non-empty: requests go through client::Client with this URL (grpc://, http:// or
+  // local://: the in-process Engine) instead of the bare transport; "" = bare transport.
+  std::string client_url;
+  bool local = false;  // client_url is local://
 };
 
 // Checks the flags and fills a plan; INVALID_ARGUMENT naming the flag otherwise.

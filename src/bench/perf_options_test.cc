@@ -154,6 +154,32 @@ TEST(PerfPlanTest, Defaults) {
   EXPECT_EQ(p->connections, 1u);
 }
 
+TEST(PerfPlanTest, LocalRepositoryGoesThroughTheClient) {
+  auto p = Plan({"-m", "simple_mlp", "-u", "local:///srv/models"});
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  EXPECT_TRUE(p->local);
+  EXPECT_EQ(p->client_url, "local:///srv/models");
+  auto shm = Plan({"-m", "m", "-u", "local:///srv/models", "--shared-memory", "system"});
+  ASSERT_FALSE(shm.ok());
+  EXPECT_NE(shm.status().message().find("--shared-memory"), std::string::npos);
+  auto empty = Plan({"-m", "m", "-u", "local://"});
+  ASSERT_FALSE(empty.ok());
+  EXPECT_EQ(empty.status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST(PerfPlanTest, ClientFlagMakesTheUrl) {
+  auto grpc = Plan({"-m", "m", "-i", "grpc", "-u", "10.0.0.1:9001", "--client"});
+  ASSERT_TRUE(grpc.ok()) << grpc.status().ToString();
+  EXPECT_EQ(grpc->client_url, "grpc://10.0.0.1:9001");
+  EXPECT_FALSE(grpc->local);
+  auto v6 = Plan({"-m", "m", "-u", "[::1]:8000", "--client"});
+  ASSERT_TRUE(v6.ok()) << v6.status().ToString();
+  EXPECT_EQ(v6->client_url, "http://[::1]:8000");
+  auto bare = Plan({"-m", "m", "-u", "10.0.0.1:9001"});
+  ASSERT_TRUE(bare.ok());
+  EXPECT_TRUE(bare->client_url.empty());
+}
+
 TEST(PerfPlanTest, RequestRateMode) {
   auto p = Plan({"-m", "m", "--request-rate-range", "100:300:100", "--request-distribution",
                  "poisson", "--input-data", "data.json"});

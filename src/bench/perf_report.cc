@@ -85,8 +85,9 @@ std::string PerfCsv(const std::vector<LevelResult>& results, const PerfRunInfo& 
 
 std::string TableHeader(const PerfRunInfo& info) {
   std::string h = fmt::format(
-      "{} {} over {}, batch {}, {} ms windows, stable = 3 windows within {:g}% ({})\n", info.model,
-      info.mode == LoadMode::kConcurrency ? "concurrency" : "request rate", info.endpoint,
+      "{} {} over {}{}, batch {}, {} ms windows, stable = 3 windows within {:g}% ({})\n",
+      info.model, info.mode == LoadMode::kConcurrency ? "concurrency" : "request rate",
+      info.endpoint, info.via_client ? " (client library)" : "",
       info.batch, info.measurement_interval_ms, info.stability * 100,
       info.percentile > 0 ? fmt::format("p{} latency", info.percentile) : "avg latency");
   h += fmt::format("{:>11} {:>12} {:>8} {:>8} {:>8} {:>8} {:>8}",
@@ -124,6 +125,7 @@ std::string PerfJson(const std::vector<LevelResult>& results, const PerfRunInfo&
       {"model", info.model},
       {"endpoint", info.endpoint},
       {"protocol", info.protocol},
+      {"client_library", info.via_client},
       {"mode", info.mode == LoadMode::kConcurrency ? "concurrency" : "request_rate"},
       {"batch_size", info.batch},
       {"measurement_interval_ms", info.measurement_interval_ms},

@@ -14,7 +14,8 @@ namespace quiver::bench {
 struct PerfRunInfo {
   std::string model;
   std::string endpoint;  // "grpc://127.0.0.1:8001"
-  std::string protocol;  // "http" | "grpc"
+  std::string protocol;  // "http" | "grpc" | "local"
+  bool via_client = false;  // through client::Client rather than the bare transport
   LoadMode mode = LoadMode::kConcurrency;
   int64_t batch = 1;
   uint64_t measurement_interval_ms = 0;

@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 
-from conftest import QUIVER
+from conftest import QUIVER, ROOT
 
 CSV_COLUMNS = [
     "Concurrency", "Inferences/Second", "Client Send", "Network+Server Send/Recv",
@@ -101,3 +101,38 @@ def test_errors_are_reported_not_retried(server):
     r = perf("-m", "simple_mlp", "-u", server.http_url, "-b", "1000", *QUICK)
     assert r.returncode == 2
     assert "max_batch_size" in r.stderr
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http"])
+def test_through_the_client_library(server, protocol):
+    url = server.grpc_url if protocol == "grpc" else server.http_url
+    r = perf("-m", "simple_mlp", "-u", url, "-i", protocol, "-b", "4", "--client",
+             "--concurrency-range", "2", "--json", *QUICK)
+    assert r.returncode in OK_CODES, r.stdout + r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["client_library"] is True
+    assert doc["protocol"] == protocol
+    assert doc["endpoint"].startswith(protocol + "://")
+    [row] = doc["results"]
+    assert row["infer_per_sec"] > 0
+    assert row["server"]["inference_count"] >= 4 * row["request_count"] * 0.5
+
+
+def test_local_repository_in_process():
+    r = perf("-m", "simple_mlp", "-u", f"local://{ROOT / 'models'}", "-b", "4",
+             "--concurrency-range", "1:2", "--json", *QUICK)
+    assert r.returncode in OK_CODES, r.stdout + r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["protocol"] == "local"
+    assert doc["client_library"] is True
+    assert doc["server_statistics"] is True  # the in-process Engine's statistics
+    assert [row["concurrency"] for row in doc["results"]] == [1, 2]
+    for row in doc["results"]:
+        assert row["request_count"] > 0
+        assert row["server"]["inference_count"] >= 4 * row["request_count"] * 0.5
+    # In-process has no shared memory; an unknown repository is named.
+    r = perf("-m", "simple_mlp", "-u", f"local://{ROOT / 'models'}", "--shared-memory",
+             "system", *QUICK)
+    assert r.returncode == 2 and "local://" in r.stderr
+    r = perf("-m", "simple_mlp", "-u", "local:///no/such/repository", *QUICK)
+    assert r.returncode == 1 and "/no/such/repository" in r.stderr
