@@ -4,6 +4,7 @@
 
 #include <pybind11/stl.h>
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
@@ -63,6 +64,32 @@ void Complete(PyObject* future, const Result<InferResponse>& result) {
     }
   }
 }
+
+// Who completes an infer_async future: the caller when the callback ran before Infer
+// returned, the completion thread otherwise. Exactly one of them, decided by one
+// compare-exchange on `state` (0: the caller is inside Infer, 1: completed inline, 2: the
+// caller left).
+struct InlineHandoff {
+  std::atomic<int> state{0};
+  std::optional<Result<InferResponse>> inline_result;  // read by the caller after state 1
+
+  // The callback: true when it left `result` for the caller (which has not left yet).
+  bool CompletedInline(Result<InferResponse>& result) {
+    if (state.load(std::memory_order_acquire) != 0) return false;
+    inline_result.emplace(std::move(result));
+    int expected = 0;
+    if (state.compare_exchange_strong(expected, 1, std::memory_order_acq_rel)) return true;
+    result = std::move(*inline_result);  // the caller left meanwhile: give it back
+    inline_result.reset();
+    return false;
+  }
+  // The caller, after Infer returned: true when it must complete the future with
+  // `inline_result` (only then may it read it); false when the callback posts.
+  bool CallerLeft() {
+    int expected = 0;
+    return !state.compare_exchange_strong(expected, 2, std::memory_order_acq_rel);
+  }
+};
 
 py::object FutureType() {
   static PyObject* type = [] {
@@ -245,20 +272,29 @@ The GIL is released while the call waits; Ctrl-C interrupts the wait.)doc");
         py::object future = FutureType()();
         future.attr("set_running_or_notify_cancel")();
         std::shared_ptr<PyObject> shared_future = Share(future);
+        // A call that completes before Infer returns (local://, or refused up front) is
+        // completed here, by the caller, once it holds the GIL again: the hop through the
+        // completion thread costs two thread wake-ups, more than a small local inference.
+        auto handoff = std::make_shared<InlineHandoff>();
+        bool completes_here = false;
         Status error;
         {
           GilRelease release;
           auto client = self.Acquire();
           if (client.ok()) {
-            (*client)->Infer(std::move(request), [shared_future](Result<InferResponse> r) {
+            (*client)->Infer(std::move(request), [shared_future,
+                                                  handoff](Result<InferResponse> r) {
+              if (handoff->CompletedInline(r)) return;
               auto result = std::make_shared<Result<InferResponse>>(std::move(r));
               Post([shared_future, result] { Complete(shared_future.get(), *result); });
             });
+            completes_here = handoff->CallerLeft();
           } else {
             error = client.status();
           }
         }
         if (!error.ok()) ThrowStatus(error);
+        if (completes_here) Complete(future.ptr(), *handoff->inline_result);
         return future;
       },
       py::arg("model"), py::arg("inputs"), py::arg("version") = py::none(),

@@ -439,6 +439,26 @@ def test_infer_async_error_and_callbacks(clients):
         f.result()
 
 
+def test_infer_async_completed_by_the_caller_when_the_call_ran_inline(clients):
+    # local:// runs the model inside infer_async: the future is done when it returns (no
+    # hop through the completion thread), and so is one refused before sending.
+    x = np.full((2, 5), 7, np.int64)
+    f = clients["local"].infer_async("id_int64", {"INPUT0": x})
+    assert f.done()
+    np.testing.assert_array_equal(f.result(timeout=0)["OUTPUT0"], x)
+    seen = []
+    f.add_done_callback(lambda fut: seen.append(fut.result()["OUTPUT0"][0, 0]))
+    assert seen == [7]  # a callback added to a done future runs at once, in this thread
+    bad = clients["local"].infer_async("id_int64", {"INPUT0": np.ones((2, 5), np.float32)})
+    assert bad.done()
+    assert isinstance(bad.exception(timeout=0), quiver.InvalidArgument)
+    # Many in a row, interleaved with remote calls that complete on the completion thread.
+    futures = [(c, clients[c].infer_async("id_int64", {"INPUT0": np.full((1, 5), i, np.int64)}))
+               for i in range(40) for c in ("local", "grpc")]
+    for i, (c, f) in enumerate(futures):
+        assert f.result(timeout=WAIT_S)["OUTPUT0"][0, 0] == i // 2, c
+
+
 def test_infer_aio(clients):
     async def main():
         xs = [np.full((1, 2), i, np.float32) for i in range(8)]
