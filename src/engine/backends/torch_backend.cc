@@ -2,8 +2,9 @@
 
 #include <ATen/Parallel.h>
 #include <dlfcn.h>
-#include <c10/core/DeviceGuard.h>
 #include <c10/core/InferenceMode.h>
+#include <c10/core/Stream.h>
+#include <c10/core/StreamGuard.h>
 #include <c10/core/impl/VirtualGuardImpl.h>
 #include <torch/script.h>
 
@@ -134,6 +135,44 @@ std::string JoinNames(const std::vector<std::string>& names) {
   return out;
 }
 
+// `elements` elements of `dtype` in pinned (page-locked) host memory, as a view of `buffer`,
+// which is reallocated only when too small and otherwise reused batch after batch. Copies
+// between pinned memory and a GPU can be asynchronous; from pageable memory the CUDA driver
+// stages the bytes itself and the copy blocks until it is done.
+at::Tensor Staging(at::Tensor& buffer, at::ScalarType dtype, int64_t elements) {
+  if (!buffer.defined() || buffer.scalar_type() != dtype || buffer.numel() < elements) {
+    buffer = at::empty({std::max<int64_t>(elements, 1)},
+                       at::TensorOptions().dtype(dtype).pinned_memory(true));
+  }
+  return buffer.narrow(0, 0, elements);
+}
+
+// Waits for a GPU instance's stream when a batch ends, unless Wait() already did: a batch
+// that fails half-way (an invalid second input, forward() throwing) may still have copies in
+// flight that read or write the staging buffers, which the next batch reuses.
+class StreamDrain {
+ public:
+  explicit StreamDrain(std::optional<c10::Stream> stream) : stream_(stream) {}
+  StreamDrain(const StreamDrain&) = delete;
+  StreamDrain& operator=(const StreamDrain&) = delete;
+  ~StreamDrain() {
+    if (!stream_) return;
+    try {
+      stream_->synchronize();
+    } catch (...) {  // a CUDA error; it fails the next batch too
+    }
+  }
+  void Wait() {
+    if (!stream_) return;
+    const c10::Stream stream = *stream_;
+    stream_.reset();
+    stream.synchronize();
+  }
+
+ private:
+  std::optional<c10::Stream> stream_;
+};
+
 // A config input and the forward() argument it feeds.
 struct InputBinding {
   std::string name;
@@ -157,7 +196,8 @@ class TorchInstance final : public BackendInstance {
   TorchInstance(std::string model, torch::jit::Module module, bool batching,
                 std::vector<InputBinding> inputs, std::vector<OutputBinding> outputs,
                 std::vector<std::string> arg_names, std::vector<c10::IValue> arg_template,
-                std::vector<bool> arg_has_default, at::Device device)
+                std::vector<bool> arg_has_default, at::Device device,
+                std::optional<c10::Stream> stream)
       : model_(std::move(model)),
         module_(std::move(module)),
         batching_(batching),
@@ -166,7 +206,9 @@ class TorchInstance final : public BackendInstance {
         arg_names_(std::move(arg_names)),
         arg_template_(std::move(arg_template)),
         arg_has_default_(std::move(arg_has_default)),
-        device_(device) {}
+        device_(device),
+        stream_(stream),
+        input_staging_(inputs_.size()) {}
 
   Status Execute(const BackendBatch& batch, std::vector<Tensor>& outputs,
                  ComputeTimes& times) override {
@@ -180,15 +222,30 @@ class TorchInstance final : public BackendInstance {
   }
 
  private:
+  // An output on its way to the response: in host memory, or (`staged`) in this instance's
+  // pinned staging buffer, valid only until the next batch.
+  struct HostOutput {
+    const OutputBinding* binding;
+    at::Tensor value;
+    bool staged;
+  };
+
+  // On a GPU instance everything below is queued on the instance's stream without waiting:
+  // inputs go host -> pinned staging (memcpy) -> device, forward() launches its kernels,
+  // outputs go device -> pinned staging; then one wait for the stream, and each output is
+  // copied from staging into fresh host memory for the response.
   Status ExecuteOrThrow(const BackendBatch& batch, std::vector<Tensor>& outputs,
                         ComputeTimes& times) {
     c10::InferenceMode inference_mode;
-    // On a GPU instance, ops that allocate on "the current device" use the instance's.
-    c10::OptionalDeviceGuard device_guard;
-    if (device_.is_cuda()) device_guard.reset_device(device_);
+    // A GPU instance's ops run on its device ("the current device" of ops that allocate)
+    // and its stream; a CPU instance changes neither.
+    c10::OptionalStreamGuard stream_guard;
+    if (stream_) stream_guard.reset_stream(*stream_);
+    StreamDrain drain(stream_);
     const Clock::time_point t0 = Clock::now();
     std::vector<c10::IValue> args = arg_template_;
-    for (const InputBinding& binding : inputs_) {
+    for (size_t i = 0; i < inputs_.size(); ++i) {
+      const InputBinding& binding = inputs_[i];
       const Tensor* tensor = FindInput(batch, binding.name);
       if (tensor == nullptr) {
         if (arg_has_default_[binding.slot]) continue;  // template holds the default
@@ -196,28 +253,39 @@ class TorchInstance final : public BackendInstance {
                                        "' is required (forward() argument '" +
                                        arg_names_[binding.slot] + "' has no default)");
       }
-      auto wrapped = Wrap(binding, *tensor);
+      auto wrapped = Wrap(binding, input_staging_[i], *tensor);
       if (!wrapped.ok()) return wrapped.status();
       args[binding.slot] = std::move(wrapped).value();
     }
     const Clock::time_point t1 = Clock::now();
     c10::IValue result = module_.forward(std::move(args));
-    if (device_.is_cuda()) {
-      // Kernels run asynchronously: wait for them, so that infer_ns is the compute time
-      // (Triton's compute_infer) and not only the launch time.
-      const c10::impl::VirtualGuardImpl guard_impl(device_.type());
-      guard_impl.synchronizeStream(guard_impl.getStream(device_));
-    }
-    const Clock::time_point t2 = Clock::now();
+    Clock::time_point t2 = Clock::now();
 
-    outputs.clear();
-    outputs.reserve(batch.requested_outputs.size());
-    for (const std::string& requested : batch.requested_outputs) {
+    const size_t count = batch.requested_outputs.size();
+    if (output_staging_.size() < count) output_staging_.resize(count);
+    std::vector<HostOutput> host;
+    host.reserve(count);
+    for (size_t k = 0; k < count; ++k) {
+      const std::string& requested = batch.requested_outputs[k];
       const OutputBinding* binding = FindOutput(requested);
       if (binding == nullptr) {
         return Status::InvalidArgument("model '" + model_ + "' has no output '" + requested + "'");
       }
-      auto tensor = Unwrap(*binding, result);
+      auto value = Select(*binding, result);
+      if (!value.ok()) return value.status();
+      host.push_back(ToHost(*binding, output_staging_[k], std::move(value).value()));
+    }
+    if (stream_) {
+      // The one wait of the batch. infer_ns then covers the kernels and the copies back to
+      // host memory (telling them apart would take CUDA events).
+      drain.Wait();
+      t2 = Clock::now();
+    }
+
+    outputs.clear();
+    outputs.reserve(count);
+    for (HostOutput& out : host) {
+      auto tensor = ToResponse(out);
       if (!tensor.ok()) return tensor.status();
       outputs.push_back(std::move(tensor).value());
     }
@@ -242,10 +310,13 @@ class TorchInstance final : public BackendInstance {
     return nullptr;
   }
 
-  // The request's bytes as a libtorch tensor, without copying on the CPU. The tensor's
-  // storage holds a reference to the Buffer, so an output that aliases an input (a model
-  // returning its argument or a view of it) keeps the request's memory alive.
-  Result<c10::IValue> Wrap(const InputBinding& binding, const Tensor& tensor) const {
+  // The request's bytes as a libtorch tensor on the instance's device. On the CPU they are
+  // not copied: the tensor's storage holds a reference to the Buffer, so an output that
+  // aliases an input (a model returning its argument or a view of it) keeps the request's
+  // memory alive. On a GPU they go through `staging` (pinned) and are copied to the device
+  // asynchronously; the request's memory is no longer read once Wrap returns.
+  Result<c10::IValue> Wrap(const InputBinding& binding, at::Tensor& staging,
+                           const Tensor& tensor) const {
     if (tensor.datatype != binding.datatype) {
       return Status::InvalidArgument("model '" + model_ + "': input '" + binding.name + "' is " +
                                      std::string(DataTypeName(tensor.datatype)) + ", expected " +
@@ -273,6 +344,14 @@ class TorchInstance final : public BackendInstance {
                                      std::to_string(elements * static_cast<int64_t>(element_size)));
     }
     const auto options = at::TensorOptions().dtype(binding.dtype);
+    if (stream_) {
+      // The memcpy into pinned memory also aligns misaligned request bytes.
+      at::Tensor pinned = Staging(staging, binding.dtype, elements).view(shape);
+      if (elements > 0) std::memcpy(pinned.data_ptr(), tensor.data.data(), tensor.data.size());
+      at::Tensor on_device = at::empty(shape, options.device(device_));
+      on_device.copy_(pinned, /*non_blocking=*/true);
+      return c10::IValue(std::move(on_device));
+    }
     void* data = const_cast<std::byte*>(tensor.data.data());  // forward() does not write inputs
     at::Tensor wrapped;
     if (reinterpret_cast<uintptr_t>(data) % element_size != 0 || elements == 0) {
@@ -284,14 +363,11 @@ class TorchInstance final : public BackendInstance {
       wrapped = torch::from_blob(
           data, shape, [keep = tensor.data](void*) {}, options);
     }
-    // To the instance's device: a synchronous copy (non_blocking=false), so the request's
-    // memory is no longer read once to() returns.
-    if (device_.is_cuda()) wrapped = wrapped.to(device_);
     return c10::IValue(std::move(wrapped));
   }
 
-  // Element `binding.index` of forward()'s result as a Tensor that borrows its memory.
-  Result<Tensor> Unwrap(const OutputBinding& binding, const c10::IValue& result) const {
+  // Element `binding.index` of forward()'s result, checked against the binding.
+  Result<at::Tensor> Select(const OutputBinding& binding, const c10::IValue& result) const {
     at::Tensor value;
     size_t count = 1;
     if (result.isTensor()) {
@@ -327,10 +403,27 @@ class TorchInstance final : public BackendInstance {
                               ") but forward() returned " +
                               std::string(c10::toString(value.scalar_type())));
     }
-    // Responses live in host memory: copy device outputs back (synchronously) first.
-    if (!value.device().is_cpu()) value = value.to(at::kCPU);
-    value = value.contiguous();
+    return value;
+  }
 
+  // A host tensor is made contiguous; a tensor on the instance's GPU is queued for copying
+  // into `staging` (pinned) on the instance's stream, to be read only after the stream is
+  // drained. A tensor on another device (a model that moves its result) is copied at once.
+  HostOutput ToHost(const OutputBinding& binding, at::Tensor& staging, at::Tensor value) const {
+    if (value.is_cpu()) return {&binding, value.contiguous(), false};
+    if (!stream_ || value.device() != device_) {
+      return {&binding, value.to(at::kCPU).contiguous(), false};
+    }
+    at::Tensor pinned = Staging(staging, value.scalar_type(), value.numel()).view(value.sizes());
+    pinned.copy_(value, /*non_blocking=*/true);
+    return {&binding, std::move(pinned), true};
+  }
+
+  // The response tensor: borrows a host output's memory, or copies a staged one (the staging
+  // buffer belongs to the next batch).
+  Result<Tensor> ToResponse(HostOutput& out) const {
+    const OutputBinding& binding = *out.binding;
+    const at::Tensor& value = out.value;
     Shape shape(value.sizes().begin(), value.sizes().end());
     if (binding.dims) {
       const int64_t elements = value.numel();
@@ -344,8 +437,13 @@ class TorchInstance final : public BackendInstance {
       }
       shape = std::move(wire);
     }
-    auto holder = std::make_shared<const at::Tensor>(std::move(value));
-    Buffer data = Buffer::Borrow(holder->data_ptr(), holder->nbytes(), holder);
+    Buffer data;
+    if (out.staged) {
+      data = Buffer::Copy(value.data_ptr(), value.nbytes());
+    } else {
+      auto holder = std::make_shared<const at::Tensor>(std::move(out.value));
+      data = Buffer::Borrow(holder->data_ptr(), holder->nbytes(), holder);
+    }
     return Tensor{binding.name, binding.datatype, std::move(shape), std::move(data)};
   }
 
@@ -364,6 +462,12 @@ class TorchInstance final : public BackendInstance {
   const std::vector<c10::IValue> arg_template_;  // defaults, None where there is none
   const std::vector<bool> arg_has_default_;
   const at::Device device_;
+  // GPU instances only: the instance's own stream (instances on one device then overlap;
+  // on the default stream they would serialise), and its pinned staging buffers, one per
+  // input binding and one per position in the requested outputs, grown on demand.
+  const std::optional<c10::Stream> stream_;
+  std::vector<at::Tensor> input_staging_;
+  std::vector<at::Tensor> output_staging_;
 };
 
 // The INTRA_OP_THREAD_COUNT parameter: 0 when absent, -1 when malformed.
@@ -416,6 +520,7 @@ Result<std::unique_ptr<BackendInstance>> TorchBackend::CreateInstance(
   QUIVER_RETURN_IF_ERROR(ValidateConfig(config));
 
   at::Device device(at::kCPU);
+  std::optional<c10::Stream> stream;
   if (context.device == DeviceKind::kGpu) {
 #ifdef QUIVER_WITH_CUDA
     if (!at::hasCUDA() || context.device_id < 0 ||
@@ -424,6 +529,14 @@ Result<std::unique_ptr<BackendInstance>> TorchBackend::CreateInstance(
                                  std::to_string(context.device_id) + " is not available");
     }
     device = at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(context.device_id));
+    try {
+      // libtorch's pool hands out its streams round-robin (32 per device and priority).
+      stream = c10::impl::VirtualGuardImpl(device.type()).getStreamFromGlobalPool(device);
+    } catch (const std::exception& e) {
+      return Status::Unavailable("model '" + config.name() + "': CUDA device " +
+                                 std::to_string(context.device_id) +
+                                 ": no stream: " + TorchMessage(e));
+    }
 #else
     return Status::Unsupported("model '" + config.name() +
                                "': this build has no CUDA libtorch; set instance_group kind: "
@@ -540,7 +653,8 @@ Result<std::unique_ptr<BackendInstance>> TorchBackend::CreateInstance(
   return std::unique_ptr<BackendInstance>(
       std::make_unique<TorchInstance>(config.name(), std::move(module), config.max_batch_size() > 0,
                                       std::move(inputs), std::move(outputs), std::move(arg_names),
-                                      std::move(arg_template), std::move(arg_has_default), device));
+                                      std::move(arg_template), std::move(arg_has_default), device,
+                                      stream));
 }
 
 }  // namespace quiver::engine

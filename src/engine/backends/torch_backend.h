@@ -14,8 +14,11 @@
 //   output with reshape is returned as [batch] + dims.
 // Parameters: INTRA_OP_THREAD_COUNT (a positive integer) calls at::set_num_threads at
 //   instance creation. It is process-wide: the last model loaded decides for all models.
-// GPU: instance kind KIND_GPU needs a build with QUIVER_WITH_CUDA (a CUDA libtorch);
-//   inputs are copied to the device and outputs back to host memory.
+// GPU: instance kind KIND_GPU needs a build with QUIVER_WITH_CUDA (a CUDA libtorch).
+//   Each GPU instance runs on its own CUDA stream and reuses its own pinned host buffers:
+//   inputs are copied into them and on to the device, outputs back into them, all without
+//   waiting, then one stream synchronize per batch; responses get copies in host memory.
+//   compute_infer then includes the copies back to the host.
 
 #include <memory>
 
@@ -33,7 +36,7 @@ class TorchBackend final : public Backend {
   // INVALID_ARGUMENT when the file is missing or unreadable or a config input matches no
   // argument (the message lists forward()'s arguments); UNSUPPORTED for kGpu without CUDA.
   // The instance's Execute answers INTERNAL when forward() throws or returns a result that
-  // does not match the config (type, count); its outputs borrow libtorch's memory.
+  // does not match the config (type, count); on the CPU its outputs borrow libtorch's memory.
   Result<std::unique_ptr<BackendInstance>> CreateInstance(
       const InstanceContext& context) const override;
 };

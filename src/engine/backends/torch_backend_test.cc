@@ -651,6 +651,74 @@ TEST_F(TorchBackendTest, GpuInstanceMatchesCpuInstance) {
   }
 }
 
+TEST_F(TorchBackendTest, GpuOutputsOutliveLaterBatchesAndTheInstance) {
+  QUIVER_SKIP_WITHOUT_CUDA_DEVICE();
+  // On a GPU both outputs come back through the instance's pinned staging buffers, which
+  // later batches reuse (and grow): a response is a copy and must not change with them.
+  ModelConfig config = ParseConfig(R"cfg(
+    name: "passthrough"
+    input { name: "x" data_type: TYPE_FP32 dims: [ -1 ] }
+    output { name: "SAME" data_type: TYPE_FP32 dims: [ -1 ] }
+    output { name: "SCALED" data_type: TYPE_FP32 dims: [ -1 ] }
+  )cfg");
+  auto instance = Create(config, "passthrough.pt", DeviceKind::kGpu);
+  ASSERT_TRUE(instance.ok()) << instance.status().ToString();
+  const std::vector<std::string> requested = {"SAME", "SCALED"};
+  auto run = [&](const std::vector<float>& v) {
+    const std::vector<Tensor> inputs = {
+        MakeTensor<float>("x", DataType::kFp32, {static_cast<int64_t>(v.size())}, v)};
+    std::vector<Tensor> outputs;
+    ComputeTimes times;
+    const Status s = (*instance)->Execute({inputs, requested, 0}, outputs, times);
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    EXPECT_EQ(outputs.size(), 2u);
+    if (!outputs.empty()) {
+      EXPECT_NE(outputs[0].data.data(), inputs[0].data.data());
+    }
+    return outputs;
+  };
+  const std::vector<Tensor> first = run({1, 2, 3, 4});
+  const std::vector<Tensor> second = run({-1, -2, -3, -4, -5, -6, -7, -8});
+  const std::vector<Tensor> third = run({0.5f});
+  instance->reset();
+  ASSERT_EQ(first.size(), 2u);
+  ASSERT_EQ(second.size(), 2u);
+  ASSERT_EQ(third.size(), 2u);
+  EXPECT_EQ(Values(first[0]), (std::vector<float>{1, 2, 3, 4}));
+  EXPECT_EQ(Values(first[1]), (std::vector<float>{2, 4, 6, 8}));
+  EXPECT_EQ(Values(second[0]), (std::vector<float>{-1, -2, -3, -4, -5, -6, -7, -8}));
+  EXPECT_EQ(Values(second[1]), (std::vector<float>{-2, -4, -6, -8, -10, -12, -14, -16}));
+  EXPECT_EQ(Values(third[0]), (std::vector<float>{0.5f}));
+  EXPECT_EQ(Values(third[1]), (std::vector<float>{1.0f}));
+}
+
+TEST_F(TorchBackendTest, GpuInstanceSurvivesAFailingForward) {
+  QUIVER_SKIP_WITHOUT_CUDA_DEVICE();
+  // The input's copy to the device is in flight when forward() throws; the instance waits
+  // for it before its staging buffer serves the next batch.
+  ModelConfig config = ParseConfig(R"cfg(
+    name: "matmul4"
+    max_batch_size: 8
+    input { name: "INPUT__0" data_type: TYPE_FP32 dims: [ -1 ] }
+    output { name: "OUTPUT__0" data_type: TYPE_FP32 dims: [ 2 ] }
+  )cfg");
+  auto instance = Create(config, "matmul4.pt", DeviceKind::kGpu);
+  ASSERT_TRUE(instance.ok()) << instance.status().ToString();
+  const std::vector<std::string> requested = {"OUTPUT__0"};
+  std::vector<Tensor> outputs;
+  ComputeTimes times;
+  const std::vector<float> wrong(6, 1.0f);
+  const std::vector<Tensor> bad = {MakeTensor<float>("INPUT__0", DataType::kFp32, {2, 3}, wrong)};
+  const Status s = (*instance)->Execute({bad, requested, 2}, outputs, times);
+  EXPECT_EQ(s.code(), StatusCode::kInternal) << s.ToString();
+  const std::vector<float> right(8, 1.0f);
+  const std::vector<Tensor> good = {MakeTensor<float>("INPUT__0", DataType::kFp32, {2, 4}, right)};
+  const Status ok = (*instance)->Execute({good, requested, 2}, outputs, times);
+  ASSERT_TRUE(ok.ok()) << ok.ToString();
+  ASSERT_EQ(outputs.size(), 1u);
+  EXPECT_EQ(Values(outputs[0]), (std::vector<float>{4, 4, 4, 4}));
+}
+
 TEST_F(TorchBackendTest, EngineServesAGpuInstanceGroup) {
   QUIVER_SKIP_WITHOUT_CUDA_DEVICE();
   const fs::path root =
