@@ -7,8 +7,9 @@
    in interleaved rounds. The server and the local:// run are pinned to the same
    --server-cpus; the remote client runs on --client-cpus.
 2. Python module vs C++ client: the same workload (same URL, concurrency, connections)
-   from `quiver.Client.infer_async` (one Python thread keeping N calls in flight) and from
-   `quiver perf --client`, interleaved, over gRPC, HTTP and local://.
+   from `quiver.Client.infer_async` (one Python thread keeping N calls in flight), from N
+   Python threads calling the blocking `infer`, and from `quiver perf --client`,
+   interleaved, over gRPC, HTTP and local://.
 3. A `quiver perf` concurrency sweep (the bare transports, perf_analyzer's way) for
    identity_fp32 (4 B and 64 KiB) and simple_mlp (batch 64) over HTTP, gRPC and system
    shared memory.
@@ -75,11 +76,12 @@ def level(doc: dict, i: int = 0) -> dict:
     return doc["results"][i]
 
 
-def python_load(o, url: str, concurrency: int, connections: int, cpus: str) -> dict:
+def python_load(o, url: str, concurrency: int, connections: int, cpus: str,
+                mode: str) -> dict:
     """The Python module under the same load, in a process of its own (see pyload)."""
     cmd = ["taskset", "-c", cpus, sys.executable, __file__, "pyload", "--url", url,
            "--concurrency", str(concurrency), "--connections", str(connections),
-           "--window-ms", str(o.window_ms), "--windows", "3"]
+           "--window-ms", str(o.window_ms), "--windows", "3", "--mode", mode]
     log(" ".join(cmd[3:]))
     env = dict(os.environ, PYTHONPATH=str(ROOT / "python"))
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=o.client_timeout, env=env)
@@ -98,6 +100,7 @@ def pyload_main(argv: list[str]) -> int:
     p.add_argument("--connections", type=int, default=1)
     p.add_argument("--window-ms", type=int, default=2000)
     p.add_argument("--windows", type=int, default=3)
+    p.add_argument("--mode", choices=["async", "threads"], default="async")
     a = p.parse_args(argv)
     import numpy as np
     import quiver
@@ -107,6 +110,8 @@ def pyload_main(argv: list[str]) -> int:
     client = quiver.Client(a.url, retries=0, connections=a.connections,
                            max_in_flight=max(256, a.concurrency))
     client.infer("simple_mlp", {name: x})  # metadata fetched, connections open
+    if a.mode == "threads":
+        return pyload_threads(a, client, {name: x}, shape[0])
     window = collections.deque()
     latencies, counts = [], []
     deadline_warmup = time.perf_counter() + a.window_ms / 1000
@@ -133,6 +138,40 @@ def pyload_main(argv: list[str]) -> int:
     latencies.sort()
     rate = [c * shape[0] / (a.window_ms / 1000) for c in counts]
     pct = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1e6
+    print(json.dumps({"infer_per_sec": statistics.mean(rate), "windows": rate,
+                      "p50_us": pct(0.50), "p99_us": pct(0.99)}))
+    return 0
+
+
+def pyload_threads(a, client, inputs, rows) -> int:
+    """--mode threads: --concurrency Python threads, each calling the blocking infer() in a
+    loop (the GIL is released while a call waits)."""
+    import threading
+
+    start = time.perf_counter() + a.window_ms / 1000  # after one warm-up window
+    ends = [start + (k + 1) * a.window_ms / 1000 for k in range(a.windows)]
+    counts = [[0] * a.windows for _ in range(a.concurrency)]
+    latencies = [[] for _ in range(a.concurrency)]
+
+    def worker(i):
+        while True:
+            sent = time.perf_counter()
+            client.infer("simple_mlp", inputs)
+            now = time.perf_counter()
+            if now >= ends[-1]:
+                return
+            if now >= start:
+                counts[i][next(k for k, e in enumerate(ends) if now < e)] += 1
+                latencies[i].append(now - sent)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(a.concurrency)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    lat = sorted(v for per in latencies for v in per)
+    rate = [sum(c[k] for c in counts) * rows / (a.window_ms / 1000) for k in range(a.windows)]
+    pct = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))] * 1e6
     print(json.dumps({"infer_per_sec": statistics.mean(rate), "windows": rate,
                       "p50_us": pct(0.50), "p99_us": pct(0.99)}))
     return 0
@@ -170,20 +209,24 @@ def remote_vs_local(o, server: Server) -> list[dict]:
 
 def python_vs_cpp(o, server: Server) -> list[dict]:
     rows = []
-    targets = [("gRPC", f"grpc://127.0.0.1:{server.grpc}", "grpc", 1, o.client_cpus),
-               ("HTTP", f"http://127.0.0.1:{server.http}", "http", o.concurrency, o.client_cpus),
-               ("local://", f"local://{o.repo}", "grpc", 1, o.server_cpus)]
     for r in range(o.rounds):
-        for label, url, proto, conns, cpus in targets:
-            perf_url = url if url.startswith("local://") else url.split("://", 1)[1]
-            doc = perf(o, perf_url, proto, "simple_mlp", o.concurrency, cpus, batch=64,
-                       client=True, connections=None if url.startswith("local://") else conns)
-            py = python_load(o, url, o.concurrency, conns, cpus)
-            cpp = doc.get("error") or level(doc)["infer_per_sec"]
-            rows.append({"round": r, "transport": label, "cpp": cpp,
-                         "python": py.get("error") or py["infer_per_sec"],
-                         "python_p50": py.get("p50_us"),
-                         "cpp_p50": None if "error" in doc else level(doc)["latency_us"]["p50"]})
+        for conc in o.py_concurrency:
+            targets = [
+                ("gRPC", f"grpc://127.0.0.1:{server.grpc}", "grpc", (conc + 5) // 6, o.client_cpus),
+                ("HTTP", f"http://127.0.0.1:{server.http}", "http", conc, o.client_cpus),
+                ("local://", f"local://{o.repo}", "grpc", 1, o.server_cpus)]
+            for label, url, proto, conns, cpus in targets:
+                local = url.startswith("local://")
+                doc = perf(o, url if local else url.split("://", 1)[1], proto, "simple_mlp", conc,
+                           cpus, batch=64, client=True, connections=None if local else conns)
+                row = {"round": r, "transport": label, "concurrency": conc,
+                       "cpp": doc.get("error") or level(doc)["infer_per_sec"],
+                       "cpp_p50": None if "error" in doc else level(doc)["latency_us"]["p50"]}
+                for mode in ("async", "threads"):
+                    py = python_load(o, url, conc, conns, cpus, mode)
+                    row[mode] = py.get("error") or py["infer_per_sec"]
+                    row[mode + "_p50"] = py.get("p50_us")
+                rows.append(row)
     return rows
 
 
@@ -248,22 +291,31 @@ def markdown(o, meta, rvl, pvc, sw) -> str:
         out.append("")
     if pvc:
         out += ["### Python module vs C++ client (simple_mlp, batch 64, same URL and load)", "",
-                "| round | transport | C++ infer/s | Python infer/s | Python / C++ | "
-                "C++ p50 us | Python p50 us |", "|---|---|---|---|---|---|---|"]
+                "Python async = one thread keeping N `infer_async` calls in flight; Python "
+                "threads = N threads calling the blocking `infer`; C++ = `quiver perf --client` "
+                "at concurrency N.", "",
+                "| round | transport | N | C++ infer/s | Python async infer/s | async / C++ | "
+                "Python threads infer/s | threads / C++ | p50 us C++ / async / threads |",
+                "|---|---|---|---|---|---|---|---|---|"]
+        num = lambda v: fmt(v) if isinstance(v, float) else str(v)
         for r in pvc:
-            ok = isinstance(r["cpp"], float) and isinstance(r["python"], float)
-            out.append(f"| {r['round']} | {r['transport']} | "
-                       f"{fmt(r['cpp']) if isinstance(r['cpp'], float) else r['cpp']} | "
-                       f"{fmt(r['python']) if isinstance(r['python'], float) else r['python']} | "
-                       f"{fmt(r['python'] / r['cpp'], 3) if ok else '–'} | "
-                       f"{fmt(r['cpp_p50'])} | {fmt(r['python_p50'])} |")
+            ratio = lambda k: (fmt(r[k] / r["cpp"], 3) if isinstance(r[k], float) and
+                               isinstance(r["cpp"], float) else "–")
+            out.append(f"| {r['round']} | {r['transport']} | {r['concurrency']} | {num(r['cpp'])} | "
+                       f"{num(r['async'])} | {ratio('async')} | {num(r['threads'])} | "
+                       f"{ratio('threads')} | {fmt(r['cpp_p50'])} / {fmt(r['async_p50'])} / "
+                       f"{fmt(r['threads_p50'])} |")
         out.append("")
         for t in ("gRPC", "HTTP", "local://"):
-            m = median_ratio([r for r in pvc if r["transport"] == t], "python", "cpp")
-            if m:
-                verdict = "met" if m[0] >= TARGETS["python_vs_cpp"] else "MISSED"
-                out.append(f"- {t}: Python / C++ median {m[0]:.3f} (range {m[1]:.3f}–{m[2]:.3f}); "
-                           f"target >= {TARGETS['python_vs_cpp']}: {verdict}")
+            for conc in sorted({r["concurrency"] for r in pvc}):
+                sel = [r for r in pvc if r["transport"] == t and r["concurrency"] == conc]
+                for mode in ("async", "threads"):
+                    m = median_ratio(sel, mode, "cpp")
+                    if m:
+                        verdict = "met" if m[0] >= TARGETS["python_vs_cpp"] else "MISSED"
+                        out.append(f"- {t}, N={conc}, Python {mode} / C++: median {m[0]:.3f} "
+                                   f"(range {m[1]:.3f}–{m[2]:.3f}); target >= "
+                                   f"{TARGETS['python_vs_cpp']}: {verdict}")
         out.append("")
     if sw:
         out += ["### `quiver perf` concurrency sweep", "",
@@ -299,6 +351,8 @@ def main() -> int:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--concurrency", type=int, default=2,
                    help="calls in flight for parts 1 and 2 (2: one queued behind one running)")
+    p.add_argument("--py-concurrency", default="2,4",
+                   help="calls in flight for part 2, comma-separated")
     p.add_argument("--sweep", default="1:8:1", help="concurrency range of part 3")
     p.add_argument("--parts", default="1,2,3", help="which parts to run")
     p.add_argument("--quick", action="store_true",
@@ -308,6 +362,7 @@ def main() -> int:
     if o.quick:
         o.window_ms, o.rounds, o.sweep, o.stability, o.max_trials = 500, 1, "1:2:1", 1000, 3
     parts = {int(x) for x in o.parts.split(",")}
+    o.py_concurrency = [int(x) for x in o.py_concurrency.split(",")]
     o.out.mkdir(parents=True, exist_ok=True)
     commit = subprocess.run(["git", "-C", str(ROOT), "describe", "--always", "--dirty"],
                             capture_output=True, text=True).stdout.strip() or "unknown"
