@@ -25,6 +25,7 @@ import json
 import os
 import pathlib
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -187,15 +188,23 @@ def fmt(x, digits=0):
 def remote_vs_local(o, server: Server) -> list[dict]:
     rows = []
     local = f"local://{o.repo}"
-    for r in range(o.rounds):
-        row = {"round": r}
-        doc = perf(o, local, "grpc", "simple_mlp", o.concurrency, o.server_cpus, batch=64,
-                   client=True)
+    for r, conc in [(r, c) for r in range(o.rounds) for c in o.concurrency]:
+        row = {"round": r, "concurrency": conc}
+        doc = perf(o, local, "grpc", "simple_mlp", conc, o.server_cpus, batch=64, client=True)
         row["local"] = doc.get("error") or level(doc)["infer_per_sec"]
         for proto, port in (("grpc", server.grpc), ("http", server.http)):
-            conns = 1 if proto == "grpc" else o.concurrency
-            doc = perf(o, f"127.0.0.1:{port}", proto, "simple_mlp", o.concurrency,
+            conns = (conc + 5) // 6 if proto == "grpc" else conc
+            cpu0, t0 = server.cpu_seconds(), time.monotonic()
+            ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+            doc = perf(o, f"127.0.0.1:{port}", proto, "simple_mlp", conc,
                        o.client_cpus, batch=64, client=True, connections=conns)
+            ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+            wall = time.monotonic() - t0
+            # Cores busy over the whole client run (start-up and unstable windows included):
+            # how close the client kept the server to fully busy, and what it cost itself.
+            row[proto + "_server_cpu"] = (server.cpu_seconds() - cpu0) / wall
+            row[proto + "_client_cpu"] = (ru1.ru_utime + ru1.ru_stime - ru0.ru_utime -
+                                          ru0.ru_stime) / wall
             if "error" in doc:
                 row[proto] = doc["error"]
                 continue
@@ -265,29 +274,34 @@ def median_ratio(rows, a, b):
 def markdown(o, meta, rvl, pvc, sw) -> str:
     out = [f"Run {meta['date']} at commit {meta['commit']}; {meta['cpu']}, {meta['ncpu']} CPUs; "
            f"server and local:// pinned to CPUs {o.server_cpus}, remote clients to CPUs "
-           f"{o.client_cpus}; {o.window_ms} ms windows, stability {o.stability} %, "
-           f"concurrency {o.concurrency}.", ""]
+           f"{o.client_cpus}; {o.window_ms} ms windows, stability {o.stability} %.", ""]
     if rvl:
         out += ["### C++ client: remote vs local:// (simple_mlp, batch 64)", "",
-                "| round | local:// infer/s | gRPC infer/s | gRPC / local | HTTP infer/s | "
-                "HTTP / local | server compute us/req (gRPC) |",
-                "|---|---|---|---|---|---|---|"]
+                "| round | N | local:// infer/s | gRPC infer/s | gRPC / local | HTTP infer/s | "
+                "HTTP / local | server compute us/req (gRPC) | server / client cores busy "
+                "(gRPC; HTTP) |",
+                "|---|---|---|---|---|---|---|---|---|"]
         for r in rvl:
             ok = isinstance(r.get("local"), float)
             ratio = lambda k: (fmt(r[k] / r["local"], 3)
                                if ok and isinstance(r.get(k), float) else "–")
-            out.append(f"| {r['round']} | {fmt(r['local']) if ok else r['local']} | "
+            out.append(f"| {r['round']} | {r['concurrency']} | "
+                       f"{fmt(r['local']) if ok else r['local']} | "
                        f"{fmt(r['grpc']) if isinstance(r.get('grpc'), float) else r.get('grpc')} "
                        f"| {ratio('grpc')} | "
                        f"{fmt(r['http']) if isinstance(r.get('http'), float) else r.get('http')} "
-                       f"| {ratio('http')} | {fmt(r.get('grpc_compute'))} |")
-        for k in ("grpc", "http"):
-            m = median_ratio(rvl, k, "local")
-            if m:
-                verdict = "met" if m[0] >= TARGETS["remote_vs_local"] else "MISSED"
-                out.append("")
-                out.append(f"{k.upper()} remote / local:// median {m[0]:.3f} (range {m[1]:.3f}–"
-                           f"{m[2]:.3f}); target >= {TARGETS['remote_vs_local']}: {verdict}")
+                       f"| {ratio('http')} | {fmt(r.get('grpc_compute'))} | "
+                       f"{fmt(r.get('grpc_server_cpu'), 2)} / {fmt(r.get('grpc_client_cpu'), 2)}; "
+                       f"{fmt(r.get('http_server_cpu'), 2)} / {fmt(r.get('http_client_cpu'), 2)} |")
+        out.append("")
+        for conc in o.concurrency:
+            for k in ("grpc", "http"):
+                m = median_ratio([r for r in rvl if r["concurrency"] == conc], k, "local")
+                if m:
+                    verdict = "met" if m[0] >= TARGETS["remote_vs_local"] else "MISSED"
+                    out.append(f"- N={conc}, {k.upper()} remote / local:// median {m[0]:.3f} "
+                               f"(range {m[1]:.3f}–{m[2]:.3f}); target >= "
+                               f"{TARGETS['remote_vs_local']}: {verdict}")
         out.append("")
     if pvc:
         out += ["### Python module vs C++ client (simple_mlp, batch 64, same URL and load)", "",
@@ -349,8 +363,9 @@ def main() -> int:
     p.add_argument("--stability", type=float, default=10)
     p.add_argument("--max-trials", type=int, default=8)
     p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--concurrency", type=int, default=2,
-                   help="calls in flight for parts 1 and 2 (2: one queued behind one running)")
+    p.add_argument("--concurrency", default="2,4",
+                   help="calls in flight for part 1, comma-separated (2: one queued behind "
+                        "one running)")
     p.add_argument("--py-concurrency", default="2,4",
                    help="calls in flight for part 2, comma-separated")
     p.add_argument("--sweep", default="1:8:1", help="concurrency range of part 3")
@@ -363,6 +378,7 @@ def main() -> int:
         o.window_ms, o.rounds, o.sweep, o.stability, o.max_trials = 500, 1, "1:2:1", 1000, 3
     parts = {int(x) for x in o.parts.split(",")}
     o.py_concurrency = [int(x) for x in o.py_concurrency.split(",")]
+    o.concurrency = [int(x) for x in o.concurrency.split(",")]
     o.out.mkdir(parents=True, exist_ok=True)
     commit = subprocess.run(["git", "-C", str(ROOT), "describe", "--always", "--dirty"],
                             capture_output=True, text=True).stdout.strip() or "unknown"
