@@ -61,15 +61,24 @@ class BlockingExchange final : public HttpExchange {
 };
 
 // Runs one exchange on a private connection and io_context on the calling thread (any
-// thread, including the service's own I/O thread).
+// thread, including the service's own I/O thread), for at most `timeout` (0 = no limit):
+// DEADLINE_EXCEEDED naming the endpoint when the server accepted but did not answer.
 Result<HttpRawResponse> RunOneShot(const std::shared_ptr<const HttpEndpoint>& endpoint,
-                                   const std::shared_ptr<BlockingExchange>& exchange) {
+                                   const std::shared_ptr<BlockingExchange>& exchange,
+                                   std::chrono::milliseconds timeout) {
   asio::io_context io;
   auto future = exchange->future();
   auto connection = std::make_shared<HttpClientConnection>(io.get_executor(), endpoint, nullptr);
   connection->Start(exchange);
-  io.run();
-  (void)connection->Abort();  // closes the socket
+  if (timeout.count() > 0) {
+    io.run_for(timeout);
+  } else {
+    io.run();
+  }
+  if (auto unanswered = connection->Abort()) {  // also closes the socket
+    unanswered->Finish(Status::DeadlineExceeded(endpoint->name + ": no answer within " +
+                                                std::to_string(timeout.count()) + " ms"));
+  }
   return future.get();
 }
 
@@ -106,12 +115,15 @@ class HttpService::Core : public std::enable_shared_from_this<Core> {
       const std::string prefix =
           "quiver_" + std::to_string(::getpid()) + "_" + std::to_string(counter++);
       auto endpoint = endpoint_;
+      const std::chrono::milliseconds timeout = options.connect_timeout;
       pool_ = std::make_unique<ShmPool>(
           prefix,
-          [endpoint](const std::string& name, const std::string& key, uint64_t size) {
-            return Register(endpoint, name, key, size);
+          [endpoint, timeout](const std::string& name, const std::string& key, uint64_t size) {
+            return Register(endpoint, timeout, name, key, size);
           },
-          [endpoint](const std::string& name) { return Unregister(endpoint, name); });
+          [endpoint, timeout](const std::string& name) {
+            return Unregister(endpoint, timeout, name);
+          });
       shm_active_ = true;
     }
   }
@@ -144,18 +156,25 @@ class HttpService::Core : public std::enable_shared_from_this<Core> {
 
   void Infer(InferRequest request, InferCallback done);
 
-  // A blocking request on the pool's connections (a one-off connection on the I/O thread).
-  Result<HttpRawResponse> Call(const char* method, std::string target, std::string body = {}) {
+  // A blocking request on a connection of its own, run on the calling thread: it neither
+  // queues behind the Infer requests on the pool (a slow model would delay a health check
+  // or a metadata fetch by the whole queue) nor can deadlock when called from a callback.
+  // Health, metadata, config, statistics and index calls give up after connect_timeout
+  // (as the gRPC transport's), so a server that accepts but hangs cannot block a caller
+  // for good; model load/unload (kUnbounded) may take as long as the model needs.
+  enum class Wait : uint8_t { kBounded, kUnbounded };
+  Result<HttpRawResponse> Call(const char* method, std::string target, std::string body = {},
+                               Wait wait = Wait::kBounded) const {
     auto exchange = std::make_shared<BlockingExchange>(method, std::move(target), std::move(body));
-    if (io_.get_executor().running_in_this_thread()) return RunOneShot(endpoint_, exchange);
-    auto future = exchange->future();
-    Submit(exchange);
-    return future.get();
+    return RunOneShot(endpoint_, exchange,
+                      wait == Wait::kBounded ? options_.connect_timeout
+                                             : std::chrono::milliseconds(0));
   }
 
   // Call, then the server's error for a non-2xx status.
-  Result<HttpRawResponse> CallOk(const char* method, std::string target, std::string body = {}) {
-    auto r = Call(method, std::move(target), std::move(body));
+  Result<HttpRawResponse> CallOk(const char* method, std::string target, std::string body = {},
+                                 Wait wait = Wait::kBounded) const {
+    auto r = Call(method, std::move(target), std::move(body), wait);
     if (r.ok() && r->status / 100 != 2) return ErrorFromHttpResponse(r->status, r->text());
     return r;
   }
@@ -169,12 +188,13 @@ class HttpService::Core : public std::enable_shared_from_this<Core> {
   class InferExchange;
 
   static Status Register(const std::shared_ptr<const HttpEndpoint>& endpoint,
-                         const std::string& name, const std::string& key, uint64_t size) {
+                         std::chrono::milliseconds timeout, const std::string& name,
+                         const std::string& key, uint64_t size) {
     // Region names and keys are ours ("quiver_<pid>_<n>_<i>"): nothing to escape.
     auto exchange = std::make_shared<BlockingExchange>(
         "POST", "/v2/systemsharedmemory/region/" + EncodePathSegment(name) + "/register",
         R"({"key":")" + key + R"(","offset":0,"byte_size":)" + std::to_string(size) + "}");
-    auto r = RunOneShot(endpoint, exchange);
+    auto r = RunOneShot(endpoint, exchange, timeout);
     if (!r.ok()) {
       t_registration_unreachable = true;
       return r.status();
@@ -184,10 +204,10 @@ class HttpService::Core : public std::enable_shared_from_this<Core> {
   }
 
   static Status Unregister(const std::shared_ptr<const HttpEndpoint>& endpoint,
-                           const std::string& name) {
+                           std::chrono::milliseconds timeout, const std::string& name) {
     auto exchange = std::make_shared<BlockingExchange>(
         "POST", "/v2/systemsharedmemory/region/" + EncodePathSegment(name) + "/unregister");
-    auto r = RunOneShot(endpoint, exchange);
+    auto r = RunOneShot(endpoint, exchange, timeout);
     if (!r.ok()) return r.status();
     if (r->status / 100 != 2) return ErrorFromHttpResponse(r->status, r->text());
     return Status::Ok();
@@ -471,12 +491,14 @@ Result<RepositoryIndex> HttpService::Index() {
 }
 
 Status HttpService::Load(std::string_view model) {
-  auto r = core_->CallOk("POST", "/v2/repository/models/" + EncodePathSegment(model) + "/load");
+  auto r = core_->CallOk("POST", "/v2/repository/models/" + EncodePathSegment(model) + "/load",
+                         {}, Core::Wait::kUnbounded);
   return r.ok() ? Status::Ok() : r.status();
 }
 
 Status HttpService::Unload(std::string_view model) {
-  auto r = core_->CallOk("POST", "/v2/repository/models/" + EncodePathSegment(model) + "/unload");
+  auto r = core_->CallOk("POST", "/v2/repository/models/" + EncodePathSegment(model) + "/unload",
+                         {}, Core::Wait::kUnbounded);
   return r.ok() ? Status::Ok() : r.status();
 }
 

@@ -10,8 +10,9 @@
 // the calling thread (and large inputs copied into shared memory there), then queued
 // FIFO for the first free one of `options.connections` connections (one request per
 // connection at a time; opened lazily, reopened after the server closed them).
-// Sync methods block the caller on the same connections; called from an Infer callback
-// (the I/O thread) they use a one-off connection instead, so they cannot deadlock.
+// Sync methods block the caller on a one-off connection of their own (never queued behind
+// Infer requests, and safe from an Infer callback); all but Load/Unload give up after
+// options.connect_timeout with DEADLINE_EXCEEDED when the server does not answer.
 //
 // Ownership: the request's tensor Buffers are kept (not copied) until the request has
 // been written; response outputs borrow the received body, which they keep alive.

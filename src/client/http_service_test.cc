@@ -18,6 +18,7 @@
 
 #include <google/protobuf/util/message_differencer.h>
 
+#include <cerrno>
 #include <cstring>
 #include <future>
 #include <memory>
@@ -301,6 +302,66 @@ TEST(HttpServiceConnectTest, ConnectTimeoutIsUnavailable) {
                                             ": connection timed out after 200 ms"));
   for (int fd : fillers) ::close(fd);
   ::close(listener);
+}
+
+// A server that completes the TCP handshake (the kernel queues the connection) but never
+// reads or answers: a hung process.
+class SilentListener {
+ public:
+  SilentListener() {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(addr);
+    if (fd_ < 0 || ::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
+        ::listen(fd_, 64) != 0 ||
+        ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+      ADD_FAILURE() << "cannot listen: " << std::strerror(errno);
+    }
+    port_ = ntohs(addr.sin_port);
+  }
+  ~SilentListener() { ::close(fd_); }
+  uint16_t port() const { return port_; }
+
+ private:
+  int fd_ = -1;
+  uint16_t port_ = 0;
+};
+
+TEST(HttpServiceHungServerTest, SyncCallsGiveUpAfterTheConnectTimeout) {
+  SilentListener server;
+  RemoteOptions o;
+  o.port = server.port();
+  o.connect_timeout = std::chrono::milliseconds(150);
+  o.shared_memory = false;
+  HttpService service(o);
+  const std::string endpoint = "http://127.0.0.1:" + std::to_string(o.port);
+  EXPECT_FALSE(service.Live());
+  EXPECT_FALSE(service.Ready());
+  EXPECT_FALSE(service.ModelReady("m", ""));
+  auto metadata = service.GetModelMetadata("m", "");
+  EXPECT_EQ(metadata.status(),
+            Status::DeadlineExceeded(endpoint + ": no answer within 150 ms"));
+  EXPECT_EQ(service.GetModelConfig("m", "").status().code(), StatusCode::kDeadlineExceeded);
+  EXPECT_EQ(service.GetStatistics("m", "").status().code(), StatusCode::kDeadlineExceeded);
+  EXPECT_EQ(service.Index().status().code(), StatusCode::kDeadlineExceeded);
+}
+
+TEST(HttpServiceHungServerTest, SharedMemoryRegistrationDoesNotHangAnInferWithADeadline) {
+  // The region is registered on the calling thread before the request is queued: a hung
+  // server used to block that thread for good, whatever the request's deadline.
+  SilentListener server;
+  RemoteOptions o;
+  o.port = server.port();
+  o.connect_timeout = std::chrono::milliseconds(150);
+  o.shared_memory = true;
+  o.shared_memory_min_bytes = 1;
+  HttpService service(o);
+  InferRequest request = Request("m", Sample(DataType::kFp32, 1024));
+  request.deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(300);
+  auto r = InferAndWait(service, std::move(request));
+  EXPECT_EQ(r.status().code(), StatusCode::kDeadlineExceeded) << r.status().ToString();
 }
 
 TEST_F(HttpServiceTest, UnresolvableHostIsUnavailable) {
@@ -612,7 +673,8 @@ TEST(HttpServiceRawTest, ParsesBinaryOutputsAndChunkedBodies) {
   ASSERT_TRUE(m.ok()) << m.status().ToString();
   EXPECT_EQ(m->name, "raw");
   EXPECT_EQ(m->version, "9");
-  EXPECT_EQ(server.connections(), 1);  // keep-alive across both
+  // Infer uses the pool; a sync call a connection of its own (never queued behind Infers).
+  EXPECT_EQ(server.connections(), 2);
 }
 
 TEST(HttpServiceRawTest, MalformedResponsesAreInternalNamingTheEndpoint) {
