@@ -34,13 +34,14 @@ struct RemoteOptions {
   // HTTP: keep-alive connections in the pool (requests queue when all are busy).
   // gRPC: channels (each one HTTP/2 connection) used round-robin.
   size_t connections = 4;
+  // Connecting gives up after this; so does every sync call (health, metadata, config,
+  // statistics, index) but model load/unload, when the server does not answer.
   std::chrono::milliseconds connect_timeout{3000};
-  // Use POSIX system shared memory for input tensors (and outputs whose size the
-  // model config fixes) when the server is on this host (loopback address). Regions
+  // Use POSIX system shared memory for input tensors when the server is on this host
+  // (loopback address); outputs always come back in the response. Regions
   // are created once, registered with the server and reused across calls. A server
   // that refuses a registration (remote, or in a container without this /dev/shm)
-  // turns shared memory off for the service, with one log line. HTTP: inputs only
-  // (outputs come back binary in the response body).
+  // turns shared memory off for the service, with one log line.
   bool shared_memory = true;
   // Inputs smaller than this travel in the message even when shared memory is on
   // (registration and the extra round trip do not pay for tiny tensors).
