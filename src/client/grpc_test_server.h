@@ -5,13 +5,10 @@
 // FakeBackend model whose executions block while the test keeps the gate closed.
 
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <cctype>
 #include <chrono>
 #include <condition_variable>
-#include <filesystem>
-#include <fstream>
 #include <future>
 #include <memory>
 #include <mutex>
@@ -23,6 +20,7 @@
 #include "engine/backends/identity_backend.h"
 #include "engine/engine.h"
 #include "engine/testing/fake_backend.h"
+#include "engine/testing/temp_repository.h"
 #include "frontend/grpc_server.h"
 #include "frontend/shared_memory.h"
 
@@ -82,34 +80,30 @@ class CallbackCounter {
 class GrpcServerFixture : public ::testing::Test {
  protected:
   void SetUp() override {
-    root_ = std::filesystem::temp_directory_path() /
-            ("quiver-grpc-client-test-" + std::to_string(::getpid()) + "-" +
-             ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(root_);
     for (DataType type : kAllTypes) {
       const std::string name = IdentityModelFor(type);
       const std::string config_type(DataTypeConfigName(type));
-      WriteModel(name,
-                 "name: \"" + name + "\"\nbackend: \"identity\"\nmax_batch_size: 0\n" +
-                     "input { name: \"INPUT0\" data_type: " + config_type + " dims: [ -1 ] }\n" +
-                     "output { name: \"OUTPUT0\" data_type: " + config_type + " dims: [ -1 ] }\n");
+      repo_.WriteModel(
+          name, "name: \"" + name + "\"\nbackend: \"identity\"\nmax_batch_size: 0\n" +
+                    "input { name: \"INPUT0\" data_type: " + config_type + " dims: [ -1 ] }\n" +
+                    "output { name: \"OUTPUT0\" data_type: " + config_type + " dims: [ -1 ] }\n");
     }
-    WriteModel("identity_pair",
-               "name: \"identity_pair\"\nbackend: \"identity\"\nmax_batch_size: 0\n"
-               "input { name: \"INPUT0\" data_type: TYPE_FP32 dims: [ -1 ] }\n"
-               "input { name: \"INPUT1\" data_type: TYPE_INT32 dims: [ -1 ] }\n"
-               "output { name: \"OUTPUT0\" data_type: TYPE_FP32 dims: [ -1 ] }\n"
-               "output { name: \"OUTPUT1\" data_type: TYPE_INT32 dims: [ -1 ] }\n");
-    WriteModel("gated",
-               "name: \"gated\"\nbackend: \"fake\"\nmax_batch_size: 0\n"
-               "input { name: \"INPUT0\" data_type: TYPE_INT32 dims: [ -1 ] }\n"
-               "output { name: \"OUTPUT0\" data_type: TYPE_INT32 dims: [ -1 ] }\n");
+    repo_.WriteModel("identity_pair",
+                     "name: \"identity_pair\"\nbackend: \"identity\"\nmax_batch_size: 0\n"
+                     "input { name: \"INPUT0\" data_type: TYPE_FP32 dims: [ -1 ] }\n"
+                     "input { name: \"INPUT1\" data_type: TYPE_INT32 dims: [ -1 ] }\n"
+                     "output { name: \"OUTPUT0\" data_type: TYPE_FP32 dims: [ -1 ] }\n"
+                     "output { name: \"OUTPUT1\" data_type: TYPE_INT32 dims: [ -1 ] }\n");
+    repo_.WriteModel("gated",
+                     "name: \"gated\"\nbackend: \"fake\"\nmax_batch_size: 0\n"
+                     "input { name: \"INPUT0\" data_type: TYPE_INT32 dims: [ -1 ] }\n"
+                     "output { name: \"OUTPUT0\" data_type: TYPE_INT32 dims: [ -1 ] }\n");
 
     auto registry = std::make_shared<engine::BackendRegistry>();
     registry->Register("identity", std::make_shared<engine::IdentityBackend>());
     registry->Register("fake", fake_);
     engine::EngineOptions o;
-    o.model_repositories = {root_};
+    o.model_repositories = {repo_.path()};
     o.control_mode = engine::ModelControlMode::kExplicit;
     o.startup_models = {"*"};
     o.poll_interval = std::chrono::milliseconds(0);
@@ -124,13 +118,6 @@ class GrpcServerFixture : public ::testing::Test {
     if (server_) server_->Stop();
     server_.reset();
     engine_.reset();
-    std::filesystem::remove_all(root_);
-  }
-
-  void WriteModel(const std::string& name, const std::string& config) {
-    std::filesystem::create_directories(root_ / name / "1");
-    std::ofstream(root_ / name / "config.pbtxt") << config;
-    std::ofstream(root_ / name / "1" / "README") << "test model";
   }
 
   void StartServer(frontend::GrpcServerOptions options = {}) {
@@ -157,7 +144,7 @@ class GrpcServerFixture : public ::testing::Test {
     return regions.ok() ? regions->size() : 0;
   }
 
-  std::filesystem::path root_;
+  quiver::testing::TempRepository repo_{"grpc-client"};  // outlives engine_
   std::shared_ptr<engine::FakeBackend> fake_ = std::make_shared<engine::FakeBackend>();
   std::unique_ptr<engine::Engine> engine_;
   frontend::SharedMemoryManager shm_;

@@ -23,8 +23,6 @@
 #include <cctype>
 #include <condition_variable>
 #include <cstring>
-#include <filesystem>
-#include <fstream>
 #include <functional>
 #include <future>
 #include <memory>
@@ -37,6 +35,7 @@
 #include "engine/backends/identity_backend.h"
 #include "engine/engine.h"
 #include "engine/testing/fake_backend.h"
+#include "engine/testing/temp_repository.h"
 #include "frontend/http_server.h"
 #include "frontend/shared_memory.h"
 
@@ -99,12 +98,7 @@ class CallbackCounter {
 class HttpServiceFixture : public ::testing::Test {
  protected:
   void SetUp() override {
-    namespace fs = std::filesystem;
     spdlog::set_level(spdlog::level::warn);  // model loading is chatty
-    root_ = fs::temp_directory_path() /
-            ("quiver-http-client-test-" + std::to_string(::getpid()) + "-" +
-             ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(root_);
     for (DataType t : kAllTypes) {
       const std::string type(DataTypeConfigName(t));
       WriteModel(IdentityModelName(t), "identity",
@@ -123,7 +117,7 @@ class HttpServiceFixture : public ::testing::Test {
     registry->Register("identity", std::make_shared<engine::IdentityBackend>());
     registry->Register("fake", fake_);
     engine::EngineOptions o;
-    o.model_repositories = {root_};
+    o.model_repositories = {repo_.path()};
     o.control_mode = engine::ModelControlMode::kExplicit;
     o.startup_models = {"*"};
     o.poll_interval = std::chrono::milliseconds(0);
@@ -138,7 +132,6 @@ class HttpServiceFixture : public ::testing::Test {
     if (fake_) fake_->OpenGate();
     server_.reset();
     engine_.reset();
-    std::filesystem::remove_all(root_);
   }
 
   void StartServer(uint16_t port) {
@@ -155,12 +148,10 @@ class HttpServiceFixture : public ::testing::Test {
 
   void WriteModel(const std::string& name, const std::string& backend, const std::string& io,
                   int instances = 1, int max_batch_size = 0) {
-    namespace fs = std::filesystem;
-    fs::create_directories(root_ / name / "1");
-    std::ofstream(root_ / name / "config.pbtxt")
-        << "name: \"" << name << "\"\nbackend: \"" << backend << "\"\nmax_batch_size: " << max_batch_size << "\n"
-        << io << "instance_group [ { count: " << instances << " kind: KIND_CPU } ]\n";
-    std::ofstream(root_ / name / "1" / "README") << "test model\n";
+    repo_.WriteModel(name, "name: \"" + name + "\"\nbackend: \"" + backend +
+                               "\"\nmax_batch_size: " + std::to_string(max_batch_size) + "\n" + io +
+                               "instance_group [ { count: " + std::to_string(instances) +
+                               " kind: KIND_CPU } ]\n");
   }
 
   RemoteOptions Options(bool shared_memory = false, size_t connections = 4) const {
@@ -176,7 +167,7 @@ class HttpServiceFixture : public ::testing::Test {
     return std::make_shared<HttpService>(options);
   }
 
-  std::filesystem::path root_;
+  quiver::testing::TempRepository repo_{"http-client"};  // outlives engine_
   std::shared_ptr<engine::FakeBackend> fake_;
   std::unique_ptr<engine::Engine> engine_;
   frontend::SharedMemoryManager shm_;

@@ -8,7 +8,6 @@
 #include <cstring>
 #include <deque>
 #include <filesystem>
-#include <fstream>
 #include <future>
 #include <mutex>
 #include <random>
@@ -18,6 +17,7 @@
 #include "columnar/reduce.h"
 #include "engine/backends/identity_backend.h"
 #include "engine/engine.h"
+#include "engine/testing/temp_repository.h"
 
 namespace quiver::columnar {
 namespace {
@@ -428,24 +428,19 @@ TEST(SliceRowsTest, SharesTheBuffer) {
 class RunBatchedEngineTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    root_ = std::filesystem::temp_directory_path() /
-            ("quiver-columnar-test-" + std::to_string(::getpid()));
-    std::filesystem::remove_all(root_);
-    std::filesystem::create_directories(root_ / "padded_identity" / "1");
-    std::ofstream(root_ / "padded_identity" / "1" / "weights.txt") << "1";
     // Constituents [jets, slots, features] plus a BOOL mask, batched by 16, dynamic batcher on.
-    std::ofstream(root_ / "padded_identity" / "config.pbtxt")
-        << "name: \"padded_identity\"\nbackend: \"identity\"\nmax_batch_size: 16\n"
-           "input { name: \"PF\" data_type: TYPE_FP32 dims: [ -1, 3 ] }\n"
-           "input { name: \"MASK\" data_type: TYPE_BOOL dims: [ -1 ] }\n"
-           "output { name: \"PF_OUT\" data_type: TYPE_FP32 dims: [ -1, 3 ] }\n"
-           "output { name: \"MASK_OUT\" data_type: TYPE_BOOL dims: [ -1 ] }\n"
-           "instance_group { count: 2 kind: KIND_CPU }\n"
-           "dynamic_batching { max_queue_delay_microseconds: 100 }\n";
+    repo_.WriteModel("padded_identity",
+                     "name: \"padded_identity\"\nbackend: \"identity\"\nmax_batch_size: 16\n"
+                     "input { name: \"PF\" data_type: TYPE_FP32 dims: [ -1, 3 ] }\n"
+                     "input { name: \"MASK\" data_type: TYPE_BOOL dims: [ -1 ] }\n"
+                     "output { name: \"PF_OUT\" data_type: TYPE_FP32 dims: [ -1, 3 ] }\n"
+                     "output { name: \"MASK_OUT\" data_type: TYPE_BOOL dims: [ -1 ] }\n"
+                     "instance_group { count: 2 kind: KIND_CPU }\n"
+                     "dynamic_batching { max_queue_delay_microseconds: 100 }\n");
     auto registry = std::make_shared<engine::BackendRegistry>();
     registry->Register("identity", std::make_shared<engine::IdentityBackend>());
     engine::EngineOptions o;
-    o.model_repositories = {std::filesystem::path(QUIVER_SOURCE_DIR) / "models", root_};
+    o.model_repositories = {std::filesystem::path(QUIVER_SOURCE_DIR) / "models", repo_.path()};
     o.control_mode = engine::ModelControlMode::kExplicit;
     o.startup_models = {"identity_fp32", "padded_identity"};
     o.backends = registry;
@@ -455,12 +450,9 @@ class RunBatchedEngineTest : public ::testing::Test {
     ASSERT_TRUE(engine_->ModelReady("identity_fp32", ""));
     ASSERT_TRUE(engine_->ModelReady("padded_identity", ""));
   }
-  void TearDown() override {
-    engine_.reset();
-    std::filesystem::remove_all(root_);
-  }
+  void TearDown() override { engine_.reset(); }
 
-  std::filesystem::path root_;
+  quiver::testing::TempRepository repo_{"columnar"};  // outlives engine_
   std::unique_ptr<engine::Engine> engine_;
 };
 

@@ -4,11 +4,11 @@
 
 #include <atomic>
 #include <filesystem>
-#include <fstream>
 #include <future>
 #include <thread>
 
 #include "engine/backends/identity_backend.h"
+#include "engine/testing/temp_repository.h"
 
 namespace quiver::engine {
 namespace {
@@ -46,35 +46,16 @@ std::string IdentityConfig(const std::string& name, const std::string& backend =
 class EngineTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    root_ = fs::temp_directory_path() /
-            ("quiver-engine-test-" + std::to_string(::getpid()) + "-" +
-             ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(root_);
-    fs::create_directories(root_);
     registry_ = std::make_shared<BackendRegistry>();
     registry_->Register("identity", std::make_shared<IdentityBackend>());
     registry_->Register("flaky", std::make_shared<FlakyBackend>(2));
   }
-  void TearDown() override {
-    engine_.reset();
-    fs::remove_all(root_);
-  }
-
-  void WriteModel(const std::string& name, const std::string& config,
-                  std::vector<int64_t> versions) {
-    fs::create_directories(root_ / name);
-    std::ofstream(root_ / name / "config.pbtxt") << config;
-    for (auto v : versions) AddVersion(name, v);
-  }
-  void AddVersion(const std::string& name, int64_t v) {
-    fs::create_directories(root_ / name / std::to_string(v));
-    std::ofstream(root_ / name / std::to_string(v) / "weights.txt") << v;
-  }
+  void TearDown() override { engine_.reset(); }
 
   void Start(ModelControlMode mode = ModelControlMode::kNone,
              std::vector<std::string> startup = {}) {
     EngineOptions o;
-    o.model_repositories = {root_};
+    o.model_repositories = {repo_.path()};
     o.control_mode = mode;
     o.startup_models = std::move(startup);
     o.poll_interval = std::chrono::milliseconds(0);
@@ -98,13 +79,13 @@ class EngineTest : public ::testing::Test {
     return f.get();
   }
 
-  fs::path root_;
+  quiver::testing::TempRepository repo_{"engine"};  // outlives engine_
   std::shared_ptr<BackendRegistry> registry_;
   std::unique_ptr<Engine> engine_;
 };
 
 TEST_F(EngineTest, ServesIdentityAndDescribesIt) {
-  WriteModel("id", IdentityConfig("id"), {1});
+  repo_.WriteModel("id", IdentityConfig("id"), {1});
   Start();
   EXPECT_TRUE(engine_->Live());
   EXPECT_TRUE(engine_->Ready());
@@ -133,7 +114,7 @@ TEST_F(EngineTest, ServesIdentityAndDescribesIt) {
 }
 
 TEST_F(EngineTest, UnknownModelAndVersion) {
-  WriteModel("id", IdentityConfig("id"), {1});
+  repo_.WriteModel("id", IdentityConfig("id"), {1});
   Start();
   // Codes and texts as Triton's (core ModelLifeCycle::GetModel).
   auto nope = Infer("nope");
@@ -149,7 +130,7 @@ TEST_F(EngineTest, UnknownModelAndVersion) {
 }
 
 TEST_F(EngineTest, InvalidRequestIsRejectedBeforeTheBackend) {
-  WriteModel("id", IdentityConfig("id"), {1});
+  repo_.WriteModel("id", IdentityConfig("id"), {1});
   Start();
   InferRequest r;
   r.model = "id";
@@ -163,9 +144,9 @@ TEST_F(EngineTest, InvalidRequestIsRejectedBeforeTheBackend) {
 }
 
 TEST_F(EngineTest, BrokenModelDoesNotAffectOthers) {
-  WriteModel("good", IdentityConfig("good"), {1});
-  WriteModel("bad", "name: \"bad\"\nmax_batch_size: -3\n", {1});
-  WriteModel("nobackend", IdentityConfig("nobackend", "tensorflow"), {1});
+  repo_.WriteModel("good", IdentityConfig("good"), {1});
+  repo_.WriteModel("bad", "name: \"bad\"\nmax_batch_size: -3\n", {1});
+  repo_.WriteModel("nobackend", IdentityConfig("nobackend", "tensorflow"), {1});
   Start();
   EXPECT_TRUE(Infer("good").ok());
   EXPECT_FALSE(engine_->Ready());
@@ -190,7 +171,7 @@ TEST_F(EngineTest, BrokenModelDoesNotAffectOthers) {
 }
 
 TEST_F(EngineTest, VersionsLoadIndependently) {
-  WriteModel("m", IdentityConfig("m", "flaky", "version_policy { all { } }\n"), {1, 2, 3});
+  repo_.WriteModel("m", IdentityConfig("m", "flaky", "version_policy { all { } }\n"), {1, 2, 3});
   Start();
   EXPECT_TRUE(engine_->ModelReady("m", "1"));
   EXPECT_FALSE(engine_->ModelReady("m", "2"));
@@ -218,8 +199,9 @@ TEST_F(EngineTest, VersionsLoadIndependently) {
 }
 
 TEST_F(EngineTest, VersionPolicyLatestTwo) {
-  WriteModel("m", IdentityConfig("m", "identity", "version_policy { latest { num_versions: 2 } }\n"),
-             {1, 2, 3});
+  repo_.WriteModel(
+      "m", IdentityConfig("m", "identity", "version_policy { latest { num_versions: 2 } }\n"),
+      {1, 2, 3});
   Start();
   EXPECT_FALSE(engine_->ModelReady("m", "1"));
   EXPECT_TRUE(engine_->ModelReady("m", "2"));
@@ -230,8 +212,8 @@ TEST_F(EngineTest, VersionPolicyLatestTwo) {
 }
 
 TEST_F(EngineTest, ExplicitLoadAndUnload) {
-  WriteModel("a", IdentityConfig("a"), {1});
-  WriteModel("b", IdentityConfig("b"), {1});
+  repo_.WriteModel("a", IdentityConfig("a"), {1});
+  repo_.WriteModel("b", IdentityConfig("b"), {1});
   Start(ModelControlMode::kExplicit, {"a"});
   EXPECT_TRUE(engine_->ModelReady("a", ""));
   EXPECT_FALSE(engine_->ModelReady("b", ""));
@@ -264,7 +246,7 @@ TEST_F(EngineTest, ExplicitLoadAndUnload) {
 }
 
 TEST_F(EngineTest, LoadUnloadNeedExplicitMode) {
-  WriteModel("a", IdentityConfig("a"), {1});
+  repo_.WriteModel("a", IdentityConfig("a"), {1});
   Start(ModelControlMode::kNone);
   // As Triton (LoadUnloadModel): UNAVAILABLE, with its words.
   for (Status s : {engine_->Load("a"), engine_->Unload("a")}) {
@@ -274,8 +256,8 @@ TEST_F(EngineTest, LoadUnloadNeedExplicitMode) {
 }
 
 TEST_F(EngineTest, PollPicksUpNewVersionDuringTraffic) {
-  WriteModel("m", IdentityConfig("m"), {1});
-  WriteModel("other", IdentityConfig("other"), {1});
+  repo_.WriteModel("m", IdentityConfig("m"), {1});
+  repo_.WriteModel("other", IdentityConfig("other"), {1});
   Start(ModelControlMode::kPoll);
   std::atomic<bool> stop{false};
   std::atomic<int> failures{0}, successes{0};
@@ -289,13 +271,13 @@ TEST_F(EngineTest, PollPicksUpNewVersionDuringTraffic) {
       }
     });
   }
-  AddVersion("m", 2);
+  repo_.AddVersion("m", 2);
   ASSERT_TRUE(engine_->Poll().ok());
   EXPECT_TRUE(engine_->ModelReady("m", "2"));
-  fs::remove_all(root_ / "m" / "1");
+  fs::remove_all(repo_.path() / "m" / "1");
   ASSERT_TRUE(engine_->Poll().ok());
   EXPECT_FALSE(engine_->ModelReady("m", "1"));
-  WriteModel("late", IdentityConfig("late"), {1});
+  repo_.WriteModel("late", IdentityConfig("late"), {1});
   ASSERT_TRUE(engine_->Poll().ok());
   EXPECT_TRUE(engine_->ModelReady("late", ""));
   stop = true;
@@ -305,29 +287,29 @@ TEST_F(EngineTest, PollPicksUpNewVersionDuringTraffic) {
   auto r = Infer("m");
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->version, "2");
-  fs::remove_all(root_ / "late");
+  fs::remove_all(repo_.path() / "late");
   ASSERT_TRUE(engine_->Poll().ok());
   EXPECT_EQ(Infer("late").status().code(), StatusCode::kNotFound);
 }
 
 TEST_F(EngineTest, PollReloadsChangedConfig) {
-  WriteModel("m", IdentityConfig("m"), {1});
+  repo_.WriteModel("m", IdentityConfig("m"), {1});
   Start(ModelControlMode::kPoll);
   EXPECT_EQ(engine_->GetModelConfig("m", "")->max_batch_size(), 8);
-  std::ofstream(root_ / "m" / "config.pbtxt")
-      << IdentityConfig("m").replace(IdentityConfig("m").find("max_batch_size: 8"), 17,
-                                      "max_batch_size: 4");
+  repo_.Write("m/config.pbtxt",
+              IdentityConfig("m").replace(IdentityConfig("m").find("max_batch_size: 8"), 17,
+                                          "max_batch_size: 4"));
   ASSERT_TRUE(engine_->Poll().ok());
   EXPECT_EQ(engine_->GetModelConfig("m", "")->max_batch_size(), 4);
   // A broken edit keeps the loaded version serving and reports the error.
-  std::ofstream(root_ / "m" / "config.pbtxt") << "max_batch_size: [";
+  repo_.Write("m/config.pbtxt", "max_batch_size: [");
   EXPECT_FALSE(engine_->Poll().ok());
   EXPECT_TRUE(Infer("m").ok());
   EXPECT_FALSE(engine_->Ready());
 }
 
 TEST_F(EngineTest, StatisticsCountRequests) {
-  WriteModel("id", IdentityConfig("id"), {1});
+  repo_.WriteModel("id", IdentityConfig("id"), {1});
   Start();
   for (int i = 0; i < 5; ++i) ASSERT_TRUE(Infer("id").ok());
   auto stats = engine_->GetStatistics("id", "");
@@ -345,11 +327,12 @@ TEST_F(EngineTest, StatisticsCountRequests) {
 
 // Many threads infer while others load, unload and poll; run under TSan in CI.
 TEST_F(EngineTest, ConcurrentTrafficAndLifecycleStress) {
-  WriteModel("steady", IdentityConfig("steady", "identity",
-                                      "dynamic_batching { max_queue_delay_microseconds: 50 }\n"
-                                      "instance_group [ { count: 2 } ]\n"),
-             {1});
-  WriteModel("churn", IdentityConfig("churn"), {1});
+  repo_.WriteModel("steady",
+                   IdentityConfig("steady", "identity",
+                                  "dynamic_batching { max_queue_delay_microseconds: 50 }\n"
+                                  "instance_group [ { count: 2 } ]\n"),
+                   {1});
+  repo_.WriteModel("churn", IdentityConfig("churn"), {1});
   Start(ModelControlMode::kExplicit, {"*"});
   std::atomic<int> steady_failures{0}, done{0};
   std::vector<std::thread> threads;

@@ -5,8 +5,8 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <fstream>
-#include <random>
+
+#include "engine/testing/temp_repository.h"
 
 namespace quiver::engine {
 namespace {
@@ -61,25 +61,8 @@ int LineOf(std::string_view text, std::string_view needle) {
 }
 
 // A fresh directory under the system temp dir, removed when the test ends.
-class TempDir {
- public:
-  TempDir() {
-    path_ = fs::temp_directory_path() /
-            ("quiver_model_config_test_" + std::to_string(std::random_device()()));
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const fs::path& path() const { return path_; }
-  void Write(const fs::path& relative, std::string_view contents) const {
-    fs::create_directories((path_ / relative).parent_path());
-    std::ofstream(path_ / relative, std::ios::binary) << contents;
-  }
-
- private:
-  fs::path path_;
+struct TempDir : quiver::testing::TempRepository {
+  TempDir() : TempRepository("model-config") {}
 };
 
 TEST(ModelConfigTest, LoadsResnetWithEveryField) {

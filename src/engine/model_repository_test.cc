@@ -3,8 +3,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include <fstream>
-#include <random>
+#include "engine/testing/temp_repository.h"
 
 namespace quiver::engine {
 namespace {
@@ -17,26 +16,8 @@ using ::testing::IsEmpty;
 using ::testing::SizeIs;
 
 // A fresh directory under the system temp dir, removed when the test ends.
-class TempDir {
- public:
-  TempDir() {
-    path_ = fs::temp_directory_path() /
-            ("quiver_model_repository_test_" + std::to_string(std::random_device()()));
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const fs::path& path() const { return path_; }
-  void Write(const fs::path& relative, std::string_view contents) const {
-    fs::create_directories((path_ / relative).parent_path());
-    std::ofstream(path_ / relative, std::ios::binary | std::ios::trunc) << contents;
-  }
-  void MakeDir(const fs::path& relative) const { fs::create_directories(path_ / relative); }
-
- private:
-  fs::path path_;
+struct TempDir : quiver::testing::TempRepository {
+  TempDir() : TempRepository("model-repository") {}
 };
 
 std::vector<std::string> Names(const RepositoryScan& scan) {

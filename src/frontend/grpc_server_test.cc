@@ -10,8 +10,6 @@
 #include <cctype>
 #include <condition_variable>
 #include <cstring>
-#include <filesystem>
-#include <fstream>
 #include <functional>
 #include <map>
 #include <mutex>
@@ -20,13 +18,13 @@
 
 #include "engine/backends/identity_backend.h"
 #include "engine/engine.h"
+#include "engine/testing/temp_repository.h"
 #include "grpc_service.grpc.pb.h"
 #include "health.grpc.pb.h"
 
 namespace quiver::frontend {
 namespace {
 
-namespace fs = std::filesystem;
 using inference::GRPCInferenceService;
 using InferRequestMsg = inference::ModelInferRequest;
 using InferResponseMsg = inference::ModelInferResponse;
@@ -253,19 +251,15 @@ class GatedService final : public InferenceService {
 class GrpcServerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    root_ = fs::temp_directory_path() /
-            ("quiver-grpc-test-" + std::to_string(::getpid()) + "-" +
-             ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(root_);
     for (const auto& [datatype, config_type] : kTypes) {
-      WriteModel(ModelFor(datatype), IdentityConfig(ModelFor(datatype), config_type));
+      repo_.WriteModel(ModelFor(datatype), IdentityConfig(ModelFor(datatype), config_type));
     }
-    WriteModel("identity_pair", PairConfig());
+    repo_.WriteModel("identity_pair", PairConfig());
 
     auto registry = std::make_shared<engine::BackendRegistry>();
     registry->Register("identity", std::make_shared<engine::IdentityBackend>());
     engine::EngineOptions o;
-    o.model_repositories = {root_};
+    o.model_repositories = {repo_.path()};
     o.control_mode = engine::ModelControlMode::kExplicit;
     o.startup_models = {"*"};
     o.poll_interval = std::chrono::milliseconds(0);
@@ -280,13 +274,6 @@ class GrpcServerTest : public ::testing::Test {
     server_.reset();
     gated_.reset();
     engine_.reset();
-    fs::remove_all(root_);
-  }
-
-  void WriteModel(const std::string& name, const std::string& config) {
-    fs::create_directories(root_ / name / "1");
-    std::ofstream(root_ / name / "config.pbtxt") << config;
-    std::ofstream(root_ / name / "1" / "README") << "identity";
   }
 
   // Starts a server on an ephemeral port over the engine (or `service`) and connects.
@@ -308,7 +295,7 @@ class GrpcServerTest : public ::testing::Test {
     return stub_->ModelInfer(&ctx, request, &response);
   }
 
-  fs::path root_;
+  quiver::testing::TempRepository repo_{"grpc"};  // outlives engine_
   std::unique_ptr<engine::Engine> engine_;
   std::unique_ptr<GatedService> gated_;
   SharedMemoryManager shm_;

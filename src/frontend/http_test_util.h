@@ -11,13 +11,12 @@
 #include <atomic>
 #include <cctype>
 #include <cstring>
-#include <filesystem>
-#include <fstream>
 #include <memory>
 #include <string>
 
 #include "engine/backends/identity_backend.h"
 #include "engine/engine.h"
+#include "engine/testing/temp_repository.h"
 #include "frontend/http_server.h"
 #include "frontend/http_test_client.h"
 #include "frontend/shared_memory.h"
@@ -74,11 +73,6 @@ inline constexpr DataType kAllTypes[] = {
 class HttpEngineFixture : public ::testing::Test {
  protected:
   void SetUp() override {
-    namespace fs = std::filesystem;
-    root_ = fs::temp_directory_path() /
-            ("quiver-http-test-" + std::to_string(::getpid()) + "-" +
-             ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(root_);
     for (DataType t : kAllTypes) {
       const std::string type(DataTypeConfigName(t));
       WriteModel(IdentityModelName(t),
@@ -100,7 +94,7 @@ class HttpEngineFixture : public ::testing::Test {
     auto registry = std::make_shared<engine::BackendRegistry>();
     registry->Register("identity", std::make_shared<engine::IdentityBackend>());
     engine::EngineOptions o;
-    o.model_repositories = {root_};
+    o.model_repositories = {repo_.path()};
     o.control_mode = engine::ModelControlMode::kExplicit;
     o.startup_models = {"*"};
     o.poll_interval = std::chrono::milliseconds(0);
@@ -114,7 +108,6 @@ class HttpEngineFixture : public ::testing::Test {
   void TearDown() override {
     server_.reset();
     engine_.reset();
-    std::filesystem::remove_all(root_);
   }
 
   virtual HttpServerOptions ServerOptions() {
@@ -133,17 +126,13 @@ class HttpEngineFixture : public ::testing::Test {
   }
 
   void WriteModel(const std::string& name, const std::string& body) {
-    namespace fs = std::filesystem;
-    fs::create_directories(root_ / name / "1");
-    std::ofstream(root_ / name / "config.pbtxt")
-        << "name: \"" << name << "\"\nbackend: \"identity\"\n"
-        << body << "instance_group [ { count: 1 kind: KIND_CPU } ]\n";
-    std::ofstream(root_ / name / "1" / "README") << "identity\n";
+    repo_.WriteModel(name, "name: \"" + name + "\"\nbackend: \"identity\"\n" + body +
+                               "instance_group [ { count: 1 kind: KIND_CPU } ]\n");
   }
 
   TestClient Client() { return TestClient(server_->port()); }
 
-  std::filesystem::path root_;
+  quiver::testing::TempRepository repo_{"http"};  // outlives engine_
   std::unique_ptr<engine::Engine> engine_;
   SharedMemoryManager shm_;
   std::unique_ptr<HttpServer> server_;

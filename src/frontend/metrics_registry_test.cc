@@ -2,14 +2,12 @@
 
 #include <gtest/gtest-spi.h>
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <filesystem>
-#include <fstream>
 #include <string>
 #include <vector>
 
+#include "engine/testing/temp_repository.h"
 #include "frontend/metrics_test_util.h"
 
 namespace quiver::frontend {
@@ -339,27 +337,16 @@ TEST(MetricsRegistryTest, ParsesProcFiles) {
 // A fake /proc: utilization is the busy share of the jiffies between two scrapes.
 class FakeProcTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    root_ = std::filesystem::temp_directory_path() /
-            ("quiver-metrics-proc-" + std::to_string(::getpid()) + "-" +
-             ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(root_);
-    std::filesystem::create_directories(root_);
-  }
-  void TearDown() override { std::filesystem::remove_all(root_); }
-  void Write(const std::string& file, const std::string& text) {
-    std::ofstream(root_ / file) << text;
-  }
-  std::filesystem::path root_;
+  quiver::testing::TempRepository proc_{"metrics-proc"};
 };
 
 TEST_F(FakeProcTest, CpuUtilizationAndMemory) {
-  Write("stat", "cpu  100 0 100 800 0 0 0 0 0 0\n");  // busy 200, total 1000
-  Write("meminfo", "MemTotal: 1000 kB\nMemAvailable: 250 kB\n");
+  proc_.Write("stat", "cpu  100 0 100 800 0 0 0 0 0 0\n");  // busy 200, total 1000
+  proc_.Write("meminfo", "MemTotal: 1000 kB\nMemAvailable: 250 kB\n");
   FakeStatsService service({});
   MetricsOptions options;
   options.model_metrics = false;
-  options.proc_root = root_.string();
+  options.proc_root = proc_.path().string();
   MetricsRegistry registry(service, options);  // samples /proc/stat once
 
   // No jiffies elapsed since construction: 0.
@@ -372,7 +359,7 @@ TEST_F(FakeProcTest, CpuUtilizationAndMemory) {
   EXPECT_TRUE(HasLine(text, "nv_cpu_memory_used_bytes 768000")) << text;
   EXPECT_EQ(text.find("nv_inference_"), std::string::npos);
 
-  Write("stat", "cpu  300 0 200 900 0 0 0 0 0 0\n");  // +300 busy of +400
+  proc_.Write("stat", "cpu  300 0 200 900 0 0 0 0 0 0\n");  // +300 busy of +400
   text = registry.Render();
   EXPECT_TRUE(HasLine(text, "nv_cpu_utilization 0.75")) << text;
 
@@ -380,7 +367,7 @@ TEST_F(FakeProcTest, CpuUtilizationAndMemory) {
   text = registry.Render();
   EXPECT_TRUE(HasLine(text, "nv_cpu_utilization 0.75")) << text;
 
-  Write("stat", "cpu  300 0 200 1300 0 0 0 0 0 0\n");  // all idle
+  proc_.Write("stat", "cpu  300 0 200 1300 0 0 0 0 0 0\n");  // all idle
   text = registry.Render();
   EXPECT_TRUE(HasLine(text, "nv_cpu_utilization 0")) << text;
 }
@@ -388,7 +375,7 @@ TEST_F(FakeProcTest, CpuUtilizationAndMemory) {
 TEST_F(FakeProcTest, MissingProcFilesStillValid) {
   FakeStatsService service({});
   MetricsOptions options;
-  options.proc_root = (root_ / "nowhere").string();
+  options.proc_root = (proc_.path() / "nowhere").string();
   MetricsRegistry registry(service, options);
   const std::string text = registry.Render();
   ParseExposition(text);

@@ -4,11 +4,8 @@
 // statistics, and a checker of the Prometheus text exposition format.
 
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <charconv>
-#include <filesystem>
-#include <fstream>
 #include <future>
 #include <limits>
 #include <map>
@@ -20,6 +17,7 @@
 
 #include "engine/backends/identity_backend.h"
 #include "engine/engine.h"
+#include "engine/testing/temp_repository.h"
 #include "service/inference_service.h"
 
 namespace quiver::frontend::testing {
@@ -27,23 +25,16 @@ namespace quiver::frontend::testing {
 class MetricsEngineFixture : public ::testing::Test {
  protected:
   void SetUp() override {
-    namespace fs = std::filesystem;
-    root_ = fs::temp_directory_path() /
-            ("quiver-metrics-test-" + std::to_string(::getpid()) + "-" +
-             ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(root_);
-    fs::create_directories(root_ / "m" / "1");
-    std::ofstream(root_ / "m" / "config.pbtxt")
-        << "name: \"m\"\nbackend: \"identity\"\nmax_batch_size: 0\n"
-        << "input { name: \"INPUT0\" data_type: TYPE_FP32 dims: [ -1 ] }\n"
-        << "output { name: \"OUTPUT0\" data_type: TYPE_FP32 dims: [ -1 ] }\n"
-        << "instance_group [ { count: 1 kind: KIND_CPU } ]\n";
-    std::ofstream(root_ / "m" / "1" / "README") << "identity\n";
+    repo_.WriteModel("m",
+                     "name: \"m\"\nbackend: \"identity\"\nmax_batch_size: 0\n"
+                     "input { name: \"INPUT0\" data_type: TYPE_FP32 dims: [ -1 ] }\n"
+                     "output { name: \"OUTPUT0\" data_type: TYPE_FP32 dims: [ -1 ] }\n"
+                     "instance_group [ { count: 1 kind: KIND_CPU } ]\n");
 
     auto registry = std::make_shared<engine::BackendRegistry>();
     registry->Register("identity", std::make_shared<engine::IdentityBackend>());
     engine::EngineOptions o;
-    o.model_repositories = {root_};
+    o.model_repositories = {repo_.path()};
     o.control_mode = engine::ModelControlMode::kExplicit;
     o.startup_models = {"*"};
     o.poll_interval = std::chrono::milliseconds(0);
@@ -54,10 +45,7 @@ class MetricsEngineFixture : public ::testing::Test {
     ASSERT_TRUE(engine_->ModelReady("m", "1"));
   }
 
-  void TearDown() override {
-    engine_.reset();
-    std::filesystem::remove_all(root_);
-  }
+  void TearDown() override { engine_.reset(); }
 
   // One blocking inference on "m"; true when it succeeded.
   bool InferOnce() {
@@ -73,7 +61,7 @@ class MetricsEngineFixture : public ::testing::Test {
     return res.ok();
   }
 
-  std::filesystem::path root_;
+  quiver::testing::TempRepository repo_{"metrics"};  // outlives engine_
   std::unique_ptr<engine::Engine> engine_;
 };
 
