@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "frontend/http_connection.h"
+#include "frontend/http_listen.h"
 #include "frontend/http_router.h"
 
 namespace quiver::frontend {
@@ -47,21 +48,8 @@ class HttpServer::Impl {
   Status Start() {
     std::lock_guard lifecycle(lifecycle_mutex_);
     if (started_) return Status::AlreadyExists("the HTTP server is already started");
-    const std::string where =
-        "HTTP server: cannot listen on " + options_.address + ":" + std::to_string(options_.port);
+    QUIVER_RETURN_IF_ERROR(Listen(acceptor_, options_.address, options_.port, "HTTP server"));
     boost::system::error_code ec;
-    const auto address = asio::ip::make_address(options_.address, ec);
-    if (ec) return Status::Unavailable(where + ": bad address: " + ec.message());
-    const tcp::endpoint endpoint(address, options_.port);
-    acceptor_.open(endpoint.protocol(), ec);
-    if (!ec) acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
-    if (!ec) acceptor_.bind(endpoint, ec);
-    if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
-    if (ec) {
-      boost::system::error_code ignored;
-      acceptor_.close(ignored);
-      return Status::Unavailable(where + ": " + ec.message());
-    }
     port_ = acceptor_.local_endpoint(ec).port();
     started_ = true;
     work_.emplace(asio::make_work_guard(ioc_));

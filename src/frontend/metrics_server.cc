@@ -26,6 +26,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "frontend/http_listen.h"
+
 namespace quiver::frontend {
 
 namespace asio = boost::asio;
@@ -51,21 +53,8 @@ class MetricsServer::Impl {
   Status Start() {
     std::lock_guard lifecycle(lifecycle_mutex_);
     if (started_) return Status::AlreadyExists("the metrics server is already started");
-    const std::string where = "metrics server: cannot listen on " + options_.address + ":" +
-                              std::to_string(options_.port);
+    QUIVER_RETURN_IF_ERROR(Listen(acceptor_, options_.address, options_.port, "metrics server"));
     boost::system::error_code ec;
-    const auto address = asio::ip::make_address(options_.address, ec);
-    if (ec) return Status::Unavailable(where + ": bad address: " + ec.message());
-    const tcp::endpoint endpoint(address, options_.port);
-    acceptor_.open(endpoint.protocol(), ec);
-    if (!ec) acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
-    if (!ec) acceptor_.bind(endpoint, ec);
-    if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
-    if (ec) {
-      boost::system::error_code ignored;
-      acceptor_.close(ignored);
-      return Status::Unavailable(where + ": " + ec.message());
-    }
     port_ = acceptor_.local_endpoint(ec).port();
     started_ = true;
     work_.emplace(asio::make_work_guard(ioc_));
