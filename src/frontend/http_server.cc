@@ -32,6 +32,9 @@ namespace quiver::frontend {
 namespace asio = boost::asio;
 using tcp = boost::asio::ip::tcp;
 
+// How long Stop waits for the force-closed connections to be closed on their strands.
+constexpr std::chrono::seconds kForceCloseGrace{5};
+
 class HttpServer::Impl {
  public:
   Impl(InferenceService& service, SharedMemoryManager& shm, const HttpServerOptions& options)
@@ -78,6 +81,11 @@ class HttpServer::Impl {
       std::unique_lock lock(mutex_);
       cv_.wait_for(lock, options_.stop_timeout, [this] { return connections_.empty(); });
       for (auto& [raw, connection] : connections_) connection->ForceClose();
+      // The force-closes are posted to the connections' strands: let the I/O threads run
+      // them before the io_context stops, or a socket stays open (its client waiting for
+      // the end) until the server is destroyed. Bounded: an I/O thread running a model
+      // inline delays its connections' close by that run.
+      cv_.wait_for(lock, kForceCloseGrace, [this] { return connections_.empty(); });
     }
     {
       // From here on, service callbacks drop their replies instead of posting them.
@@ -89,6 +97,10 @@ class HttpServer::Impl {
     ioc_.stop();
     for (std::thread& t : threads_) t.join();
     threads_.clear();
+    // No I/O thread runs now: what is still queued (a force-close that missed the grace
+    // period, aborted reads) runs here, so every socket is closed when Stop returns.
+    ioc_.restart();
+    ioc_.poll();
     std::lock_guard lock(mutex_);
     connections_.clear();  // sockets close while the io_context still exists
   }
