@@ -181,8 +181,7 @@ def pyload_threads(a, client, inputs, rows) -> int:
 # --------------------------------------------------------------------------- benchmarks
 
 
-def fmt(x, digits=0):
-    return "–" if x is None else f"{x:,.{digits}f}"
+fmt = serve_bench.fmt_num
 
 
 def remote_vs_local(o, server: Server) -> list[dict]:

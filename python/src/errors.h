@@ -29,8 +29,4 @@ T Unwrap(Result<T> result) {
   return std::move(result).value();
 }
 
-inline void Check(const Status& status) {
-  if (!status.ok()) ThrowStatus(status);
-}
-
 }  // namespace quiver::python

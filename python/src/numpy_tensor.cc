@@ -66,7 +66,6 @@ Tensor BytesTensor(const std::string& name, const py::array& input) {
   auto* const* elements = static_cast<PyObject* const*>(flat.data());
   std::vector<std::string_view> items;
   items.reserve(static_cast<size_t>(n));
-  size_t total = 0;
   for (py::ssize_t i = 0; i < n; ++i) {
     py::handle item(elements[i] != nullptr ? elements[i] : Py_None);
     const char* data = nullptr;
@@ -88,20 +87,8 @@ Tensor BytesTensor(const std::string& name, const py::array& input) {
       Invalid("input '" + name + "': element " + std::to_string(i) + " is over 4 GiB");
     }
     items.emplace_back(data, static_cast<size_t>(size));
-    total += 4 + static_cast<size_t>(size);
   }
-  Buffer buffer = Buffer::Allocate(total);
-  std::byte* out = buffer.mutable_data();
-  for (std::string_view item : items) {
-    const auto len = static_cast<uint32_t>(item.size());
-    const unsigned char prefix[4] = {static_cast<unsigned char>(len & 0xff),
-                                     static_cast<unsigned char>((len >> 8) & 0xff),
-                                     static_cast<unsigned char>((len >> 16) & 0xff),
-                                     static_cast<unsigned char>((len >> 24) & 0xff)};
-    std::memcpy(out, prefix, 4);
-    if (!item.empty()) std::memcpy(out + 4, item.data(), item.size());
-    out += 4 + item.size();
-  }
+  Buffer buffer = MakeBytesBufferFromViews(items);
   ++Counters().inputs_copied;
   return Tensor{name, DataType::kBytes, ShapeOf(input), std::move(buffer)};
 }

@@ -201,7 +201,6 @@ void Client::MarkUp(Endpoint& endpoint) const {
   }
 }
 
-Client::Endpoint* Client::Fallback() const { return fallback_.get(); }
 
 int Client::PickEndpoint(const Call& call) const {
   const int64_t now = NowNs();
@@ -417,7 +416,6 @@ template <typename Fn>
 auto Client::WithFailover(Fn&& fn) const -> decltype(fn(std::declval<InferenceService&>())) {
   using R = decltype(fn(std::declval<InferenceService&>()));
   std::optional<R> last;
-  std::string last_name;
   const int64_t now = NowNs();
   // Healthy endpoints first, in order; then the ones marked down; then the fallback.
   std::vector<Endpoint*> order;
@@ -443,7 +441,6 @@ auto Client::WithFailover(Fn&& fn) const -> decltype(fn(std::declval<InferenceSe
       return result;
     }
     last.emplace(std::move(result));
-    last_name = endpoint->name;
   }
   return std::move(*last);
 }
@@ -519,19 +516,22 @@ Result<std::shared_ptr<const Client::ModelInfo>> Client::Info(const std::string&
 }
 
 Status Client::Validate(const InferRequest& request, const ModelInfo& info) const {
-  const std::string where = "model '" + request.model + "'" + VersionSuffix(request.version);
+  // Built only for an error: this runs on every call.
+  const auto where = [&] {
+    return "model '" + request.model + "'" + VersionSuffix(request.version);
+  };
   for (const Tensor& input : request.inputs) {
     auto it = std::find_if(info.metadata.inputs.begin(), info.metadata.inputs.end(),
                            [&](const TensorMetadata& m) { return m.name == input.name; });
     if (it == info.metadata.inputs.end()) {
       std::string expected;
       for (const auto& m : info.metadata.inputs) expected += (expected.empty() ? "" : ", ") + m.name;
-      return Status::InvalidArgument(where + ": unknown input '" + input.name +
+      return Status::InvalidArgument(where() + ": unknown input '" + input.name +
                                      "' (the model's inputs: " + expected + ")");
     }
     if (input.datatype != it->datatype) {
       return Status::InvalidArgument(
-          fmt::format("{}: input '{}' has datatype {} but the model expects {}", where,
+          fmt::format("{}: input '{}' has datatype {} but the model expects {}", where(),
                       input.name, DataTypeName(input.datatype), DataTypeName(it->datatype)));
     }
     bool shape_ok = input.shape.size() == it->shape.size();
@@ -540,13 +540,13 @@ Status Client::Validate(const InferRequest& request, const ModelInfo& info) cons
     }
     if (!shape_ok) {
       return Status::InvalidArgument(fmt::format(
-          "{}: input '{}' has shape {} but the model expects {} (-1 = any size)", where,
+          "{}: input '{}' has shape {} but the model expects {} (-1 = any size)", where(),
           input.name, ShapeToString(input.shape), ShapeToString(it->shape)));
     }
     if (info.config && info.config->max_batch_size() > 0 && !input.shape.empty() &&
         input.shape[0] > info.config->max_batch_size()) {
       return Status::InvalidArgument(fmt::format(
-          "{}: input '{}' has batch size {} but the model's max_batch_size is {}", where,
+          "{}: input '{}' has batch size {} but the model's max_batch_size is {}", where(),
           input.name, input.shape[0], info.config->max_batch_size()));
     }
   }
@@ -561,7 +561,7 @@ Status Client::Validate(const InferRequest& request, const ModelInfo& info) cons
       }
     }
     if (!optional) {
-      return Status::InvalidArgument(where + ": missing input '" + m.name + "'");
+      return Status::InvalidArgument(where() + ": missing input '" + m.name + "'");
     }
   }
   return Status::Ok();

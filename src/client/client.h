@@ -115,7 +115,6 @@ class Client final : public InferenceService {
   void Finish(const std::shared_ptr<Call>& call, Result<InferResponse> result);
   // The endpoint for the next attempt of `call`; -1 = the fallback.
   int PickEndpoint(const Call& call) const;
-  Endpoint* Fallback() const;
   void MarkDown(Endpoint& endpoint) const;
   void MarkUp(Endpoint& endpoint) const;
   // Runs `fn` on the first healthy endpoint, failing over on UNAVAILABLE (sync calls).

@@ -144,7 +144,6 @@ class HttpClientConnection : public std::enable_shared_from_this<HttpClientConne
   IdleFn on_idle_;
   std::shared_ptr<Session> session_;        // null while closed
   std::shared_ptr<HttpExchange> exchange_;  // the running exchange, or null
-  std::string head_;                        // HTTP head of the current request
 };
 
 // Percent-encodes one path segment (model names may hold any character).

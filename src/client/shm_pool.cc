@@ -25,7 +25,6 @@ class ShmPool::Region {
   Region& operator=(const Region&) = delete;
 
   const std::string& name() const { return name_; }
-  const std::string& key() const { return key_; }
   std::byte* data() const { return data_; }
   size_t size() const { return size_; }
 

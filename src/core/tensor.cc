@@ -68,7 +68,10 @@ Result<std::vector<size_t>> BytesElementOffsets(std::span<const std::byte> data)
   return offsets;
 }
 
-Buffer MakeBytesBuffer(std::span<const std::string> elements) {
+namespace {
+
+template <typename Element>
+Buffer SerializeBytes(std::span<const Element> elements) {
   size_t total = 0;
   for (const auto& e : elements) total += 4 + e.size();
   Buffer b = Buffer::Allocate(total);
@@ -80,6 +83,14 @@ Buffer MakeBytesBuffer(std::span<const std::string> elements) {
     out += e.size();
   }
   return b;
+}
+
+}  // namespace
+
+Buffer MakeBytesBuffer(std::span<const std::string> elements) { return SerializeBytes(elements); }
+
+Buffer MakeBytesBufferFromViews(std::span<const std::string_view> elements) {
+  return SerializeBytes(elements);
 }
 
 }  // namespace quiver

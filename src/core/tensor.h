@@ -6,6 +6,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/data_type.h"
@@ -75,6 +76,8 @@ std::string ShapeToString(std::span<const int64_t> shape);
 Result<std::vector<size_t>> BytesElementOffsets(std::span<const std::byte> data);
 // Serialises strings as a BYTES buffer.
 Buffer MakeBytesBuffer(std::span<const std::string> elements);
+// The same from views (no std::string per element).
+Buffer MakeBytesBufferFromViews(std::span<const std::string_view> elements);
 
 // Convenience: a tensor owning a copy of `values`.
 template <typename T>

@@ -287,7 +287,7 @@ TEST(ModelConfigTest, MissingConfigForTorchScriptModelShowsAnExample) {
 
 TEST(ModelConfigTest, MissingConfigWithoutModelFileStillSaysWhatToWrite) {
   TempDir dir;
-  fs::create_directories(dir.path() / "empty" / "1");
+  dir.MakeDir("empty/1");
   auto loaded = LoadModelConfig(dir.path() / "empty");
   ASSERT_FALSE(loaded.ok());
   EXPECT_THAT(loaded.status().message(),

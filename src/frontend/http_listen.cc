@@ -2,7 +2,7 @@
 
 namespace quiver::frontend {
 
-Status Listen(boost::asio::ip::tcp::acceptor& acceptor, const std::string& address,
+Result<uint16_t> Listen(boost::asio::ip::tcp::acceptor& acceptor, const std::string& address,
               uint16_t port, std::string_view what) {
   namespace asio = boost::asio;
   const std::string where =
@@ -20,7 +20,13 @@ Status Listen(boost::asio::ip::tcp::acceptor& acceptor, const std::string& addre
     acceptor.close(ignored);
     return Status::Unavailable(where + ": " + ec.message());
   }
-  return Status::Ok();
+  const uint16_t bound = acceptor.local_endpoint(ec).port();
+  if (ec) {
+    boost::system::error_code ignored;
+    acceptor.close(ignored);
+    return Status::Unavailable(where + ": " + ec.message());
+  }
+  return bound;
 }
 
 }  // namespace quiver::frontend

@@ -11,9 +11,10 @@
 namespace quiver::frontend {
 
 // Opens `acceptor` on address:port (port 0: one the kernel picks) with SO_REUSEADDR and
-// starts listening. UNAVAILABLE "<what>: cannot listen on address:port: <reason>" (a bad
-// address, in use, no permission), with the acceptor closed again.
-Status Listen(boost::asio::ip::tcp::acceptor& acceptor, const std::string& address,
+// starts listening; returns the bound port. UNAVAILABLE "<what>: cannot listen on
+// address:port: <reason>" (a bad address, in use, no permission), with the acceptor
+// closed again.
+Result<uint16_t> Listen(boost::asio::ip::tcp::acceptor& acceptor, const std::string& address,
               uint16_t port, std::string_view what);
 
 }  // namespace quiver::frontend

@@ -51,9 +51,9 @@ class HttpServer::Impl {
   Status Start() {
     std::lock_guard lifecycle(lifecycle_mutex_);
     if (started_) return Status::AlreadyExists("the HTTP server is already started");
-    QUIVER_RETURN_IF_ERROR(Listen(acceptor_, options_.address, options_.port, "HTTP server"));
-    boost::system::error_code ec;
-    port_ = acceptor_.local_endpoint(ec).port();
+    auto bound = Listen(acceptor_, options_.address, options_.port, "HTTP server");
+    if (!bound.ok()) return bound.status();
+    port_ = *bound;
     started_ = true;
     work_.emplace(asio::make_work_guard(ioc_));
     Accept();
