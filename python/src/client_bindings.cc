@@ -157,12 +157,18 @@ urls: one URL or a list, tried in this order (failover): "grpc://host[:port]",
   "http://host[:port]" or "local:///path/to/model_repository" (the models run in this
   process). An empty list is allowed with a fallback.
 fallback: a URL used when every remote endpoint is down (typically local://...).
-timeout: deadline of each call in seconds (None: none); infer(timeout=...) overrides it.
-  Remote calls past it fail with quiver.DeadlineExceeded; local:// calls are not cut
-  short once they run.
+timeout: the total time of each call in seconds (None: no limit); infer(timeout=...)
+  overrides it. It covers everything the call does: fetching the model's metadata for the
+  input checks, every attempt and retry, backoff waits and failover. No call waits past
+  it (a few milliseconds of slack for timers and sockets): it then fails with
+  quiver.DeadlineExceeded naming the endpoints tried and the last error. Sync methods
+  (metadata, config, ready, statistics, load/unload) are bounded by it too. local:// calls
+  are not cut short once they run.
 retries: attempts after the first one for retryable errors (UNAVAILABLE, per-attempt
-  timeouts), over all endpoints, with exponential backoff and jitter.
-attempt_timeout: deadline of each attempt in seconds (None: none).
+  timeouts), over all endpoints, with exponential backoff and jitter, all within timeout.
+attempt_timeout: the limit of one attempt in seconds (None: none); an attempt past it is
+  retried. Connecting to a server, registering shared memory and each sync call give up
+  after 3 s at most, or earlier when timeout says so.
 max_in_flight: calls outstanding at once; infer_async blocks beyond it (backpressure).
 connections: connections (HTTP) or channels (gRPC) per remote endpoint.
 shared_memory: pass large inputs through POSIX shared memory to servers on this host.

@@ -245,8 +245,7 @@ int RunPerf(const PerfOptions& options) {
 
   if (plan.shared_memory && (grpc || !http.empty())) {
     info.shared_memory_used =
-        grpc ? grpc->shared_memory_inputs() > 0
-             : http.front()->SharedMemoryActive() && http.front()->SharedMemoryRegionCount() > 0;
+        grpc ? grpc->SharedMemoryInputs() > 0 : http.front()->SharedMemoryInputs() > 0;
     if (!info.shared_memory_used) {
       std::cerr << "quiver perf: --shared-memory system was asked for but not used (server not "
                    "on this host, or it refused the region); tensors travelled in the messages\n";

@@ -24,10 +24,6 @@ int64_t NowNs() {
       .count();
 }
 
-bool Retryable(StatusCode code) {
-  return code == StatusCode::kUnavailable || code == StatusCode::kDeadlineExceeded;
-}
-
 std::string VersionSuffix(const std::string& version) {
   return version.empty() ? std::string() : " version " + version;
 }
@@ -136,7 +132,8 @@ Result<std::shared_ptr<InferenceService>> OpenService(const Url& url,
   remote.port = url.port;
   remote.connections = options.connections;
   remote.shared_memory = options.shared_memory;
-  return url.scheme == Scheme::kHttp ? MakeHttpService(remote) : MakeGrpcService(remote);
+  if (url.scheme == Scheme::kHttp) return std::shared_ptr<InferenceService>(MakeHttpService(remote));
+  return std::shared_ptr<InferenceService>(MakeGrpcService(remote));
 }
 
 Result<std::shared_ptr<Client>> Client::Create(ClientOptions options,
@@ -233,16 +230,19 @@ void Client::Infer(InferRequest request, InferCallback done) {
   ++calls_;
 
   if (options_.validate_inputs) {
+    // The metadata fetch is part of the call: bounded by its deadline.
+    SyncDeadlineScope bounded(call->deadline);
     auto info = Info(request.model, request.version);
     Status invalid = info.ok() ? Validate(request, **info) : info.status();
     // Metadata that cannot be fetched because every server is down is no reason to
-    // fail: the call itself will retry or fall back.
-    const bool servers_down = !info.ok() && Retryable(info.status().code());
+    // fail: the call itself will retry or fall back (and report this error if it fails).
+    const bool servers_down = !info.ok() && IsRetryable(info.status());
     if (!invalid.ok() && !servers_down) {
       ++failed_calls_;
-      call->done(std::move(invalid));
+      call->done(Status(invalid.code(), WithEndpoints(invalid.message())));
       return;
     }
+    if (servers_down) call->last = info.status();
   }
   call->request = std::move(request);
   {
@@ -273,12 +273,7 @@ void Client::Attempt(const std::shared_ptr<Call>& call) {
   }
   const auto now = SteadyClock::now();
   if (now >= call->deadline) {
-    std::string message = "model '" + call->request.model + "': deadline exceeded";
-    if (!call->last.ok()) {
-      message += " after " + std::to_string(call->attempts) + " attempt(s); last error from " +
-                 call->last_endpoint + ": " + call->last.message();
-    }
-    Finish(call, Status::DeadlineExceeded(std::move(message)));
+    Finish(call, Status::DeadlineExceeded("deadline exceeded"));
     return;
   }
   const int index = call->used_fallback ? -1 : PickEndpoint(*call);
@@ -325,7 +320,7 @@ void Client::OnResult(const std::shared_ptr<Call>& call, int index,
   call->last = result.status();
   call->last_endpoint = endpoint->name;
   const bool call_deadline_passed = SteadyClock::now() >= call->deadline;
-  if (index < 0 || !Retryable(call->last.code()) || call_deadline_passed) {
+  if (index < 0 || !IsRetryable(call->last) || call_deadline_passed) {
     Finish(call, std::move(result));
     return;
   }
@@ -365,35 +360,19 @@ void Client::OnResult(const std::shared_ptr<Call>& call, int index,
   thread_local std::mt19937_64 rng(std::random_device{}());
   const auto delay = std::chrono::nanoseconds(
       std::uniform_int_distribution<int64_t>(0, std::max<int64_t>(cap.count(), 0))(rng));
-  timer_->At(SteadyClock::now() + delay, [this, call] { Attempt(call); });
+  timer_->At(std::min(SteadyClock::now() + delay, call->deadline), [this, call] { Attempt(call); });
 }
 
 void Client::Finish(const std::shared_ptr<Call>& call, Result<InferResponse> result) {
   if (!result.ok()) {
     ++failed_calls_;
     const Status& s = result.status();
-    std::string tried;
-    for (const std::string& name : call->tried_names) {
-      tried += (tried.empty() ? "" : ", ") + name;
-    }
-    std::string message;
-    if (call->attempts + (call->used_fallback ? 1 : 0) > 1) {
-      message = fmt::format("model '{}'{}: {} attempt(s) over [{}] failed; last error from {}: {}",
-                            call->request.model, VersionSuffix(call->request.version),
-                            call->attempts + (call->used_fallback ? 1 : 0), tried,
-                            call->last_endpoint.empty() ? tried : call->last_endpoint,
-                            s.message());
-    } else if (!tried.empty() && s.message().find(tried) == std::string::npos) {
-      message = tried + ": " + s.message();
-    } else {
-      message = s.message();
-    }
+    result = Status(s.code(), FailureMessage(*call, s));
     if (s.code() == StatusCode::kNotFound || s.code() == StatusCode::kInvalidArgument) {
       // The model may have changed on the server: fetch its metadata again next time.
       std::lock_guard lock(info_mutex_);
       info_.erase(call->request.model + '\n' + call->request.version);
     }
-    result = Status(s.code(), std::move(message));
   }
   InferCallback done = std::move(call->done);
   // Free the window slot before the callback so that it may issue the next request;
@@ -412,10 +391,53 @@ void Client::Finish(const std::shared_ptr<Call>& call, Result<InferResponse> res
   window_cv_.notify_all();
 }
 
+std::string Client::FailureMessage(const Call& call, const Status& status) const {
+  const int attempts = call.attempts + (call.used_fallback ? 1 : 0);
+  std::string tried;
+  for (const std::string& name : call.tried_names) tried += (tried.empty() ? "" : ", ") + name;
+  std::string message = fmt::format("model '{}'{}: ", call.request.model,
+                                    VersionSuffix(call.request.version));
+  if (status.code() == StatusCode::kDeadlineExceeded && SteadyClock::now() >= call.deadline) {
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(call.deadline -
+                                                                          call.start).count();
+    message += fmt::format("deadline of {} ms exceeded after {} attempt(s)", ms, attempts);
+  } else {
+    message += fmt::format("{} attempt(s) failed", attempts);
+  }
+  message += tried.empty() ? " (endpoints: " + EndpointList() + ")" : " over [" + tried + "]";
+  // The last server or transport message (the metadata fetch's when no attempt was made),
+  // naming its endpoint.
+  const Status& last = call.last.ok() ? status : call.last;
+  std::string detail = last.message();
+  if (!call.last_endpoint.empty() && detail.find(call.last_endpoint) == std::string::npos) {
+    detail = call.last_endpoint + ": " + detail;
+  }
+  return message + "; last error: " + detail;
+}
+
+std::string Client::EndpointList() const {
+  std::string names;
+  for (const auto& e : endpoints_) names += (names.empty() ? "" : ", ") + e->name;
+  if (fallback_ != nullptr) names += (names.empty() ? "" : ", ") + fallback_->name;
+  return names;
+}
+
+std::string Client::WithEndpoints(const std::string& message) const {
+  for (const auto& e : endpoints_) {
+    if (message.find(e->name) != std::string::npos) return message;
+  }
+  if (fallback_ != nullptr && message.find(fallback_->name) != std::string::npos) return message;
+  return EndpointList() + ": " + message;
+}
+
 template <typename Fn>
 auto Client::WithFailover(Fn&& fn) const -> decltype(fn(std::declval<InferenceService&>())) {
   using R = decltype(fn(std::declval<InferenceService&>()));
   std::optional<R> last;
+  // The client's timeout bounds a sync call over all endpoints.
+  SyncDeadlineScope bounded(options_.timeout.count() > 0
+                                ? SteadyClock::now() + options_.timeout
+                                : kNoDeadline);
   const int64_t now = NowNs();
   // Healthy endpoints first, in order; then the ones marked down; then the fallback.
   std::vector<Endpoint*> order;

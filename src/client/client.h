@@ -8,10 +8,23 @@
 //
 // Error policy:
 //   - retried (next healthy endpoint first, then backoff): UNAVAILABLE (server or model
-//     not ready, connection refused/lost) and a per-attempt timeout;
+//     not ready, connection refused/lost) and a per-attempt timeout (IsRetryable);
 //   - never retried: INVALID_ARGUMENT, NOT_FOUND and every other server error;
-//   - every call ends in exactly one result or one error; an error names the
-//     endpoint(s) tried and carries the last server message and code.
+//   - every call ends in exactly one result or one error. An error reads
+//     "model 'm': <n> attempt(s) failed over [<endpoints tried>]; last error: <endpoint>:
+//     <server or transport message>" (or "deadline of <t> ms exceeded after <n>
+//     attempt(s) ..."), with the last error's code.
+//
+// Time limits (ClientOptions):
+//   - timeout: the total of one call, from Infer to its callback: the metadata fetch of the
+//     input checks, every attempt, backoff waits and failover included. Nothing waits past
+//     it: the call ends with DEADLINE_EXCEEDED at most a few milliseconds after it (timer
+//     and socket wake-up; the tests allow 1 s on a loaded machine). The sync methods
+//     (metadata, config, health, index, statistics, load/unload) are bounded by it too,
+//     over all endpoints. 0 = no limit.
+//   - attempt_timeout: one attempt; one that passes it is retried like UNAVAILABLE.
+//   - connect timeout (3 s, per remote endpoint): how long connecting, registering shared
+//     memory and each sync call may take at most when `timeout` allows more.
 //
 // Thread-safe. Infer blocks the caller while max_in_flight calls are outstanding
 // (backpressure); a completion callback may issue the next call (its slot is already
@@ -48,8 +61,8 @@ struct RetryPolicy {
 struct ClientOptions {
   std::vector<std::string> urls;  // failover order; at least one (or a fallback)
   std::string fallback;           // served when every remote endpoint is down; "" = none
-  std::chrono::milliseconds timeout{0};          // per-call deadline; 0 = none
-  std::chrono::milliseconds attempt_timeout{0};  // per-attempt deadline; 0 = none
+  std::chrono::milliseconds timeout{0};          // total per call (see above); 0 = none
+  std::chrono::milliseconds attempt_timeout{0};  // per attempt; 0 = none
   RetryPolicy retry;
   size_t max_in_flight = 256;
   size_t connections = 4;    // per remote endpoint
@@ -123,6 +136,11 @@ class Client final : public InferenceService {
   Result<std::shared_ptr<const ModelInfo>> Info(const std::string& model,
                                                 const std::string& version) const;
   Status Validate(const InferRequest& request, const ModelInfo& info) const;
+  // The error text of a failed call: what was tried, the last server/transport message.
+  std::string FailureMessage(const Call& call, const Status& status) const;
+  std::string EndpointList() const;
+  // `message`, prefixed with the endpoint list unless it names one of them.
+  std::string WithEndpoints(const std::string& message) const;
 
   ClientOptions options_;
   std::vector<std::unique_ptr<Endpoint>> endpoints_;

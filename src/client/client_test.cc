@@ -2,6 +2,9 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <deque>
@@ -375,6 +378,76 @@ TEST(ClientTest, SyncCallsFailOverToo) {
   EXPECT_EQ(metadata->name, "grpc://b:2");
   EXPECT_TRUE(f.client->Live());
 }
+
+
+// A TCP listener on 127.0.0.1 that never accepts: connections complete in the kernel's
+// backlog and no byte is ever answered (a hung server).
+class HungListener {
+ public:
+  HungListener() {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = 0;
+    EXPECT_EQ(::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+    EXPECT_EQ(::listen(fd_, 64), 0);
+    socklen_t len = sizeof addr;
+    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
+    port_ = ntohs(addr.sin_port);
+  }
+  ~HungListener() { ::close(fd_); }
+  uint16_t port() const { return port_; }
+
+ private:
+  int fd_ = -1;
+  uint16_t port_ = 0;
+};
+
+class HungServerTest : public ::testing::TestWithParam<std::string> {};
+
+// The user-visible contract of `timeout`: the total of a call, metadata fetch and every
+// attempt included; the error names the endpoint and the last transport message.
+TEST_P(HungServerTest, TimeoutBoundsTheWholeCallAndTheErrorNamesTheEndpoint) {
+  HungListener server;
+  ClientOptions options;
+  const std::string url = GetParam() + "://127.0.0.1:" + std::to_string(server.port());
+  options.urls = {url};
+  options.timeout = std::chrono::milliseconds(400);
+  options.retry.max_attempts = 2;
+  auto client = Client::Create(options);
+  ASSERT_TRUE(client.ok()) << client.status().ToString();
+  const auto start = std::chrono::steady_clock::now();
+  auto r = (*client)->InferSync(IdentityRequest({1, 2}));
+  const auto waited = std::chrono::steady_clock::now() - start;
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kDeadlineExceeded) << r.status().ToString();
+  EXPECT_THAT(r.status().message(),
+              AllOf(HasSubstr("identity_fp32"), HasSubstr(url), HasSubstr("deadline of 400 ms")))
+      << r.status().message();
+  // Not 3 s (connect_timeout) as before: the bound is the timeout plus the documented slack
+  // (generous here: a loaded CI machine).
+  EXPECT_LT(waited, std::chrono::milliseconds(400 + 1000));
+}
+
+TEST_P(HungServerTest, SyncCallsAreBoundedByTheTimeoutToo) {
+  HungListener server;
+  ClientOptions options;
+  const std::string url = GetParam() + "://127.0.0.1:" + std::to_string(server.port());
+  options.urls = {url};
+  options.timeout = std::chrono::milliseconds(300);
+  auto client = Client::Create(options);
+  ASSERT_TRUE(client.ok());
+  const auto start = std::chrono::steady_clock::now();
+  auto metadata = (*client)->GetModelMetadata("identity_fp32", "");
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(300 + 1000));
+  ASSERT_FALSE(metadata.ok());
+  EXPECT_EQ(metadata.status().code(), StatusCode::kDeadlineExceeded)
+      << metadata.status().ToString();
+  EXPECT_THAT(metadata.status().message(), HasSubstr(url));
+}
+
+INSTANTIATE_TEST_SUITE_P(BothTransports, HungServerTest, ::testing::Values("http", "grpc"));
 
 }  // namespace
 }  // namespace quiver::client

@@ -98,7 +98,7 @@ TEST(GrpcInferPayloadTest, BorrowedSlicesKeepTheTensorAlive) {
 
 TEST(GrpcInferPayloadTest, ShmPlacedInputsTakeNoRawEntry) {
   InferRequest r = Request({8, 16});
-  std::vector<protocol::ShmInputPlacement> placements(1);
+  std::vector<protocol::SharedMemoryRef> placements(1);
   placements[0] = {"region", 64, 8};
   inference::ModelInferRequest m;
   protocol::EncodeInferRequestHeader(r, placements, m);

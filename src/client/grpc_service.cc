@@ -16,7 +16,6 @@
 #include <utility>
 
 #include "client/grpc_infer_payload.h"
-#include "client/shm_pool.h"
 #include "grpc_service.grpc.pb.h"
 #include "protocol/grpc_codec.h"
 
@@ -24,14 +23,6 @@ namespace quiver::client {
 namespace {
 
 constexpr char kInferMethod[] = "/inference.GRPCInferenceService/ModelInfer";
-// Offsets of tensors within one shared-memory lease are aligned to this.
-constexpr size_t kShmAlignment = 64;
-
-size_t AlignUp(size_t n) { return (n + kShmAlignment - 1) / kShmAlignment * kShmAlignment; }
-
-bool IsLoopback(const std::string& host) {
-  return host == "localhost" || host == "::1" || host == "[::1]" || host.starts_with("127.");
-}
 
 // A steady_clock deadline as the system_clock time point gRPC wants.
 std::chrono::system_clock::time_point ToSystemDeadline(std::chrono::steady_clock::time_point d) {
@@ -66,51 +57,35 @@ struct CallbackFrame {
 thread_local CallbackFrame* t_frames = nullptr;
 thread_local int t_on_done_depth = 0;
 
-}  // namespace
 
-// Everything of a GrpcService, shared with its calls in flight (see ~GrpcService).
-class GrpcService::Impl : public std::enable_shared_from_this<Impl> {
+// Everything of a GrpcService's transport, shared with its calls in flight.
+class Impl : public std::enable_shared_from_this<Impl> {
  public:
   explicit Impl(RemoteOptions options);
   ~Impl();
 
-  // The destructor's part: cancel the calls in flight, and wait for their `done`s unless
-  // called from inside one of them.
+  // Cancel the calls in flight, and wait for their `done`s unless called from inside one
+  // of them. Later calls fail with CANCELLED.
   void Close();
 
-  void Infer(InferRequest request, InferCallback done);
+  void Infer(InferRequest request, std::vector<protocol::SharedMemoryRef> placements,
+             InferCallback done);
   Channel& NextChannel() const {
     return *channels_[next_channel_.fetch_add(1, std::memory_order_relaxed) % channels_.size()];
   }
   // Maps a failed RPC to the error policy of remote_service.h.
   Status ErrorFor(const grpc::Status& status, std::string_view model) const;
-  size_t SharedMemoryRegionCount() const;
 
   const RemoteOptions options;
   const std::string endpoint;
-  std::atomic<bool> shm_enabled{false};
-  std::atomic<uint64_t> shm_inputs{0};
 
  private:
   struct Call;
 
-  // Places inputs (shared memory or message), encodes, and starts the RPC.
-  void Start(Call* call, bool allow_shm);
   void OnDone(Call* call, const grpc::Status& status);
-  std::shared_ptr<ShmPool> Pool();
-  void DisableSharedMemory(const Status& why);
-  // Drops `pool` if it is still the current one (its regions are gone on the server).
-  void ResetPool(const std::shared_ptr<ShmPool>& pool);
-  Status RegisterRegion(const std::string& name, const std::string& key, uint64_t size);
-  Status UnregisterRegion(const std::string& name);
 
   std::vector<std::unique_ptr<Channel>> channels_;
   mutable std::atomic<uint64_t> next_channel_{0};
-
-  std::string shm_prefix_;  // region names: <prefix>_<generation>_<n>
-  mutable std::mutex pool_mutex_;
-  std::shared_ptr<ShmPool> pool_;  // guarded by pool_mutex_; created at first use
-  uint64_t pool_generation_ = 0;   // guarded by pool_mutex_
 
   mutable std::mutex mutex_;
   std::condition_variable idle_;
@@ -123,10 +98,10 @@ class GrpcService::Impl : public std::enable_shared_from_this<Impl> {
 // itself (`self`) until OnDone lets go, which happens before `done` runs: its
 // ClientContext holds a share of a channel, which must not be the last one on a gRPC
 // thread (see CallbackFrame). The destructor's cancel pass holds further shares briefly.
-struct GrpcService::Impl::Call : std::enable_shared_from_this<Call> {
+struct Impl::Call : std::enable_shared_from_this<Call> {
   std::shared_ptr<Call> self;
-  std::shared_ptr<Impl> impl;  // the service's state lives until its last call is done
-  InferRequest request;        // kept for messages and for a resend without shared memory
+  std::shared_ptr<Impl> impl;  // the transport's state lives until its last call is done
+  std::string model;           // for messages
   InferCallback done;
   grpc::ClientContext context;
   GrpcInferPayload payload;
@@ -134,14 +109,11 @@ struct GrpcService::Impl::Call : std::enable_shared_from_this<Call> {
   // to parse and decode a small response.)
   std::shared_ptr<inference::ModelInferResponse> response =
       std::make_shared<inference::ModelInferResponse>();
-  std::shared_ptr<ShmPool> pool;        // the pool `lease` came from (declared first:
-  std::optional<ShmPool::Lease> lease;  // the lease goes back before the pool may go)
-  Call* prev = nullptr;                 // in_flight_ links, guarded by Impl::mutex_
+  Call* prev = nullptr;  // in_flight_ links, guarded by Impl::mutex_
   Call* next = nullptr;
 };
 
-GrpcService::Impl::Impl(RemoteOptions o)
-    : options(std::move(o)), endpoint(EndpointName("grpc", options)) {
+Impl::Impl(RemoteOptions o) : options(std::move(o)), endpoint(EndpointName("grpc", options)) {
   const std::string target = endpoint.substr(std::strlen("grpc://"));
   const size_t count = std::max<size_t>(1, options.connections);
   channels_.reserve(count);
@@ -166,12 +138,9 @@ GrpcService::Impl::Impl(RemoteOptions o)
     channels_.push_back(std::make_unique<Channel>(
         grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args)));
   }
-  static std::atomic<uint64_t> instance{0};
-  shm_prefix_ = "quiver_" + std::to_string(::getpid()) + "_" + std::to_string(instance++);
-  shm_enabled = options.shared_memory && IsLoopback(options.host);
 }
 
-GrpcService::Impl::~Impl() {
+Impl::~Impl() {
   if (t_on_done_depth > 0) {
     // The last call let go of us on a gRPC callback thread: release the channels on a
     // short-lived thread of our own (see CallbackFrame).
@@ -179,8 +148,8 @@ GrpcService::Impl::~Impl() {
   }
 }
 
-void GrpcService::Impl::Close() {
-  bool inside = false;  // destroyed from inside one of our own `done`s
+void Impl::Close() {
+  bool inside = false;  // closed from inside one of our own `done`s
   for (CallbackFrame* f = t_frames; f != nullptr; f = f->prev) inside |= f->service == this;
   std::vector<std::shared_ptr<Call>> calls;
   {
@@ -195,15 +164,9 @@ void GrpcService::Impl::Close() {
     std::unique_lock lock(mutex_);
     idle_.wait(lock, [&] { return pending_ == 0; });
   }
-  std::shared_ptr<ShmPool> pool;
-  {
-    std::lock_guard lock(pool_mutex_);
-    pool.swap(pool_);
-  }
-  pool.reset();  // unregisters its regions (leases still out keep their mapping)
 }
 
-Status GrpcService::Impl::ErrorFor(const grpc::Status& status, std::string_view model) const {
+Status Impl::ErrorFor(const grpc::Status& status, std::string_view model) const {
   const std::string& message = status.error_message();
   switch (status.error_code()) {
     case grpc::StatusCode::UNAVAILABLE:
@@ -230,62 +193,28 @@ Status GrpcService::Impl::ErrorFor(const grpc::Status& status, std::string_view 
 
 // ---- Infer ----------------------------------------------------------------------------
 
-void GrpcService::Impl::Infer(InferRequest request, InferCallback done) {
-  auto call = std::make_shared<Call>();
+void Impl::Infer(InferRequest request, std::vector<protocol::SharedMemoryRef> placements,
+                 InferCallback done) {
+  auto owned = std::make_shared<Call>();
+  Call* call = owned.get();
   call->impl = shared_from_this();
-  call->request = std::move(request);
   call->done = std::move(done);
+  call->self = std::move(owned);
   {
     std::lock_guard lock(mutex_);
     ++pending_;
   }
-  Call* raw = call.get();
-  raw->self = std::move(call);
-  Start(raw, /*allow_shm=*/true);
-}
-
-void GrpcService::Impl::Start(Call* call, bool allow_shm) {
-  const InferRequest& r = call->request;
-  std::vector<protocol::ShmInputPlacement> placements;
-  if (allow_shm && shm_enabled.load(std::memory_order_relaxed)) {
-    size_t total = 0;
-    for (const Tensor& t : r.inputs) {
-      if (!t.data.empty() && t.data.size() >= options.shared_memory_min_bytes) {
-        total += AlignUp(t.data.size());
-      }
-    }
-    if (total > 0) {
-      if (std::shared_ptr<ShmPool> pool = Pool()) {
-        auto lease = pool->Acquire(total);
-        if (!lease.ok()) {
-          DisableSharedMemory(lease.status());
-        } else {
-          placements.resize(r.inputs.size());
-          size_t offset = 0;
-          for (size_t i = 0; i < r.inputs.size(); ++i) {
-            const Buffer& data = r.inputs[i].data;
-            if (data.empty() || data.size() < options.shared_memory_min_bytes) continue;
-            std::memcpy(lease->data() + offset, data.data(), data.size());
-            placements[i] = {lease->name(), offset, data.size()};
-            offset += AlignUp(data.size());
-            shm_inputs.fetch_add(1, std::memory_order_relaxed);
-          }
-          call->pool = std::move(pool);
-          call->lease = std::move(lease).value();
-        }
-      }
-    }
+  protocol::EncodeInferRequestHeader(request, placements, call->payload.header);
+  call->payload.raw.reserve(request.inputs.size());
+  for (size_t i = 0; i < request.inputs.size(); ++i) {
+    if (i < placements.size() && placements[i].in_shared_memory()) continue;
+    call->payload.raw.push_back(std::move(request.inputs[i].data));
   }
-  protocol::EncodeInferRequestHeader(r, placements, call->payload.header);
-  call->payload.raw.reserve(r.inputs.size());
-  for (size_t i = 0; i < r.inputs.size(); ++i) {
-    if (i < placements.size() && !placements[i].region.empty()) continue;
-    call->payload.raw.push_back(r.inputs[i].data);
-  }
-  if (r.deadline != std::chrono::steady_clock::time_point::max()) {
-    call->context.set_deadline(ToSystemDeadline(r.deadline));
+  if (request.deadline != kNoDeadline) {
+    call->context.set_deadline(ToSystemDeadline(request.deadline));
   }
   call->context.set_wait_for_ready(false);  // fail fast: the Client fails over
+  call->model = std::move(request.model);
 
   bool cancel;
   {
@@ -295,14 +224,14 @@ void GrpcService::Impl::Start(Call* call, bool allow_shm) {
     in_flight_ = call;
     cancel = closing_;
   }
-  if (cancel) call->context.TryCancel();  // raced with the destructor: fails at start
+  if (cancel) call->context.TryCancel();  // raced with Close: fails at start
   Channel& channel = NextChannel();
   grpc::internal::CallbackUnaryCall<GrpcInferPayload, inference::ModelInferResponse>(
       channel.channel.get(), channel.infer, &call->context, &call->payload, call->response.get(),
       [this, call](grpc::Status status) { OnDone(call, status); });
 }
 
-void GrpcService::Impl::OnDone(Call* call, const grpc::Status& status) {
+void Impl::OnDone(Call* call, const grpc::Status& status) {
   // Declared in this order so that `keep`, possibly the last share, goes first, while
   // this thread still counts as inside OnDone (see ~Impl).
   struct Depth {
@@ -323,38 +252,14 @@ void GrpcService::Impl::OnDone(Call* call, const grpc::Status& status) {
     if (decoded.ok()) {
       result = std::move(decoded);
     } else {
-      result = Status::Internal(endpoint + ": malformed response for model '" +
-                                call->request.model + "': " + decoded.status().message());
+      result = Status::Internal(endpoint + ": malformed response for model '" + call->model +
+                                "': " + decoded.status().message());
     }
   } else {
-    bool resent = false;
-    // A region the server does not know (it restarted and forgot our registrations):
-    // replace the pool and send this request once more with its bytes in the message.
-    if (call->lease.has_value() && status.error_code() == grpc::StatusCode::NOT_FOUND &&
-        status.error_message().find(call->lease->name()) != std::string::npos) {
-      ResetPool(call->pool);
-      bool closing;
-      {
-        std::lock_guard lock(mutex_);
-        closing = closing_;
-      }
-      if (!closing) {
-        auto retry = std::make_shared<Call>();
-        retry->impl = call->impl;
-        retry->request = std::move(call->request);
-        retry->done = std::move(call->done);
-        Call* raw = retry.get();
-        raw->self = std::move(retry);
-        call->self.reset();  // the resend takes over this call's place in pending_
-        Start(raw, /*allow_shm=*/false);
-        resent = true;
-      }
-    }
-    if (resent) return;
-    result = ErrorFor(status, call->request.model);
+    result = ErrorFor(status, call->model);
   }
   InferCallback done = std::move(call->done);
-  call->self.reset();  // the region is free again before the caller sees the result
+  call->self.reset();  // the request's bytes are released before the caller sees the result
 
   CallbackFrame frame{this, t_frames};
   t_frames = &frame;
@@ -366,204 +271,141 @@ void GrpcService::Impl::OnDone(Call* call, const grpc::Status& status) {
   }
 }
 
-// ---- Shared memory --------------------------------------------------------------------
+// ---- Sync calls -----------------------------------------------------------------------
 
-std::shared_ptr<ShmPool> GrpcService::Impl::Pool() {
-  std::lock_guard lock(pool_mutex_);
-  if (!pool_) {
-    pool_ = std::make_shared<ShmPool>(
-        shm_prefix_ + "_" + std::to_string(pool_generation_),
-        [this](const std::string& name, const std::string& key, uint64_t size) {
-          return RegisterRegion(name, key, size);
-        },
-        [this](const std::string& name) { return UnregisterRegion(name); });
-  }
-  return pool_;
-}
-
-void GrpcService::Impl::ResetPool(const std::shared_ptr<ShmPool>& pool) {
-  std::shared_ptr<ShmPool> old;
-  {
-    std::lock_guard lock(pool_mutex_);
-    if (pool_ != pool || !pool_) return;
-    old.swap(pool_);
-    ++pool_generation_;
-  }
-  spdlog::info("{}: the server lost our shared-memory regions; registering new ones", endpoint);
-}
-
-void GrpcService::Impl::DisableSharedMemory(const Status& why) {
-  if (shm_enabled.exchange(false)) {
-    spdlog::info("{}: shared memory off, tensors travel in the message: {}", endpoint,
-                 why.ToString());
-  }
-}
-
-size_t GrpcService::Impl::SharedMemoryRegionCount() const {
-  std::lock_guard lock(pool_mutex_);
-  return pool_ ? pool_->RegionCount() : 0;
-}
-
-Status GrpcService::Impl::RegisterRegion(const std::string& name, const std::string& key,
-                                         uint64_t size) {
-  grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() + options.connect_timeout);
-  inference::SystemSharedMemoryRegisterRequest request;
-  request.set_name(name);
-  request.set_key(key);
-  request.set_offset(0);
-  request.set_byte_size(size);
-  inference::SystemSharedMemoryRegisterResponse response;
-  grpc::Status s = NextChannel().stub->SystemSharedMemoryRegister(&context, request, &response);
-  if (!s.ok()) return ErrorFor(s, {}).WithContext("registering shared memory region " + name);
-  return Status::Ok();
-}
-
-Status GrpcService::Impl::UnregisterRegion(const std::string& name) {
-  grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() + options.connect_timeout);
-  inference::SystemSharedMemoryUnregisterRequest request;
-  request.set_name(name);
-  inference::SystemSharedMemoryUnregisterResponse response;
-  grpc::Status s = NextChannel().stub->SystemSharedMemoryUnregister(&context, request, &response);
-  return s.ok() ? Status::Ok() : ErrorFor(s, {});
-}
-
-// ---- Sync methods ---------------------------------------------------------------------
-
-namespace {
-
-// A context for a blocking call: fail fast, and `timeout` as deadline unless zero.
-void PrepareSync(grpc::ClientContext& context, std::chrono::milliseconds timeout) {
+// A context for a blocking call: fail fast, `deadline` unless kNoDeadline.
+void PrepareSync(grpc::ClientContext& context, Deadline deadline) {
   context.set_wait_for_ready(false);
-  if (timeout.count() > 0) context.set_deadline(std::chrono::system_clock::now() + timeout);
+  if (deadline != kNoDeadline) context.set_deadline(ToSystemDeadline(deadline));
 }
+
+class GrpcTransport final : public RemoteTransport {
+ public:
+  explicit GrpcTransport(const RemoteOptions& options)
+      : impl_(std::make_shared<Impl>(options)) {}
+  ~GrpcTransport() override { impl_->Close(); }
+
+  void Infer(InferRequest request, std::vector<protocol::SharedMemoryRef> placements,
+             InferCallback done) override {
+    impl_->Infer(std::move(request), std::move(placements), std::move(done));
+  }
+  void Shutdown() override { impl_->Close(); }
+
+  bool Live(Deadline deadline) override {
+    inference::ServerLiveResponse response;
+    return Rpc(&Stub::ServerLive, inference::ServerLiveRequest(), response, deadline).ok() &&
+           response.live();
+  }
+  bool Ready(Deadline deadline) override {
+    inference::ServerReadyResponse response;
+    return Rpc(&Stub::ServerReady, inference::ServerReadyRequest(), response, deadline).ok() &&
+           response.ready();
+  }
+  bool ModelReady(std::string_view model, std::string_view version, Deadline deadline) override {
+    inference::ModelReadyRequest request;
+    request.set_name(std::string(model));
+    request.set_version(std::string(version));
+    inference::ModelReadyResponse response;
+    return Rpc(&Stub::ModelReady, request, response, deadline).ok() && response.ready();
+  }
+  Result<ServerMetadata> GetServerMetadata(Deadline deadline) override {
+    inference::ServerMetadataResponse response;
+    Status s = Rpc(&Stub::ServerMetadata, inference::ServerMetadataRequest(), response, deadline);
+    if (!s.ok()) return s;
+    return protocol::DecodeServerMetadata(response);
+  }
+  Result<ModelMetadata> GetModelMetadata(std::string_view model, std::string_view version,
+                                         Deadline deadline) override {
+    inference::ModelMetadataRequest request;
+    request.set_name(std::string(model));
+    request.set_version(std::string(version));
+    inference::ModelMetadataResponse response;
+    Status s = Rpc(&Stub::ModelMetadata, request, response, deadline, model);
+    if (!s.ok()) return s;
+    return protocol::DecodeModelMetadata(response);
+  }
+  Result<ModelConfig> GetModelConfig(std::string_view model, std::string_view version,
+                                     Deadline deadline) override {
+    inference::ModelConfigRequest request;
+    request.set_name(std::string(model));
+    request.set_version(std::string(version));
+    inference::ModelConfigResponse response;
+    Status s = Rpc(&Stub::ModelConfig, request, response, deadline, model);
+    if (!s.ok()) return s;
+    return std::move(*response.mutable_config());
+  }
+  Result<RepositoryIndex> Index(Deadline deadline) override {
+    inference::RepositoryIndexResponse response;
+    Status s = Rpc(&Stub::RepositoryIndex, inference::RepositoryIndexRequest(), response,
+                   deadline);
+    if (!s.ok()) return s;
+    return protocol::DecodeRepositoryIndex(response);
+  }
+  Status Load(std::string_view model, Deadline deadline) override {
+    inference::RepositoryModelLoadRequest request;
+    request.set_model_name(std::string(model));
+    inference::RepositoryModelLoadResponse response;
+    return Rpc(&Stub::RepositoryModelLoad, request, response, deadline, model);
+  }
+  Status Unload(std::string_view model, Deadline deadline) override {
+    inference::RepositoryModelUnloadRequest request;
+    request.set_model_name(std::string(model));
+    inference::RepositoryModelUnloadResponse response;
+    return Rpc(&Stub::RepositoryModelUnload, request, response, deadline, model);
+  }
+  Result<std::vector<ModelStatistics>> GetStatistics(std::string_view model,
+                                                     std::string_view version,
+                                                     Deadline deadline) override {
+    inference::ModelStatisticsRequest request;
+    request.set_name(std::string(model));
+    request.set_version(std::string(version));
+    inference::ModelStatisticsResponse response;
+    Status s = Rpc(&Stub::ModelStatistics, request, response, deadline, model);
+    if (!s.ok()) return s;
+    return protocol::DecodeStatistics(response);
+  }
+  Status RegisterSystemSharedMemory(const std::string& name, const std::string& key,
+                                    uint64_t byte_size, Deadline deadline) override {
+    inference::SystemSharedMemoryRegisterRequest request;
+    request.set_name(name);
+    request.set_key(key);
+    request.set_offset(0);
+    request.set_byte_size(byte_size);
+    inference::SystemSharedMemoryRegisterResponse response;
+    Status s = Rpc(&Stub::SystemSharedMemoryRegister, request, response, deadline);
+    return s.ok() ? s : s.WithContext("registering shared memory region " + name);
+  }
+  Status UnregisterSystemSharedMemory(const std::string& name, Deadline deadline) override {
+    inference::SystemSharedMemoryUnregisterRequest request;
+    request.set_name(name);
+    inference::SystemSharedMemoryUnregisterResponse response;
+    return Rpc(&Stub::SystemSharedMemoryUnregister, request, response, deadline);
+  }
+
+ private:
+  using Stub = inference::GRPCInferenceService::Stub;
+
+  // One blocking RPC on the next channel, its failure mapped by Impl::ErrorFor.
+  template <typename Request, typename Response>
+  Status Rpc(grpc::Status (Stub::*method)(grpc::ClientContext*, const Request&, Response*),
+             const Request& request, Response& response, Deadline deadline,
+             std::string_view model = {}) {
+    grpc::ClientContext context;
+    PrepareSync(context, deadline);
+    grpc::Status s = (impl_->NextChannel().stub.get()->*method)(&context, request, &response);
+    return s.ok() ? Status::Ok() : impl_->ErrorFor(s, model);
+  }
+
+  std::shared_ptr<Impl> impl_;  // shared with the calls in flight
+};
 
 }  // namespace
 
-bool GrpcService::Live() const {
-  grpc::ClientContext context;
-  PrepareSync(context, impl_->options.connect_timeout);
-  inference::ServerLiveResponse response;
-  return impl_->NextChannel().stub->ServerLive(&context, {}, &response).ok() && response.live();
-}
+GrpcService::GrpcService(const RemoteOptions& options)
+    : RemoteService(options, EndpointName("grpc", options),
+                    std::make_shared<GrpcTransport>(options)) {}
 
-bool GrpcService::Ready() const {
-  grpc::ClientContext context;
-  PrepareSync(context, impl_->options.connect_timeout);
-  inference::ServerReadyResponse response;
-  return impl_->NextChannel().stub->ServerReady(&context, {}, &response).ok() && response.ready();
-}
-
-Result<ServerMetadata> GrpcService::GetServerMetadata() const {
-  grpc::ClientContext context;
-  PrepareSync(context, impl_->options.connect_timeout);
-  inference::ServerMetadataResponse response;
-  grpc::Status s = impl_->NextChannel().stub->ServerMetadata(&context, {}, &response);
-  if (!s.ok()) return impl_->ErrorFor(s, {});
-  return protocol::DecodeServerMetadata(response);
-}
-
-Result<ModelMetadata> GrpcService::GetModelMetadata(std::string_view model,
-                                                    std::string_view version) const {
-  grpc::ClientContext context;
-  PrepareSync(context, impl_->options.connect_timeout);
-  inference::ModelMetadataRequest request;
-  request.set_name(std::string(model));
-  request.set_version(std::string(version));
-  inference::ModelMetadataResponse response;
-  grpc::Status s = impl_->NextChannel().stub->ModelMetadata(&context, request, &response);
-  if (!s.ok()) return impl_->ErrorFor(s, model);
-  return protocol::DecodeModelMetadata(response);
-}
-
-Result<ModelConfig> GrpcService::GetModelConfig(std::string_view model,
-                                                std::string_view version) const {
-  grpc::ClientContext context;
-  PrepareSync(context, impl_->options.connect_timeout);
-  inference::ModelConfigRequest request;
-  request.set_name(std::string(model));
-  request.set_version(std::string(version));
-  inference::ModelConfigResponse response;
-  grpc::Status s = impl_->NextChannel().stub->ModelConfig(&context, request, &response);
-  if (!s.ok()) return impl_->ErrorFor(s, model);
-  return std::move(*response.mutable_config());
-}
-
-bool GrpcService::ModelReady(std::string_view model, std::string_view version) const {
-  grpc::ClientContext context;
-  PrepareSync(context, impl_->options.connect_timeout);
-  inference::ModelReadyRequest request;
-  request.set_name(std::string(model));
-  request.set_version(std::string(version));
-  inference::ModelReadyResponse response;
-  return impl_->NextChannel().stub->ModelReady(&context, request, &response).ok() &&
-         response.ready();
-}
-
-Result<RepositoryIndex> GrpcService::Index() {
-  grpc::ClientContext context;
-  PrepareSync(context, impl_->options.connect_timeout);
-  inference::RepositoryIndexResponse response;
-  grpc::Status s = impl_->NextChannel().stub->RepositoryIndex(&context, {}, &response);
-  if (!s.ok()) return impl_->ErrorFor(s, {});
-  return protocol::DecodeRepositoryIndex(response);
-}
-
-Status GrpcService::Load(std::string_view model) {
-  grpc::ClientContext context;
-  PrepareSync(context, std::chrono::milliseconds(0));
-  inference::RepositoryModelLoadRequest request;
-  request.set_model_name(std::string(model));
-  inference::RepositoryModelLoadResponse response;
-  grpc::Status s = impl_->NextChannel().stub->RepositoryModelLoad(&context, request, &response);
-  return s.ok() ? Status::Ok() : impl_->ErrorFor(s, model);
-}
-
-Status GrpcService::Unload(std::string_view model) {
-  grpc::ClientContext context;
-  PrepareSync(context, std::chrono::milliseconds(0));
-  inference::RepositoryModelUnloadRequest request;
-  request.set_model_name(std::string(model));
-  inference::RepositoryModelUnloadResponse response;
-  grpc::Status s = impl_->NextChannel().stub->RepositoryModelUnload(&context, request, &response);
-  return s.ok() ? Status::Ok() : impl_->ErrorFor(s, model);
-}
-
-Result<std::vector<ModelStatistics>> GrpcService::GetStatistics(std::string_view model,
-                                                                std::string_view version) const {
-  grpc::ClientContext context;
-  PrepareSync(context, impl_->options.connect_timeout);
-  inference::ModelStatisticsRequest request;
-  request.set_name(std::string(model));
-  request.set_version(std::string(version));
-  inference::ModelStatisticsResponse response;
-  grpc::Status s = impl_->NextChannel().stub->ModelStatistics(&context, request, &response);
-  if (!s.ok()) return impl_->ErrorFor(s, model);
-  return protocol::DecodeStatistics(response);
-}
-
-// ---- GrpcService ----------------------------------------------------------------------
-
-GrpcService::GrpcService(RemoteOptions options)
-    : impl_(std::make_shared<Impl>(std::move(options))) {}
-
-GrpcService::~GrpcService() { impl_->Close(); }
-
-void GrpcService::Infer(InferRequest request, InferCallback done) {
-  impl_->Infer(std::move(request), std::move(done));
-}
-
-const std::string& GrpcService::endpoint() const { return impl_->endpoint; }
-bool GrpcService::shared_memory_enabled() const {
-  return impl_->shm_enabled.load(std::memory_order_relaxed);
-}
-size_t GrpcService::SharedMemoryRegionCount() const { return impl_->SharedMemoryRegionCount(); }
-uint64_t GrpcService::shared_memory_inputs() const {
-  return impl_->shm_inputs.load(std::memory_order_relaxed);
-}
-
-std::shared_ptr<InferenceService> MakeGrpcService(const RemoteOptions& options) {
+std::shared_ptr<RemoteService> MakeGrpcService(const RemoteOptions& options) {
   return std::make_shared<GrpcService>(options);
 }
 

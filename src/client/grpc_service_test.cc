@@ -100,9 +100,9 @@ TEST_F(GrpcServiceTest, EveryDatatypeRoundTripsInTheMessageAndThroughSharedMemor
       EXPECT_TRUE(SameBytes(out.data, input.data));
     }
   }
-  EXPECT_EQ(raw->shared_memory_inputs(), 0u);
-  EXPECT_EQ(shm->shared_memory_inputs(), kAllTypes.size());
-  EXPECT_TRUE(shm->shared_memory_enabled());
+  EXPECT_EQ(raw->SharedMemoryInputs(), 0u);
+  EXPECT_EQ(shm->SharedMemoryInputs(), kAllTypes.size());
+  EXPECT_TRUE(shm->SharedMemoryActive());
   EXPECT_EQ(shm->SharedMemoryRegionCount(), 1u);  // sequential calls reuse one region
   EXPECT_EQ(ServerRegionCount(), 1u);
   shm.reset();
@@ -125,7 +125,7 @@ TEST_F(GrpcServiceTest, TwoInputsAndRequestedOutputs) {
   ASSERT_EQ(result->outputs.size(), 1u);
   EXPECT_EQ(result->outputs[0].name, "OUTPUT1");
   EXPECT_TRUE(SameBytes(result->outputs[0].data, in1));
-  EXPECT_EQ(service->shared_memory_inputs(), 1u);
+  EXPECT_EQ(service->SharedMemoryInputs(), 1u);
 
   request.requested_outputs = {};
   result = InferSync(*service, request);
@@ -176,8 +176,8 @@ TEST_F(GrpcServiceTest, SixteenMiBTensorsTravelInTheMessageAndThroughSharedMemor
     EXPECT_EQ(result->outputs[0].shape, input.shape);
     EXPECT_TRUE(SameBytes(result->outputs[0].data, input.data));
   }
-  EXPECT_EQ(raw->shared_memory_inputs(), 0u);
-  EXPECT_EQ(shm->shared_memory_inputs(), 1u);
+  EXPECT_EQ(raw->SharedMemoryInputs(), 0u);
+  EXPECT_EQ(shm->SharedMemoryInputs(), 1u);
 }
 
 TEST_F(GrpcServiceTest, SharedMemoryRegionsAreReusedAcrossCalls) {
@@ -203,7 +203,7 @@ TEST_F(GrpcServiceTest, SharedMemoryRegionsAreReusedAcrossCalls) {
   for (int i = 0; i < kWindow; ++i) next();
   counter.Wait(kTotal);
   EXPECT_EQ(wrong.load(), 0);
-  EXPECT_EQ(service->shared_memory_inputs(), static_cast<uint64_t>(kTotal));
+  EXPECT_EQ(service->SharedMemoryInputs(), static_cast<uint64_t>(kTotal));
   EXPECT_GE(service->SharedMemoryRegionCount(), 1u);
   EXPECT_LE(service->SharedMemoryRegionCount(), static_cast<size_t>(kWindow));
   EXPECT_EQ(ServerRegionCount(), service->SharedMemoryRegionCount());
@@ -227,8 +227,8 @@ TEST_F(GrpcServiceTest, ForgottenRegionsAreReplacedAndTheCallResentInTheMessage)
   ASSERT_TRUE(result.ok()) << result.status().ToString();
   EXPECT_TRUE(SameBytes(result->outputs[0].data, input.data));
   EXPECT_EQ(ServerRegionCount(), 1u);
-  EXPECT_EQ(service->shared_memory_inputs(), 3u);
-  EXPECT_TRUE(service->shared_memory_enabled());
+  EXPECT_EQ(service->SharedMemoryInputs(), 3u);
+  EXPECT_TRUE(service->SharedMemoryActive());
 }
 
 TEST_F(GrpcServiceTest, UnknownModelIsNotFoundWithTheServersMessage) {
@@ -240,13 +240,14 @@ TEST_F(GrpcServiceTest, UnknownModelIsNotFoundWithTheServersMessage) {
   auto result = InferSync(*service, request);
   ASSERT_FALSE(result.ok());
   EXPECT_EQ(result.status().code(), StatusCode::kNotFound);
-  EXPECT_EQ(result.status().message(), direct.status().message());
+  EXPECT_EQ(result.status().message(), service->endpoint() + ": " + direct.status().message());
 
   auto metadata = service->GetModelMetadata("no_such_model", "");
   ASSERT_FALSE(metadata.ok());
   EXPECT_EQ(metadata.status().code(), StatusCode::kNotFound);
   EXPECT_EQ(metadata.status().message(),
-            engine_->GetModelMetadata("no_such_model", "").status().message());
+            service->endpoint() + ": " +
+                engine_->GetModelMetadata("no_such_model", "").status().message());
 }
 
 TEST_F(GrpcServiceTest, NoServerIsUnavailableNamingTheEndpoint) {
@@ -538,15 +539,15 @@ class GrpcServiceStubTest : public ::testing::Test {
 
 TEST_F(GrpcServiceStubTest, FailedRegistrationTurnsSharedMemoryOffForGood) {
   auto service = std::make_shared<GrpcService>(Options());
-  EXPECT_TRUE(service->shared_memory_enabled());
+  EXPECT_TRUE(service->SharedMemoryActive());
   const Tensor input = Sample(DataType::kFp32, 100);
   for (int i = 0; i < 3; ++i) {
     auto result = InferSync(*service, RequestFor("m", input));
     ASSERT_TRUE(result.ok()) << result.status().ToString();
     EXPECT_TRUE(SameBytes(result->outputs[0].data, input.data));
   }
-  EXPECT_FALSE(service->shared_memory_enabled());
-  EXPECT_EQ(service->shared_memory_inputs(), 0u);
+  EXPECT_FALSE(service->SharedMemoryActive());
+  EXPECT_EQ(service->SharedMemoryInputs(), 0u);
   EXPECT_EQ(stub_.register_calls.load(), 1);
 }
 

@@ -17,12 +17,13 @@
 #include <deque>
 #include <future>
 #include <optional>
+#include <span>
 #include <thread>
 #include <utility>
 
 #include "client/http_client_connection.h"
 #include "client/http_json.h"
-#include "client/shm_pool.h"
+#include "client/remote_transport.h"
 #include "core/strings.h"
 
 namespace quiver::client {
@@ -32,18 +33,6 @@ namespace asio = boost::asio;
 namespace {
 
 using Clock = std::chrono::steady_clock;
-constexpr size_t kShmAlignment = 64;
-
-bool IsLoopback(const std::string& host) {
-  if (host == "localhost") return true;
-  boost::system::error_code ec;
-  const auto address = asio::ip::make_address(host, ec);
-  return !ec && address.is_loopback();
-}
-
-// Set by the registration function when the server could not be reached at all (as
-// opposed to answering with an error): Acquire runs it on the calling thread.
-thread_local bool t_registration_unreachable = false;
 
 // A request whose outcome a blocked thread waits for.
 class BlockingExchange final : public HttpExchange {
@@ -61,23 +50,31 @@ class BlockingExchange final : public HttpExchange {
 };
 
 // Runs one exchange on a private connection and io_context on the calling thread (any
-// thread, including the service's own I/O thread), for at most `timeout` (0 = no limit):
-// DEADLINE_EXCEEDED naming the endpoint when the server accepted but did not answer.
+// thread, including the service's own I/O thread), until `deadline` (kNoDeadline: no
+// limit): DEADLINE_EXCEEDED naming the endpoint when the server did not answer in time.
 Result<HttpRawResponse> RunOneShot(const std::shared_ptr<const HttpEndpoint>& endpoint,
                                    const std::shared_ptr<BlockingExchange>& exchange,
-                                   std::chrono::milliseconds timeout) {
+                                   Deadline deadline) {
+  const auto start = Clock::now();
+  if (deadline <= start) {
+    return Status::DeadlineExceeded(endpoint->name + ": deadline exceeded before sending " +
+                                    exchange->method + " " + exchange->target);
+  }
   asio::io_context io;
   auto future = exchange->future();
   auto connection = std::make_shared<HttpClientConnection>(io.get_executor(), endpoint, nullptr);
   connection->Start(exchange);
-  if (timeout.count() > 0) {
-    io.run_for(timeout);
+  if (deadline != kNoDeadline) {
+    io.run_until(deadline);
   } else {
     io.run();
   }
   if (auto unanswered = connection->Abort()) {  // also closes the socket
-    unanswered->Finish(Status::DeadlineExceeded(endpoint->name + ": no answer within " +
-                                                std::to_string(timeout.count()) + " ms"));
+    const auto waited =
+        std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count();
+    unanswered->Finish(Status::DeadlineExceeded(endpoint->name + ": no answer to " +
+                                                std::string(exchange->method) + " " + exchange->target +
+                                                " within " + std::to_string(waited) + " ms"));
   }
   return future.get();
 }
@@ -94,43 +91,20 @@ std::string ModelTarget(std::string_view model, std::string_view version,
   return t;
 }
 
-}  // namespace
 
 // ---------------------------------------------------------------------------------------
-// Core: everything the I/O thread touches; outlives the HttpService while the thread runs.
+// Core: everything the I/O thread touches; outlives the transport while the thread runs.
 
-class HttpService::Core : public std::enable_shared_from_this<Core> {
+class Core : public std::enable_shared_from_this<Core> {
  public:
   explicit Core(const RemoteOptions& options)
-      : options_(options),
-        endpoint_(HttpEndpoint::Make(options.host, options.port, options.connect_timeout)),
+      : endpoint_(HttpEndpoint::Make(options.host, options.port, options.connect_timeout)),
         work_(asio::make_work_guard(io_)) {
     const size_t n = std::max<size_t>(options.connections, 1);
     for (size_t i = 0; i < n; ++i) {
       connections_.push_back(std::make_shared<HttpClientConnection>(
           io_.get_executor(), endpoint_, [this](HttpClientConnection& c) { OnIdle(c); }));
     }
-    if (options.shared_memory && IsLoopback(options.host)) {
-      static std::atomic<uint64_t> counter{0};
-      const std::string prefix =
-          "quiver_" + std::to_string(::getpid()) + "_" + std::to_string(counter++);
-      auto endpoint = endpoint_;
-      const std::chrono::milliseconds timeout = options.connect_timeout;
-      pool_ = std::make_unique<ShmPool>(
-          prefix,
-          [endpoint, timeout](const std::string& name, const std::string& key, uint64_t size) {
-            return Register(endpoint, timeout, name, key, size);
-          },
-          [endpoint, timeout](const std::string& name) {
-            return Unregister(endpoint, timeout, name);
-          });
-      shm_active_ = true;
-    }
-  }
-
-  ~Core() {
-    // Unregisters (and unlinks) the regions while the server may still be there.
-    pool_.reset();
   }
 
   void StartThread() {
@@ -138,8 +112,9 @@ class HttpService::Core : public std::enable_shared_from_this<Core> {
   }
 
   // Fails what is queued or in flight, lets the thread finish and joins it (or detaches
-  // it when called on the thread itself, from a callback).
+  // it when called on the thread itself, from a callback). Idempotent.
   void Shutdown() {
+    if (shutting_down_.exchange(true)) return;
     asio::post(io_, [this] { StopAll(); });
     work_.reset();
     if (!thread_.joinable()) return;
@@ -151,30 +126,23 @@ class HttpService::Core : public std::enable_shared_from_this<Core> {
   }
 
   const std::shared_ptr<const HttpEndpoint>& endpoint() const { return endpoint_; }
-  bool shm_active() const { return shm_active_.load(std::memory_order_relaxed); }
-  size_t shm_region_count() const { return pool_ ? pool_->RegionCount() : 0; }
 
-  void Infer(InferRequest request, InferCallback done);
+  void Infer(InferRequest request, std::span<const protocol::SharedMemoryRef> placements,
+             InferCallback done);
 
   // A blocking request on a connection of its own, run on the calling thread: it neither
   // queues behind the Infer requests on the pool (a slow model would delay a health check
   // or a metadata fetch by the whole queue) nor can deadlock when called from a callback.
-  // Health, metadata, config, statistics and index calls give up after connect_timeout
-  // (as the gRPC transport's), so a server that accepts but hangs cannot block a caller
-  // for good; model load/unload (kUnbounded) may take as long as the model needs.
-  enum class Wait : uint8_t { kBounded, kUnbounded };
-  Result<HttpRawResponse> Call(const char* method, std::string target, std::string body = {},
-                               Wait wait = Wait::kBounded) const {
+  Result<HttpRawResponse> Call(const char* method, std::string target, Deadline deadline,
+                               std::string body = {}) const {
     auto exchange = std::make_shared<BlockingExchange>(method, std::move(target), std::move(body));
-    return RunOneShot(endpoint_, exchange,
-                      wait == Wait::kBounded ? options_.connect_timeout
-                                             : std::chrono::milliseconds(0));
+    return RunOneShot(endpoint_, exchange, deadline);
   }
 
   // Call, then the server's error for a non-2xx status.
-  Result<HttpRawResponse> CallOk(const char* method, std::string target, std::string body = {},
-                                 Wait wait = Wait::kBounded) const {
-    auto r = Call(method, std::move(target), std::move(body), wait);
+  Result<HttpRawResponse> CallOk(const char* method, std::string target, Deadline deadline,
+                                 std::string body = {}) const {
+    auto r = Call(method, std::move(target), deadline, std::move(body));
     if (r.ok() && r->status / 100 != 2) return ErrorFromHttpResponse(r->status, r->text());
     return r;
   }
@@ -186,32 +154,6 @@ class HttpService::Core : public std::enable_shared_from_this<Core> {
 
  private:
   class InferExchange;
-
-  static Status Register(const std::shared_ptr<const HttpEndpoint>& endpoint,
-                         std::chrono::milliseconds timeout, const std::string& name,
-                         const std::string& key, uint64_t size) {
-    // Region names and keys are ours ("quiver_<pid>_<n>_<i>"): nothing to escape.
-    auto exchange = std::make_shared<BlockingExchange>(
-        "POST", "/v2/systemsharedmemory/region/" + EncodePathSegment(name) + "/register",
-        R"({"key":")" + key + R"(","offset":0,"byte_size":)" + std::to_string(size) + "}");
-    auto r = RunOneShot(endpoint, exchange, timeout);
-    if (!r.ok()) {
-      t_registration_unreachable = true;
-      return r.status();
-    }
-    if (r->status / 100 != 2) return ErrorFromHttpResponse(r->status, r->text());
-    return Status::Ok();
-  }
-
-  static Status Unregister(const std::shared_ptr<const HttpEndpoint>& endpoint,
-                           std::chrono::milliseconds timeout, const std::string& name) {
-    auto exchange = std::make_shared<BlockingExchange>(
-        "POST", "/v2/systemsharedmemory/region/" + EncodePathSegment(name) + "/unregister");
-    auto r = RunOneShot(endpoint, exchange, timeout);
-    if (!r.ok()) return r.status();
-    if (r->status / 100 != 2) return ErrorFromHttpResponse(r->status, r->text());
-    return Status::Ok();
-  }
 
   void Run() {
     for (;;) {
@@ -230,25 +172,17 @@ class HttpService::Core : public std::enable_shared_from_this<Core> {
     asio::post(io_, [this, x = std::move(exchange)]() mutable { Enqueue(std::move(x)); });
   }
 
-  // Copies the inputs of at least shared_memory_min_bytes into one leased region and
-  // describes them in `encodings`. Leaves everything binary when shm cannot be used.
-  void PlaceInSharedMemory(const InferRequest& request,
-                           std::vector<protocol::InputEncoding>& encodings,
-                           std::optional<ShmPool::Lease>& lease);
-
   void Enqueue(std::shared_ptr<HttpExchange> x);
   void OnIdle(HttpClientConnection& connection);
   void Expire(const std::shared_ptr<HttpExchange>& x);
   void StopAll();
   Status DeadlineStatus(const HttpExchange& x) const;
 
-  const RemoteOptions options_;
   const std::shared_ptr<const HttpEndpoint> endpoint_;
   asio::io_context io_{1};
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work_;
   std::thread thread_;
-  std::unique_ptr<ShmPool> pool_;  // null when shm is off for this service
-  std::atomic<bool> shm_active_{false};
+  std::atomic<bool> shutting_down_{false};
 
   // I/O thread only.
   std::vector<std::shared_ptr<HttpClientConnection>> connections_;
@@ -257,19 +191,17 @@ class HttpService::Core : public std::enable_shared_from_this<Core> {
 };
 
 // An inference call: parses the response and calls the user's callback.
-class HttpService::Core::InferExchange final : public HttpExchange {
+class Core::InferExchange final : public HttpExchange {
  public:
   InferExchange(std::shared_ptr<const HttpEndpoint> endpoint, InferCallback done)
       : endpoint_(std::move(endpoint)), done_(std::move(done)) {}
 
   std::string model;
-  std::optional<ShmPool::Lease> lease;
 
  private:
   void OnFinish(Result<HttpRawResponse> result) override {
     chunks.clear();  // the caller's input tensors are no longer needed
     Result<InferResponse> response = Convert(std::move(result));
-    lease.reset();  // the inputs have been consumed; outputs came in the body
     InferCallback done = std::move(done_);
     done(std::move(response));
   }
@@ -289,14 +221,23 @@ class HttpService::Core::InferExchange final : public HttpExchange {
   InferCallback done_;
 };
 
-void HttpService::Core::Infer(InferRequest request, InferCallback done) {
+void Core::Infer(InferRequest request, std::span<const protocol::SharedMemoryRef> placements,
+                 InferCallback done) {
+  if (shutting_down_.load(std::memory_order_acquire)) {
+    done(Status::Cancelled(endpoint_->name + ": the HTTP service was destroyed"));
+    return;
+  }
   auto x = std::make_shared<InferExchange>(endpoint_, std::move(done));
   x->method = "POST";
   x->target = ModelTarget(request.model, request.version, "infer");
   x->deadline = request.deadline;
 
-  std::vector<protocol::InputEncoding> encodings;
-  if (shm_active()) PlaceInSharedMemory(request, encodings, x->lease);
+  std::vector<protocol::InputEncoding> encodings(placements.size());
+  for (size_t i = 0; i < placements.size(); ++i) {
+    if (!placements[i].in_shared_memory()) continue;
+    encodings[i].transport = protocol::Transport::kSharedMemory;
+    encodings[i].shm = placements[i];
+  }
   protocol::ResponsePlan plan;
   plan.default_transport = protocol::Transport::kBinary;
   auto body = protocol::EncodeInferRequest(request, encodings, plan);
@@ -312,50 +253,14 @@ void HttpService::Core::Infer(InferRequest request, InferCallback done) {
   Submit(std::move(x));
 }
 
-void HttpService::Core::PlaceInSharedMemory(const InferRequest& request,
-                                            std::vector<protocol::InputEncoding>& encodings,
-                                            std::optional<ShmPool::Lease>& lease) {
-  const size_t min_bytes = std::max<size_t>(options_.shared_memory_min_bytes, 1);
-  auto aligned = [](size_t n) { return (n + kShmAlignment - 1) / kShmAlignment * kShmAlignment; };
-  size_t total = 0;
-  for (const Tensor& t : request.inputs) {
-    if (t.data.size() >= min_bytes) total += aligned(t.data.size());
-  }
-  if (total == 0) return;
-  t_registration_unreachable = false;
-  auto acquired = pool_->Acquire(total);
-  if (!acquired.ok()) {
-    // A server that could not be reached fails this request anyway; one that answered
-    // (refused the key: remote, or in a container without our /dev/shm) never will take
-    // shared memory, and neither will a host whose shm cannot be created.
-    if (!t_registration_unreachable && shm_active_.exchange(false)) {
-      spdlog::info("{}: system shared memory disabled for this service, tensors travel in the "
-                   "HTTP body ({})",
-                   endpoint_->name, acquired.status().ToString());
-    }
-    return;
-  }
-  encodings.resize(request.inputs.size());
-  size_t offset = 0;
-  for (size_t i = 0; i < request.inputs.size(); ++i) {
-    const Buffer& data = request.inputs[i].data;
-    if (data.size() < min_bytes) continue;
-    std::memcpy(acquired->data() + offset, data.data(), data.size());
-    encodings[i].transport = protocol::Transport::kSharedMemory;
-    encodings[i].shm = {acquired->name(), offset, data.size()};
-    offset += aligned(data.size());
-  }
-  lease = std::move(acquired).value();
-}
-
-Status HttpService::Core::DeadlineStatus(const HttpExchange& x) const {
+Status Core::DeadlineStatus(const HttpExchange& x) const {
   const auto* infer = dynamic_cast<const InferExchange*>(&x);
   return Status::DeadlineExceeded(
       endpoint_->name + ": deadline exceeded" +
       (infer != nullptr ? " waiting for model " + Quoted(infer->model) : std::string()));
 }
 
-void HttpService::Core::Enqueue(std::shared_ptr<HttpExchange> x) {
+void Core::Enqueue(std::shared_ptr<HttpExchange> x) {
   if (x->finished()) return;
   if (stopped_) {
     x->Finish(Status::Cancelled(endpoint_->name + ": the HTTP service was destroyed"));
@@ -388,7 +293,7 @@ void HttpService::Core::Enqueue(std::shared_ptr<HttpExchange> x) {
   }
 }
 
-void HttpService::Core::OnIdle(HttpClientConnection& connection) {
+void Core::OnIdle(HttpClientConnection& connection) {
   if (stopped_) return;
   while (!queue_.empty()) {
     std::shared_ptr<HttpExchange> x = std::move(queue_.front());
@@ -399,7 +304,7 @@ void HttpService::Core::OnIdle(HttpClientConnection& connection) {
   }
 }
 
-void HttpService::Core::Expire(const std::shared_ptr<HttpExchange>& x) {
+void Core::Expire(const std::shared_ptr<HttpExchange>& x) {
   if (x->finished()) return;
   if (HttpClientConnection* c = x->connection) {
     // The request may be half sent or half answered: the connection cannot be reused.
@@ -412,7 +317,7 @@ void HttpService::Core::Expire(const std::shared_ptr<HttpExchange>& x) {
   x->Finish(DeadlineStatus(*x));
 }
 
-void HttpService::Core::StopAll() {
+void Core::StopAll() {
   stopped_ = true;
   const Status cancelled = Status::Cancelled(
       endpoint_->name + ": the HTTP service was destroyed with the request in flight");
@@ -425,94 +330,105 @@ void HttpService::Core::StopAll() {
 }
 
 // ---------------------------------------------------------------------------------------
-// HttpService
+// HttpTransport: RemoteTransport over the Core.
 
-HttpService::HttpService(const RemoteOptions& options) : core_(std::make_shared<Core>(options)) {
-  core_->StartThread();
-}
+class HttpTransport final : public RemoteTransport {
+ public:
+  explicit HttpTransport(const RemoteOptions& options) : core_(std::make_shared<Core>(options)) {
+    core_->StartThread();
+  }
+  ~HttpTransport() override { core_->Shutdown(); }
 
-HttpService::~HttpService() { core_->Shutdown(); }
+  void Infer(InferRequest request, std::vector<protocol::SharedMemoryRef> placements,
+             InferCallback done) override {
+    core_->Infer(std::move(request), placements, std::move(done));
+  }
+  void Shutdown() override { core_->Shutdown(); }
 
-const std::string& HttpService::endpoint() const { return core_->endpoint()->name; }
-bool HttpService::SharedMemoryActive() const { return core_->shm_active(); }
-size_t HttpService::SharedMemoryRegionCount() const { return core_->shm_region_count(); }
+  bool Live(Deadline deadline) override {
+    auto r = core_->Call("GET", "/v2/health/live", deadline);
+    return r.ok() && r->status == 200;
+  }
+  bool Ready(Deadline deadline) override {
+    auto r = core_->Call("GET", "/v2/health/ready", deadline);
+    return r.ok() && r->status == 200;
+  }
+  bool ModelReady(std::string_view model, std::string_view version, Deadline deadline) override {
+    auto r = core_->Call("GET", ModelTarget(model, version, "ready"), deadline);
+    return r.ok() && r->status == 200;
+  }
+  Result<ServerMetadata> GetServerMetadata(Deadline deadline) override {
+    return Parsed(core_->CallOk("GET", "/v2", deadline), ParseServerMetadataJson);
+  }
+  Result<ModelMetadata> GetModelMetadata(std::string_view model, std::string_view version,
+                                         Deadline deadline) override {
+    return Parsed(core_->CallOk("GET", ModelTarget(model, version, ""), deadline),
+                  ParseModelMetadataJson);
+  }
+  Result<ModelConfig> GetModelConfig(std::string_view model, std::string_view version,
+                                     Deadline deadline) override {
+    return Parsed(core_->CallOk("GET", ModelTarget(model, version, "config"), deadline),
+                  ParseModelConfigJson);
+  }
+  Result<RepositoryIndex> Index(Deadline deadline) override {
+    return Parsed(core_->CallOk("POST", "/v2/repository/index", deadline, "{}"),
+                  ParseRepositoryIndexJson);
+  }
+  Status Load(std::string_view model, Deadline deadline) override {
+    auto r = core_->CallOk(
+        "POST", "/v2/repository/models/" + EncodePathSegment(model) + "/load", deadline);
+    return r.ok() ? Status::Ok() : r.status();
+  }
+  Status Unload(std::string_view model, Deadline deadline) override {
+    auto r = core_->CallOk(
+        "POST", "/v2/repository/models/" + EncodePathSegment(model) + "/unload", deadline);
+    return r.ok() ? Status::Ok() : r.status();
+  }
+  Result<std::vector<ModelStatistics>> GetStatistics(std::string_view model,
+                                                     std::string_view version,
+                                                     Deadline deadline) override {
+    return Parsed(core_->CallOk("GET",
+                                model.empty() ? std::string("/v2/models/stats")
+                                              : ModelTarget(model, version, "stats"),
+                                deadline),
+                  ParseStatisticsJson);
+  }
+  Status RegisterSystemSharedMemory(const std::string& name, const std::string& key,
+                                    uint64_t byte_size, Deadline deadline) override {
+    // Region names and keys are ours ("quiver_<pid>_<n>_<i>"): nothing to escape.
+    auto r = core_->CallOk(
+        "POST", "/v2/systemsharedmemory/region/" + EncodePathSegment(name) + "/register",
+        deadline,
+        R"({"key":")" + key + R"(","offset":0,"byte_size":)" + std::to_string(byte_size) + "}");
+    return r.ok() ? Status::Ok() : r.status();
+  }
+  Status UnregisterSystemSharedMemory(const std::string& name, Deadline deadline) override {
+    auto r = core_->CallOk(
+        "POST", "/v2/systemsharedmemory/region/" + EncodePathSegment(name) + "/unregister",
+        deadline);
+    return r.ok() ? Status::Ok() : r.status();
+  }
 
-bool HttpService::Live() const {
-  auto r = core_->Call("GET", "/v2/health/live");
-  return r.ok() && r->status == 200;
-}
+ private:
+  // The parsed body of a successful call; a malformed one is INTERNAL.
+  template <typename Parse>
+  auto Parsed(Result<HttpRawResponse> r, Parse parse) const -> decltype(parse("")) {
+    if (!r.ok()) return r.status();
+    auto value = parse(r->text());
+    if (!value.ok()) return core_->Malformed(value.status());
+    return value;
+  }
 
-bool HttpService::Ready() const {
-  auto r = core_->Call("GET", "/v2/health/ready");
-  return r.ok() && r->status == 200;
-}
+  std::shared_ptr<Core> core_;
+};
 
-Result<ServerMetadata> HttpService::GetServerMetadata() const {
-  auto r = core_->CallOk("GET", "/v2");
-  if (!r.ok()) return r.status();
-  auto m = ParseServerMetadataJson(r->text());
-  if (!m.ok()) return core_->Malformed(m.status());
-  return m;
-}
+}  // namespace
 
-Result<ModelMetadata> HttpService::GetModelMetadata(std::string_view model,
-                                                    std::string_view version) const {
-  auto r = core_->CallOk("GET", ModelTarget(model, version, ""));
-  if (!r.ok()) return r.status();
-  auto m = ParseModelMetadataJson(r->text());
-  if (!m.ok()) return core_->Malformed(m.status());
-  return m;
-}
+HttpService::HttpService(const RemoteOptions& options)
+    : RemoteService(options, EndpointName("http", options),
+                    std::make_shared<HttpTransport>(options)) {}
 
-Result<ModelConfig> HttpService::GetModelConfig(std::string_view model,
-                                                std::string_view version) const {
-  auto r = core_->CallOk("GET", ModelTarget(model, version, "config"));
-  if (!r.ok()) return r.status();
-  auto c = ParseModelConfigJson(r->text());
-  if (!c.ok()) return core_->Malformed(c.status());
-  return c;
-}
-
-bool HttpService::ModelReady(std::string_view model, std::string_view version) const {
-  auto r = core_->Call("GET", ModelTarget(model, version, "ready"));
-  return r.ok() && r->status == 200;
-}
-
-void HttpService::Infer(InferRequest request, InferCallback done) {
-  core_->Infer(std::move(request), std::move(done));
-}
-
-Result<RepositoryIndex> HttpService::Index() {
-  auto r = core_->CallOk("POST", "/v2/repository/index", "{}");
-  if (!r.ok()) return r.status();
-  auto index = ParseRepositoryIndexJson(r->text());
-  if (!index.ok()) return core_->Malformed(index.status());
-  return index;
-}
-
-Status HttpService::Load(std::string_view model) {
-  auto r = core_->CallOk("POST", "/v2/repository/models/" + EncodePathSegment(model) + "/load",
-                         {}, Core::Wait::kUnbounded);
-  return r.ok() ? Status::Ok() : r.status();
-}
-
-Status HttpService::Unload(std::string_view model) {
-  auto r = core_->CallOk("POST", "/v2/repository/models/" + EncodePathSegment(model) + "/unload",
-                         {}, Core::Wait::kUnbounded);
-  return r.ok() ? Status::Ok() : r.status();
-}
-
-Result<std::vector<ModelStatistics>> HttpService::GetStatistics(std::string_view model,
-                                                                std::string_view version) const {
-  auto r = core_->CallOk("GET", model.empty() ? std::string("/v2/models/stats")
-                                              : ModelTarget(model, version, "stats"));
-  if (!r.ok()) return r.status();
-  auto stats = ParseStatisticsJson(r->text());
-  if (!stats.ok()) return core_->Malformed(stats.status());
-  return stats;
-}
-
-std::shared_ptr<InferenceService> MakeHttpService(const RemoteOptions& options) {
+std::shared_ptr<RemoteService> MakeHttpService(const RemoteOptions& options) {
   return std::make_shared<HttpService>(options);
 }
 

@@ -31,7 +31,7 @@ class ShmPool::Region {
   static Result<std::shared_ptr<Region>> Create(std::string name, std::string key, size_t size) {
     const int fd = ::shm_open(key.c_str(), O_CREAT | O_EXCL | O_RDWR, 0600);
     if (fd < 0) {
-      return Status::Unavailable("shm_open('" + key + "'): " + std::strerror(errno));
+      return Status::Internal("shm_open('" + key + "'): " + std::strerror(errno));
     }
     // posix_fallocate reserves the pages now: on a small /dev/shm (64 MiB in Docker) a
     // write into a merely truncated object would be a SIGBUS instead of this error.
@@ -89,6 +89,13 @@ void ShmPool::Lease::Return() {
   region_.reset();
 }
 
+void ShmPool::Lease::Abandon() {
+  if (region_ == nullptr || anchor_ == nullptr) return;
+  std::lock_guard lock(anchor_->mutex);
+  if (anchor_->pool != nullptr) anchor_->pool->Retire(std::move(region_));
+  region_.reset();
+}
+
 const std::string& ShmPool::Lease::name() const { return region_->name(); }
 std::byte* ShmPool::Lease::data() const { return region_->data(); }
 size_t ShmPool::Lease::size() const { return region_->size(); }
@@ -108,26 +115,39 @@ ShmPool::~ShmPool() {
     anchor_->pool = nullptr;  // outstanding leases no longer return here
   }
   std::vector<std::shared_ptr<Region>> all;
+  std::vector<std::string> retired;
+  bool forgotten;
   {
     std::lock_guard lock(mutex_);
     all.swap(all_);
+    retired.swap(retired_);
     free_.clear();
+    forgotten = forgotten_;
   }
   // Unregister first so the server drops its mapping; the objects are unlinked when the
   // last lease (if any) goes.
-  for (const auto& region : all) {
-    if (unregister_) (void)unregister_(region->name());
-  }
+  if (!unregister_ || forgotten) return;
+  for (const auto& region : all) (void)unregister_(region->name());
+  for (const auto& name : retired) (void)unregister_(name);
 }
 
-Result<ShmPool::Lease> ShmPool::Acquire(size_t bytes) {
+void ShmPool::Forget() {
+  std::lock_guard lock(mutex_);
+  forgotten_ = true;
+  retired_.clear();
+}
+
+Result<ShmPool::Lease> ShmPool::Acquire(size_t bytes,
+                                        std::chrono::steady_clock::time_point deadline) {
   const size_t size = std::bit_ceil(std::max(bytes, kMinRegionBytes));
   Lease lease;
   lease.anchor_ = anchor_;
   std::string name;
   std::string key;
+  std::vector<std::string> retired;
   {
     std::lock_guard lock(mutex_);
+    retired.swap(retired_);
     // Smallest free region that fits: keeps big regions for big tensors.
     auto best = free_.end();
     for (auto it = free_.begin(); it != free_.end(); ++it) {
@@ -143,11 +163,17 @@ Result<ShmPool::Lease> ShmPool::Acquire(size_t bytes) {
     name = prefix_ + "_" + std::to_string(next_id_++);
     key = "/" + name;
   }
+  // Abandoned regions leave the server's registry here, on a caller's thread (never on a
+  // transport thread, where a blocking round trip could deadlock). An unanswered
+  // unregistration only leaves a stale name on the server.
+  if (unregister_) {
+    for (const auto& old : retired) (void)unregister_(old);
+  }
   // Create and register outside the lock: registration is a round trip to the server.
   auto region = Region::Create(name, key, size);
   if (!region.ok()) return region.status();
   if (register_) {
-    if (Status s = register_(name, key, size); !s.ok()) return s;
+    if (Status s = register_(name, key, size, deadline); !s.ok()) return s;
   }
   {
     std::lock_guard lock(mutex_);
@@ -165,6 +191,13 @@ size_t ShmPool::RegionCount() const {
 void ShmPool::Release(std::shared_ptr<Region> region) {
   std::lock_guard lock(mutex_);
   free_.push_back(std::move(region));
+}
+
+void ShmPool::Retire(std::shared_ptr<Region> region) {
+  std::lock_guard lock(mutex_);
+  std::erase(all_, region);
+  if (!forgotten_) retired_.push_back(region->name());
+  // The mapping goes (and the object is unlinked) when the last holder lets go.
 }
 
 }  // namespace quiver::client

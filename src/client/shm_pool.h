@@ -4,10 +4,15 @@
 // a region big enough for its tensors, writes inputs into it, names it in the request,
 // and gives it back when the response has been read (outputs may be read from it).
 //
+// A lease whose call ended without an answer is abandoned (Lease::Abandon): the server may
+// still read it, so it is never handed out again; it is unregistered at the next Acquire
+// and unlinked once nobody maps it.
+//
 // Thread-safe. Regions are unregistered from the server and unlinked when the pool is
 // destroyed; leases keep their mapping alive, so a lease may outlive the pool safely.
 
 #include <cstddef>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -20,9 +25,10 @@
 namespace quiver::client {
 
 // Registers region `name` (shm key `key`, `byte_size` bytes from offset 0) with the
-// server, or unregisters it. Supplied by the transport (HTTP or gRPC RPC).
+// server, giving up at `deadline`, or unregisters it. Supplied by the transport.
 using RegisterRegionFn =
-    std::function<Status(const std::string& name, const std::string& key, uint64_t byte_size)>;
+    std::function<Status(const std::string& name, const std::string& key, uint64_t byte_size,
+                         std::chrono::steady_clock::time_point deadline)>;
 using UnregisterRegionFn = std::function<Status(const std::string& name)>;
 
 // Lets leases find their pool, or learn that it is gone, without a data race.
@@ -41,6 +47,11 @@ class ShmPool {
     Lease& operator=(const Lease&) = delete;
     ~Lease();
 
+    // The server may still read this region (its call ended without an answer): it is
+    // not reused. The lease is empty afterwards.
+    void Abandon();
+
+    explicit operator bool() const { return region_ != nullptr; }
     const std::string& name() const;  // the registered region name
     std::byte* data() const;
     size_t size() const;
@@ -62,14 +73,21 @@ class ShmPool {
   ShmPool& operator=(const ShmPool&) = delete;
 
   // A free region of at least `bytes` (rounded up to a power of two, >= 64 KiB), created
-  // and registered when none is free. Errors: the shm syscalls' or the registration's.
-  Result<Lease> Acquire(size_t bytes);
+  // and registered (giving up at `deadline`) when none is free. Errors: the registration's
+  // unchanged; INTERNAL or RESOURCE_EXHAUSTED when this host cannot create the region.
+  Result<Lease> Acquire(size_t bytes, std::chrono::steady_clock::time_point deadline =
+                                          std::chrono::steady_clock::time_point::max());
+
+  // The server has lost every registration (it restarted): nothing is unregistered from
+  // now on, and regions are only unlinked.
+  void Forget();
 
   // Regions created so far (tests: reuse means this stays small).
   size_t RegionCount() const;
 
  private:
   void Release(std::shared_ptr<Region> region);
+  void Retire(std::shared_ptr<Region> region);
 
   std::string prefix_;
   RegisterRegionFn register_;
@@ -78,7 +96,9 @@ class ShmPool {
   mutable std::mutex mutex_;
   std::vector<std::shared_ptr<Region>> free_;  // guarded by mutex_
   std::vector<std::shared_ptr<Region>> all_;   // guarded by mutex_
-  uint64_t next_id_ = 0;                        // guarded by mutex_
+  std::vector<std::string> retired_;  // abandoned, still registered; guarded by mutex_
+  bool forgotten_ = false;             // guarded by mutex_
+  uint64_t next_id_ = 0;              // guarded by mutex_
 };
 
 }  // namespace quiver::client

@@ -24,7 +24,7 @@ struct PoolFixture {
   std::unique_ptr<ShmPool> pool = std::make_unique<ShmPool>(
       "quiver_test_" + std::to_string(::getpid()) + "_" +
           ::testing::UnitTest::GetInstance()->current_test_info()->name(),
-      [this](const std::string& name, const std::string& key, uint64_t size) {
+      [this](const std::string& name, const std::string& key, uint64_t size, auto) {
         ++registrations;
         return server.RegisterSystem(name, key, 0, size);
       },
@@ -111,10 +111,66 @@ TEST(ShmPoolTest, DestroyingThePoolUnregistersAndLeasesStayValid) {
   EXPECT_EQ(static_cast<int>(lease->data()[lease->size() - 1]), 7);
 }
 
+TEST(ShmPoolTest, AbandonedRegionIsNeverHandedOutAgainAndLeavesTheServer) {
+  PoolFixture f;
+  std::string abandoned;
+  {
+    auto lease = f.pool->Acquire(100);
+    ASSERT_TRUE(lease.ok());
+    abandoned = lease->name();
+    std::memset(lease->data(), 0x5a, 100);
+    lease->Abandon();
+    EXPECT_FALSE(*lease);
+  }
+  // The server still maps it until the next Acquire unregisters it.
+  ASSERT_TRUE(f.server.Regions(abandoned).ok());
+  auto next = f.pool->Acquire(100);
+  ASSERT_TRUE(next.ok());
+  EXPECT_NE(next->name(), abandoned);
+  EXPECT_EQ(f.server.Regions(abandoned).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(f.registrations, 2);
+}
+
+TEST(ShmPoolTest, AbandonedRegionKeepsItsBytesForWhoeverStillMapsIt) {
+  PoolFixture f;
+  auto lease = f.pool->Acquire(100);
+  ASSERT_TRUE(lease.ok());
+  std::memset(lease->data(), 0x5a, 100);
+  auto view = f.server.View(lease->name(), 0, 100);  // the server's request still holds it
+  ASSERT_TRUE(view.ok());
+  lease->Abandon();
+  for (int i = 0; i < 4; ++i) {  // later calls write other regions
+    auto other = f.pool->Acquire(100);
+    ASSERT_TRUE(other.ok());
+    std::memset(other->data(), 0x11, 100);
+  }
+  for (size_t i = 0; i < 100; ++i) ASSERT_EQ(view->data()[i], std::byte{0x5a}) << i;
+}
+
+TEST(ShmPoolTest, ForgottenPoolUnregistersNothing) {
+  int unregistrations = 0;
+  frontend::SharedMemoryManager server;
+  {
+    ShmPool pool(
+        "quiver_test_forget_" + std::to_string(::getpid()),
+        [&](const std::string& name, const std::string& key, uint64_t size, auto) {
+          return server.RegisterSystem(name, key, 0, size);
+        },
+        [&](const std::string&) {
+          ++unregistrations;
+          return Status::Ok();
+        });
+    auto lease = pool.Acquire(10);
+    ASSERT_TRUE(lease.ok());
+    pool.Forget();
+  }
+  EXPECT_EQ(unregistrations, 0);
+}
+
 TEST(ShmPoolTest, RegistrationFailureIsReported) {
   ShmPool pool(
       "quiver_test_fail_" + std::to_string(::getpid()),
-      [](const std::string&, const std::string&, uint64_t) {
+      [](const std::string&, const std::string&, uint64_t, auto) {
         return Status::Unavailable("server says no");
       },
       nullptr);

@@ -47,7 +47,7 @@ void GrpcInferStream::Process(uint64_t seq,
     Complete(seq, ErrorResponse(request->id(), Status::Unavailable("the server is shutting down")));
     return;
   }
-  auto decoded = protocol::DecodeInferRequest(request, state_.resolver);
+  auto decoded = protocol::DecodeInferRequest(request, &state_.shm);
   if (!decoded.ok()) {
     Complete(seq, ErrorResponse(request->id(), decoded.status()));
     return;

@@ -147,7 +147,7 @@ grpc::ServerUnaryReactor* GrpcKServeService::ModelInfer(grpc::CallbackServerCont
     return Reply(context, Status::Unavailable("the server is shutting down"));
   }
   auto* holder = static_cast<InferMessageHolder*>(context->GetRpcAllocatorState());
-  auto decoded = protocol::DecodeInferRequest(holder->shared_request(), state_.resolver);
+  auto decoded = protocol::DecodeInferRequest(holder->shared_request(), &state_.shm);
   if (!decoded.ok()) return Reply(context, decoded.status());
 
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();

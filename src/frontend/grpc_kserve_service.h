@@ -22,14 +22,10 @@ struct GrpcFrontendState {
   GrpcFrontendState(InferenceService& s, SharedMemoryManager& m, bool ordered)
       : service(s),
         shm(m),
-        resolver([&m](std::string_view region, uint64_t offset, uint64_t size) {
-          return m.View(region, offset, size);
-        }),
         ordered_stream_responses(ordered) {}
 
   InferenceService& service;
   SharedMemoryManager& shm;
-  protocol::SharedMemoryResolver resolver;  // binds `shm` for the codec
   const bool ordered_stream_responses;
   std::atomic<bool> accepting{true};
 };

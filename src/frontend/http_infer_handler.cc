@@ -87,12 +87,12 @@ void HttpRouter::HandleInfer(const HttpRequest& request, const HttpRoute& route,
     body.header_length = value;
   }
 
-  auto parsed = protocol::ParseInferRequest(body, route.model, route.version, resolver_.get());
+  auto parsed = protocol::ParseInferRequest(body, route.model, route.version, &shm_);
   if (!parsed.ok()) {
     respond(HttpReply::Error(parsed.status()));
     return;
   }
-  const protocol::SharedMemoryResolver* resolver = resolver_.get();
+  const protocol::SharedMemoryResolver* resolver = &shm_;
   const ContentEncoding response_encoding =
       request.accept_encoding.empty() ? ContentEncoding::kIdentity
                                       : protocol::NegotiateResponseEncoding(request.accept_encoding);

@@ -19,19 +19,6 @@ std::string_view BodyText(const HttpRequest& r) {
   return {reinterpret_cast<const char*>(r.body.data()), r.body.size()};
 }
 
-// Adapts the SharedMemoryManager to the codec's resolver interface.
-class ManagerResolver final : public protocol::SharedMemoryResolver {
- public:
-  explicit ManagerResolver(SharedMemoryManager& shm) : shm_(shm) {}
-  Result<Buffer> Resolve(std::string_view region, uint64_t offset,
-                         uint64_t byte_size) const override {
-    return shm_.View(region, offset, byte_size);
-  }
-
- private:
-  SharedMemoryManager& shm_;
-};
-
 HttpReply MethodNotAllowed() { return HttpReply::Error(405, "Method Not Allowed"); }
 HttpReply NotFound() { return HttpReply::Error(404, "Not Found"); }
 
@@ -197,8 +184,7 @@ HttpRouter::HttpRouter(InferenceService& service, SharedMemoryManager& shm,
     : service_(service),
       shm_(shm),
       blocking_(std::move(blocking)),
-      max_body_bytes_(max_body_bytes),
-      resolver_(std::make_unique<ManagerResolver>(shm)) {}
+      max_body_bytes_(max_body_bytes) {}
 
 HttpRouter::~HttpRouter() = default;
 

@@ -116,7 +116,6 @@ class HttpRouter {
   SharedMemoryManager& shm_;
   BlockingExecutor blocking_;
   size_t max_body_bytes_;
-  std::unique_ptr<protocol::SharedMemoryResolver> resolver_;  // adapts shm_
 };
 
 // Percent-decodes a URL path segment; nullopt for a malformed escape.

@@ -14,6 +14,7 @@
 
 #include "core/status.h"
 #include "core/tensor.h"
+#include "protocol/shared_memory_ref.h"
 
 namespace quiver::frontend {
 
@@ -26,11 +27,12 @@ struct SharedMemoryRegion {
 };
 
 // Thread-safe. Buffers handed out keep their mapping alive, so unregistering a region
-// while a request uses it is safe (the request finishes on the old mapping).
-class SharedMemoryManager {
+// while a request uses it is safe (the request finishes on the old mapping). It is the
+// resolver both codecs parse requests with.
+class SharedMemoryManager final : public protocol::SharedMemoryResolver {
  public:
   SharedMemoryManager();
-  ~SharedMemoryManager();
+  ~SharedMemoryManager() override;
 
   // Maps key[offset, offset + byte_size). ALREADY_EXISTS if `name` is registered;
   // INVALID_ARGUMENT if the key cannot be opened or the range exceeds the object.
@@ -46,6 +48,10 @@ class SharedMemoryManager {
   // naming the region, offset, size and the region's size if out of bounds;
   // NOT_FOUND if the region is not registered.
   Result<Buffer> View(std::string_view name, uint64_t offset, uint64_t byte_size) const;
+  Result<Buffer> Resolve(std::string_view region, uint64_t offset,
+                         uint64_t byte_size) const override {
+    return View(region, offset, byte_size);
+  }
 
  private:
   struct Mapping;

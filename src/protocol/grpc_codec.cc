@@ -5,6 +5,7 @@
 #include <bit>
 #include <cstring>
 #include <limits>
+#include <optional>
 #include <type_traits>
 
 namespace quiver::protocol {
@@ -33,17 +34,11 @@ Result<uint64_t> UnsignedParam(const inference::InferParameter& p, std::string_v
   }
 }
 
-// A tensor's reference to registered shared memory, from its parameters.
-struct ShmRef {
-  bool present = false;
-  std::string region;
-  uint64_t offset = 0;
-  uint64_t byte_size = 0;
-};
-
-Result<ShmRef> ParseShmParams(const ParamMap& params, std::string_view kind,
-                              std::string_view name) {
-  ShmRef ref;
+// A tensor's reference to registered shared memory, from its parameters (nullopt: none).
+Result<std::optional<SharedMemoryRef>> ParseShmParams(const ParamMap& params,
+                                                      std::string_view kind,
+                                                      std::string_view name) {
+  SharedMemoryRef ref;
   const std::string what = std::string(kind) + " " + Quoted(name);
   auto region = params.find(std::string(kShmRegionParam));
   auto offset = params.find(std::string(kShmOffsetParam));
@@ -54,12 +49,11 @@ Result<ShmRef> ParseShmParams(const ParamMap& params, std::string_view kind,
                                      ": shared_memory_offset/shared_memory_byte_size "
                                      "given without shared_memory_region");
     }
-    return ref;
+    return std::optional<SharedMemoryRef>();
   }
   if (region->second.parameter_choice_case() != inference::InferParameter::kStringParam) {
     return Status::InvalidArgument(what + ": shared_memory_region must be a string_param");
   }
-  ref.present = true;
   ref.region = region->second.string_param();
   if (size == params.end()) {
     return Status::InvalidArgument(what + ": shared_memory_region " + Quoted(ref.region) +
@@ -73,7 +67,7 @@ Result<ShmRef> ParseShmParams(const ParamMap& params, std::string_view kind,
     if (!off.ok()) return off.status();
     ref.offset = *off;
   }
-  return ref;
+  return std::optional<SharedMemoryRef>(std::move(ref));
 }
 
 // Which InferTensorContents field carries elements of `type` (nullptr: none, FP16/BF16).
@@ -354,7 +348,7 @@ TensorMetadata DecodeTensorMetadata(const inference::ModelMetadataResponse::Tens
 }  // namespace
 
 Result<DecodedInferRequest> DecodeInferRequest(
-    std::shared_ptr<const inference::ModelInferRequest> message, const SharedMemoryResolver& shm) {
+    std::shared_ptr<const inference::ModelInferRequest> message, const SharedMemoryResolver* shm) {
   const inference::ModelInferRequest& m = *message;
   const std::shared_ptr<const void> keepalive = message;
   DecodedInferRequest decoded;
@@ -375,7 +369,7 @@ Result<DecodedInferRequest> DecodeInferRequest(
                                              t.datatype, t.shape, element_count));
     auto ref = ParseShmParams(in.parameters(), "input", in.name());
     if (!ref.ok()) return ref.status();
-    if (ref->present) {
+    if (ref->has_value()) {
       if (in.has_contents()) {
         return Status::InvalidArgument("input " + Quoted(in.name()) +
                                        " gives both contents and a shared memory region");
@@ -384,7 +378,7 @@ Result<DecodedInferRequest> DecodeInferRequest(
         return Status::Unsupported("input " + Quoted(in.name()) +
                                    ": shared memory is not available on this endpoint");
       }
-      auto view = shm(ref->region, ref->offset, ref->byte_size);
+      auto view = shm->Resolve((*ref)->region, (*ref)->offset, (*ref)->byte_size);
       if (!view.ok()) return view.status().WithContext("input " + Quoted(in.name()));
       t.data = std::move(view).value();
     } else if (in.has_contents()) {
@@ -423,15 +417,15 @@ Result<DecodedInferRequest> DecodeInferRequest(
     }
     auto ref = ParseShmParams(out.parameters(), "output", out.name());
     if (!ref.ok()) return ref.status();
-    if (ref->present) {
+    if (ref->has_value()) {
       if (!shm) {
         return Status::Unsupported("output " + Quoted(out.name()) +
                                    ": shared memory is not available on this endpoint");
       }
-      auto view = shm(ref->region, ref->offset, ref->byte_size);
+      auto view = shm->Resolve((*ref)->region, (*ref)->offset, (*ref)->byte_size);
       if (!view.ok()) return view.status().WithContext("output " + Quoted(out.name()));
-      decoded.shm_outputs.push_back(SharedMemoryOutput{out.name(), std::move(ref->region),
-                                                       ref->offset, ref->byte_size,
+      decoded.shm_outputs.push_back(SharedMemoryOutput{out.name(), std::move((*ref)->region),
+                                                       (*ref)->offset, (*ref)->byte_size,
                                                        std::move(view).value()});
     }
     r.requested_outputs.push_back(out.name());
@@ -485,7 +479,7 @@ Status EncodeInferResponse(const InferResponse& response,
   return Status::Ok();
 }
 
-void EncodeInferRequestHeader(const InferRequest& request, std::span<const ShmInputPlacement> shm,
+void EncodeInferRequestHeader(const InferRequest& request, std::span<const SharedMemoryRef> shm,
                               inference::ModelInferRequest& out) {
   out.set_model_name(request.model);
   out.set_model_version(request.version);
@@ -504,7 +498,7 @@ void EncodeInferRequestHeader(const InferRequest& request, std::span<const ShmIn
     in->set_name(t.name);
     in->set_datatype(std::string(DataTypeName(t.datatype)));
     for (int64_t d : t.shape) in->add_shape(d);
-    if (i < shm.size() && !shm[i].region.empty()) {
+    if (i < shm.size() && shm[i].in_shared_memory()) {
       auto& params = *in->mutable_parameters();
       params[std::string(kShmRegionParam)].set_string_param(shm[i].region);
       params[std::string(kShmByteSizeParam)].set_int64_param(

@@ -16,21 +16,10 @@
 #include <vector>
 
 #include "grpc_service.pb.h"
+#include "protocol/shared_memory_ref.h"
 #include "service/inference_service.h"
 
 namespace quiver::protocol {
-
-// Parameter names of Triton's shared-memory extension (inputs and requested outputs).
-inline constexpr std::string_view kShmRegionParam = "shared_memory_region";
-inline constexpr std::string_view kShmOffsetParam = "shared_memory_offset";
-inline constexpr std::string_view kShmByteSizeParam = "shared_memory_byte_size";
-
-// Resolves (region, offset, byte size) to a view of registered shared memory. The view's
-// keepalive must keep the mapping valid. Errors pass through unchanged (NOT_FOUND for an
-// unknown region, INVALID_ARGUMENT when out of bounds). The server binds this to its
-// SharedMemoryManager; the protocol layer does not know where memory comes from.
-using SharedMemoryResolver =
-    std::function<Result<Buffer>(std::string_view region, uint64_t offset, uint64_t byte_size)>;
 
 // A requested output the client wants written into shared memory instead of the
 // response message.
@@ -63,9 +52,9 @@ struct DecodedInferRequest {
 // negative dimension, typed and raw data together, typed contents of the wrong kind or
 // count, byte size that does not match the shape, more or fewer raw_input_contents
 // than inputs needing them, bad parameter types); UNSUPPORTED for shared memory when
-// `shm` is empty and for classification outputs; errors of `shm` unchanged.
+// `shm` is null and for classification outputs; errors of `shm` unchanged.
 Result<DecodedInferRequest> DecodeInferRequest(
-    std::shared_ptr<const inference::ModelInferRequest> message, const SharedMemoryResolver& shm);
+    std::shared_ptr<const inference::ModelInferRequest> message, const SharedMemoryResolver* shm);
 
 // Fills `out` (expected empty) from `response`. Outputs listed in `shm_outputs` are
 // copied into their region, reported with the shared_memory_* parameters (byte size =
@@ -76,14 +65,6 @@ Status EncodeInferResponse(const InferResponse& response,
                            std::span<const SharedMemoryOutput> shm_outputs,
                            inference::ModelInferResponse& out);
 
-// Client side: where one input's bytes travel when not in the message: a registered
-// shared-memory region (Triton's system shared memory extension).
-struct ShmInputPlacement {
-  std::string region;  // empty: the bytes travel in the message
-  uint64_t offset = 0;
-  uint64_t byte_size = 0;
-};
-
 // Client side: `request` as a message with every input in raw_input_contents (one copy
 // per input into the message).
 void EncodeInferRequest(const InferRequest& request, inference::ModelInferRequest& out);
@@ -92,7 +73,7 @@ void EncodeInferRequest(const InferRequest& request, inference::ModelInferReques
 // shared_memory_* parameters; every other input needs one raw_input_contents entry, in
 // input order, which the caller appends: EncodeInferRequest copies them into the message,
 // the gRPC client serialises them straight from the tensors (no copy).
-void EncodeInferRequestHeader(const InferRequest& request, std::span<const ShmInputPlacement> shm,
+void EncodeInferRequestHeader(const InferRequest& request, std::span<const SharedMemoryRef> shm,
                               inference::ModelInferRequest& out);
 // Client side: decodes a response; raw outputs borrow from *message (zero-copy), typed
 // contents are packed as in DecodeInferRequest. INVALID_ARGUMENT for malformed outputs.

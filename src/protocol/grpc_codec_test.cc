@@ -35,15 +35,26 @@ std::string BytesOf(const Buffer& b) {
   return std::string(reinterpret_cast<const char*>(b.data()), b.size());
 }
 
-SharedMemoryResolver NoShm() { return {}; }
+const SharedMemoryResolver* NoShm() { return nullptr; }
 
-// Resolves every region to a slice of `memory` (a stand-in for SharedMemoryManager).
-SharedMemoryResolver FakeShm(std::shared_ptr<std::vector<std::byte>> memory) {
-  return [memory](std::string_view region, uint64_t offset, uint64_t size) -> Result<Buffer> {
+// Resolves region "region" to a slice of `memory` (a stand-in for SharedMemoryManager).
+class FakeResolver final : public SharedMemoryResolver {
+ public:
+  explicit FakeResolver(std::shared_ptr<std::vector<std::byte>> memory)
+      : memory_(std::move(memory)) {}
+  Result<Buffer> Resolve(std::string_view region, uint64_t offset,
+                         uint64_t size) const override {
     if (region != "region") return Status::NotFound("no region " + std::string(region));
-    if (offset + size > memory->size()) return Status::InvalidArgument("out of bounds");
-    return Buffer::Borrow(memory->data() + offset, size, memory);
-  };
+    if (offset + size > memory_->size()) return Status::InvalidArgument("out of bounds");
+    return Buffer::Borrow(memory_->data() + offset, size, memory_);
+  }
+
+ private:
+  std::shared_ptr<std::vector<std::byte>> memory_;
+};
+
+std::unique_ptr<SharedMemoryResolver> FakeShm(std::shared_ptr<std::vector<std::byte>> memory) {
+  return std::make_unique<FakeResolver>(std::move(memory));
 }
 
 void SetShmParams(google::protobuf::Map<std::string, inference::InferParameter>& params,
@@ -380,7 +391,7 @@ TEST(GrpcCodecTest, SharedMemoryInputsAndOutputsUseTheResolver) {
   SetShmParams(*out->mutable_parameters(), "region", 32, 16);
   r->add_outputs()->set_name("OUT1");
 
-  auto decoded = DecodeInferRequest(r, FakeShm(memory));
+  auto decoded = DecodeInferRequest(r, FakeShm(memory).get());
   ASSERT_TRUE(decoded.ok()) << decoded.status().ToString();
   EXPECT_EQ(decoded->request.inputs[0].data.data(), memory->data() + 8);
   EXPECT_EQ(decoded->request.inputs[1].data_as<int32_t>()[0], 5);
@@ -413,7 +424,7 @@ TEST(GrpcCodecTest, SharedMemoryErrorsPassThrough) {
   auto memory = std::make_shared<std::vector<std::byte>>(16);
   auto r = NewRequest();
   SetShmParams(*AddInput(*r, "IN0", "FP32", {1})->mutable_parameters(), "nope", 0, 4);
-  auto decoded = DecodeInferRequest(r, FakeShm(memory));
+  auto decoded = DecodeInferRequest(r, FakeShm(memory).get());
   ASSERT_FALSE(decoded.ok());
   EXPECT_EQ(decoded.status().code(), StatusCode::kNotFound);
   EXPECT_NE(decoded.status().message().find("IN0"), std::string::npos);

@@ -29,6 +29,7 @@
 
 #include "core/status.h"
 #include "core/tensor.h"
+#include "protocol/shared_memory_ref.h"
 #include "service/types.h"
 
 namespace quiver::protocol {
@@ -39,23 +40,6 @@ inline constexpr std::string_view kInferHeaderContentLength = "Inference-Header-
 // Readable bytes the JSON parser wants after the JSON text to parse it in place; with
 // fewer, the JSON header (never the tensor bytes) is copied once.
 inline constexpr size_t kJsonPadding = 64;
-
-// Resolves a shared-memory reference to bytes (the frontend's SharedMemoryManager).
-class SharedMemoryResolver {
- public:
-  virtual ~SharedMemoryResolver() = default;
-  // The bytes of region[offset, offset + byte_size), writable. NOT_FOUND for an unknown
-  // region; INVALID_ARGUMENT when the range exceeds the region.
-  virtual Result<Buffer> Resolve(std::string_view region, uint64_t offset,
-                                 uint64_t byte_size) const = 0;
-};
-
-// A place in a registered shared-memory region ("shared_memory_*" parameters).
-struct SharedMemoryRef {
-  std::string region;
-  uint64_t offset = 0;
-  uint64_t byte_size = 0;
-};
 
 // How a tensor travels: inside the JSON ("data"), after it ("binary_data_size"), or in
 // a shared-memory region.
