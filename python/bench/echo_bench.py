@@ -17,6 +17,7 @@ requests it counted (statistics extension; both servers keep the count). Reports
 
 import argparse
 import datetime
+import json
 import os
 import pathlib
 import platform
@@ -58,7 +59,8 @@ def summarise(o, rows: list[dict]) -> list[dict]:
     out = []
     for protocol in o.transports:
         for concurrency in o.concurrency:
-            cell = [r for r in rows if r["protocol"] == protocol and r["concurrency"] == concurrency]
+            cell = [r for r in rows
+                    if r["protocol"] == protocol and r["concurrency"] == concurrency]
             ident = [r for r in cell if r["server"] == SERVERS[0]]
             echo = [r for r in cell if r["server"] == SERVERS[1]]
             # Ratio per round (the two runs of a round are adjacent in time), then the median.
@@ -106,16 +108,22 @@ def markdown(o, meta: dict, rows: list[dict], summary: list[dict]) -> str:
     out += ["", "Medians over the rounds; ratios are per round (adjacent runs), then the median. "
             "Server CPU µs/req = the server process's user+system time over the whole "
             "perf_analyzer run (warm-up and its statistics queries included) / the requests "
-            "the server counted.", "",
-            "| transport | conc. | round | server | infer/s | p50 µs | p99 µs | server CPU µs/req |",
+            "the server counted. perf_analyzer rows are stable within the stability "
+            "percentage over 3 windows unless marked (±30%: relaxed once; unstable: taken as "
+            "measured).", "",
+            "| transport | conc. | round | server | infer/s | p50 µs | p99 µs "
+            "| server CPU µs/req |",
             "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         if "infer_per_s" not in r:
             out.append(f"| {label(r['protocol'])} | {r['concurrency']} | {r['round']} | "
                        f"{r['server']} | failed: {r.get('error', '')[:100]} ||||")
             continue
+        server = r["server"]
+        if r.get("stability_pct", o.stability) > o.stability:
+            server += " (unstable)" if r["stability_pct"] >= 1000 else f" (±{r['stability_pct']}%)"
         out.append(f"| {label(r['protocol'])} | {r['concurrency']} | {r['round']} | "
-                   f"{r['server']} | {fmt_num(r['infer_per_s'])} | {fmt_num(r['p50_us'])} | "
+                   f"{server} | {fmt_num(r['infer_per_s'])} | {fmt_num(r['p50_us'])} | "
                    f"{fmt_num(r['p99_us'])} | {fmt_num(r.get('server_cpu_us_per_req'), 1)} |")
     return "\n".join(out) + "\n"
 
@@ -210,9 +218,11 @@ def main() -> int:
     summary = summarise(o, rows)
     text = markdown(o, meta, rows, summary)
     (o.out / "echo.md").write_text(text)
+    (o.out / "echo.json").write_text(json.dumps({"meta": meta, "rows": rows,
+                                                 "summary": summary}, indent=1))
     print(text)
-    log(f"done in {time.monotonic() - t0:.0f} s; echo.md, raw perf_analyzer CSVs and the "
-        f"server logs in {o.out}")
+    log(f"done in {time.monotonic() - t0:.0f} s; echo.md, echo.json, raw perf_analyzer CSVs "
+        f"and the server logs in {o.out}")
     return 1 if any("infer_per_s" not in r for r in rows) else 0
 
 
