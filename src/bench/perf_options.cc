@@ -169,7 +169,7 @@ Result<Endpoint> ParseEndpoint(std::string_view text, PerfProtocol protocol) {
   const uint16_t default_port = protocol == PerfProtocol::kGrpc ? 8001 : 8000;
   if (text.empty()) return Endpoint{"localhost", default_port};
   if (text.find("://") != std::string_view::npos) {
-    return Bad("-u", text, "a URL is not host:port (see ParseRemoteTarget)");
+    return Bad("-u", text, "expected host:port, without a scheme");
   }
   std::string_view rest = text;
   if (!rest.empty() && rest.back() == '/') rest.remove_suffix(1);
