@@ -100,12 +100,15 @@ def make_repository(dest: pathlib.Path, models: pathlib.Path, server_cores: int)
 
 
 class Server:
-    def __init__(self, quiver: pathlib.Path, repo: pathlib.Path, cpus: list[int],
-                 log_path: pathlib.Path):
+    """`quiver serve` over `repo`, or with `argv` any program that prints the same
+    QUIVER_READY line (e.g. quiver_echo_server), pinned to `cpus`."""
+
+    def __init__(self, quiver: pathlib.Path, repo: pathlib.Path | None, cpus: list[int],
+                 log_path: pathlib.Path, argv: list[str] | None = None):
         self.log_file = open(log_path, "wb")
-        cmd = ["taskset", "-c", cpu_spec(cpus), str(quiver), "serve",
-               "--model-repository", str(repo),
-               "--http-port", "0", "--grpc-port", "0", "--metrics-port", "0"]
+        argv = argv or [str(quiver), "serve", "--model-repository", str(repo),
+                        "--http-port", "0", "--grpc-port", "0", "--metrics-port", "0"]
+        cmd = ["taskset", "-c", cpu_spec(cpus), *argv]
         self.command = " ".join(cmd)
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self.log_file,
                                      stdin=subprocess.DEVNULL)
@@ -116,7 +119,8 @@ class Server:
             left = deadline - time.monotonic()
             if left <= 0 or self.proc.poll() is not None:
                 self.stop()
-                raise SystemExit(f"quiver serve did not print QUIVER_READY; see {log_path}")
+                raise SystemExit(f"{pathlib.Path(argv[0]).name} did not print QUIVER_READY; "
+                                 f"see {log_path}")
             if select.select([fd], [], [], min(left, 1.0))[0]:
                 buf += os.read(fd, 4096)
         line = buf.split(b"\n")[0].decode()

@@ -1,7 +1,8 @@
 #include "bench/perf_options.h"
 
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
+
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <charconv>
 #include <cmath>
@@ -50,11 +51,15 @@ void AddPerfFlags(CLI::App& c, PerfOptions& o) {
   c.add_option("-m,--model", o.model, "model name")->required();
   c.add_option("-x,--model-version", o.version, "model version (default: the server's)");
   c.add_option("-u,--url", o.url,
-               "server host:port (default localhost:8000 / :8001 for grpc), or "
+               "server host:port (speaks -i; default localhost:8000 / :8001 for grpc), "
+               "grpc://host:port or http://host:port (the scheme chooses the protocol), or "
                "local:///path/to/repository: the in-process Engine through the client library");
-  c.add_option("-i,--protocol", o.protocol, "http|grpc")
-      ->check(CLI::IsMember({"http", "grpc"}))
-      ->capture_default_str();
+  CLI::Option* protocol = c.add_option("-i,--protocol", o.protocol, "http|grpc")
+                              ->check(CLI::IsMember({"http", "grpc"}))
+                              ->capture_default_str();
+  // The default and an explicit "-i http" look the same in o.protocol; only an explicit
+  // one may contradict a URL's scheme.
+  c.callback([&o, protocol] { o.protocol_given = protocol->count() > 0; });
   c.add_option("-b,--batch-size", o.batch, "batch size of each request")->capture_default_str();
   c.add_option("--shape", o.shapes,
                "NAME:D1,D2,... shape of a variable-shape input, "
@@ -163,10 +168,10 @@ Result<std::pair<std::string, Shape>> ParseShapeFlag(std::string_view text) {
 Result<Endpoint> ParseEndpoint(std::string_view text, PerfProtocol protocol) {
   const uint16_t default_port = protocol == PerfProtocol::kGrpc ? 8001 : 8000;
   if (text.empty()) return Endpoint{"localhost", default_port};
-  std::string_view rest = text;
-  for (std::string_view scheme : {"http://", "grpc://"}) {
-    if (rest.starts_with(scheme)) rest.remove_prefix(scheme.size());
+  if (text.find("://") != std::string_view::npos) {
+    return Bad("-u", text, "expected host:port, without a scheme");
   }
+  std::string_view rest = text;
   if (!rest.empty() && rest.back() == '/') rest.remove_suffix(1);
   Endpoint e;
   std::string_view port;
@@ -202,15 +207,39 @@ Result<Endpoint> ParseEndpoint(std::string_view text, PerfProtocol protocol) {
   return e;
 }
 
+Result<RemoteTarget> ParseRemoteTarget(std::string_view text, std::optional<PerfProtocol> given) {
+  if (text.find("://") == std::string_view::npos) {
+    const PerfProtocol protocol = given.value_or(PerfProtocol::kHttp);
+    auto endpoint = ParseEndpoint(text, protocol);
+    if (!endpoint.ok()) return endpoint.status();
+    return RemoteTarget{protocol, std::move(endpoint).value()};
+  }
+  auto url = client::ParseUrl(text);
+  if (!url.ok()) return url.status().WithContext("-u");
+  if (url->scheme == client::Scheme::kLocal) {
+    return Bad("-u", text, "local:// is not a remote server");
+  }
+  const PerfProtocol scheme =
+      url->scheme == client::Scheme::kGrpc ? PerfProtocol::kGrpc : PerfProtocol::kHttp;
+  if (given.has_value() && *given != scheme) {
+    // Never a silent switch: the user asked for two different things.
+    return Status::InvalidArgument(
+        fmt::format("-u {} is a {} URL but -i {} was given: drop -i or make them agree", text,
+                    scheme == PerfProtocol::kGrpc ? "gRPC" : "HTTP",
+                    *given == PerfProtocol::kGrpc ? "grpc" : "http"));
+  }
+  return RemoteTarget{scheme, Endpoint{std::move(url->host), url->port}};
+}
+
 Result<PerfPlan> MakePerfPlan(const PerfOptions& o) {
   PerfPlan plan;
   if (o.model.empty()) return Status::InvalidArgument("-m: a model name is required");
   plan.model = o.model;
   plan.version = o.version;
-  plan.protocol = o.protocol == "grpc" ? PerfProtocol::kGrpc : PerfProtocol::kHttp;
   if (o.protocol != "http" && o.protocol != "grpc") {
     return Bad("-i", o.protocol, "expected http or grpc");
   }
+  plan.protocol = o.protocol == "grpc" ? PerfProtocol::kGrpc : PerfProtocol::kHttp;
   if (o.url.starts_with("local://")) {
     auto url = client::ParseUrl(o.url);
     if (!url.ok()) return url.status().WithContext("-u");
@@ -220,14 +249,16 @@ Result<PerfPlan> MakePerfPlan(const PerfOptions& o) {
       return Bad("--shared-memory", o.shared_memory, "local:// runs in-process: use none");
     }
   } else {
-    auto endpoint = ParseEndpoint(o.url, plan.protocol);
-    if (!endpoint.ok()) return endpoint.status();
-    plan.endpoint = *endpoint;
+    auto target =
+        ParseRemoteTarget(o.url, o.protocol_given ? std::optional(plan.protocol) : std::nullopt);
+    if (!target.ok()) return target.status();
+    plan.protocol = target->protocol;
+    plan.endpoint = target->endpoint;
     if (o.client) {
       const bool v6 = plan.endpoint.host.find(':') != std::string::npos;
-      plan.client_url = fmt::format(
-          "{}://{}{}{}:{}", plan.protocol == PerfProtocol::kGrpc ? "grpc" : "http",
-          v6 ? "[" : "", plan.endpoint.host, v6 ? "]" : "", plan.endpoint.port);
+      plan.client_url =
+          fmt::format("{}://{}{}{}:{}", plan.protocol == PerfProtocol::kGrpc ? "grpc" : "http",
+                      v6 ? "[" : "", plan.endpoint.host, v6 ? "]" : "", plan.endpoint.port);
     }
   }
   if (o.batch < 1) return Bad("-b", std::to_string(o.batch), "must be >= 1");

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -20,11 +21,12 @@ namespace quiver::bench {
 
 // The flags as given.
 struct PerfOptions {
-  std::string model;                              // -m
-  std::string version;                            // -x; "" = the server's default version
-  std::string url;  // -u host:port or local:///repo; "" = localhost:8000 / :8001
-  std::string protocol = "http";                  // -i http|grpc
-  int64_t batch = 1;                              // -b
+  std::string model;              // -m
+  std::string version;            // -x; "" = the server's default version
+  std::string url;                // -u host:port or a grpc:// http:// local:// URL; "" = localhost
+  std::string protocol = "http";  // -i http|grpc
+  bool protocol_given = false;    // -i was on the command line
+  int64_t batch = 1;              // -b
   std::vector<std::string> shapes;                // --shape NAME:D1,D2 (repeatable)
   std::string concurrency_range;                  // --concurrency-range START[:END[:STEP]]
   std::string request_rate_range;                 // --request-rate-range START[:END[:STEP]]
@@ -44,7 +46,8 @@ struct PerfOptions {
   bool client = false;                // --client: through client::Client (-u local:// implies it)
 };
 
-// Registers the flags on the `perf` subcommand.
+// Registers the flags on the `perf` subcommand, and a callback on it that sets
+// `protocol_given` after parsing (so `command` must have no callback of its own).
 void AddPerfFlags(CLI::App& command, PerfOptions& options);
 
 // START[:END[:STEP]] as perf_analyzer reads it: END defaults to START (one level), STEP to
@@ -71,13 +74,23 @@ enum class LoadMode : uint8_t { kConcurrency, kRequestRate };
 enum class Distribution : uint8_t { kConstant, kPoisson };
 enum class InputDataKind : uint8_t { kRandom, kZero, kFile };
 
-// "host:port", "[v6]:port", optionally with an http:// or grpc:// prefix. A missing port
-// is the protocol's default (8000 / 8001).
+// perf_analyzer's plain -u: "host:port" or "[v6]:port", no scheme; a missing port is the
+// protocol's default (8000 / 8001), "" is localhost. An IPv6 address needs brackets.
 struct Endpoint {
   std::string host;
   uint16_t port = 0;
 };
 Result<Endpoint> ParseEndpoint(std::string_view text, PerfProtocol protocol);
+
+// A remote -u with -i: where to send and in which protocol. A grpc:// or http:// URL
+// (client::ParseUrl) chooses the protocol; `given` (-i when it was on the command line)
+// must then agree, else INVALID_ARGUMENT naming both. A plain host:port speaks `given`,
+// http when absent (perf_analyzer's default). Not for local:// (see MakePerfPlan).
+struct RemoteTarget {
+  PerfProtocol protocol = PerfProtocol::kHttp;
+  Endpoint endpoint;
+};
+Result<RemoteTarget> ParseRemoteTarget(std::string_view url, std::optional<PerfProtocol> given);
 
 // Everything the run needs, checked.
 struct PerfPlan {

@@ -75,16 +75,84 @@ TEST(PerfEndpointTest, DefaultsAndForms) {
   ASSERT_TRUE(h.ok());
   EXPECT_EQ(h->host, "127.0.0.1");
   EXPECT_EQ(h->port, 9000);
-  auto scheme = ParseEndpoint("grpc://example.org", PerfProtocol::kGrpc);
-  ASSERT_TRUE(scheme.ok());
-  EXPECT_EQ(scheme->host, "example.org");
-  EXPECT_EQ(scheme->port, 8001);
+  auto no_port = ParseEndpoint("example.org", PerfProtocol::kGrpc);
+  ASSERT_TRUE(no_port.ok());
+  EXPECT_EQ(no_port->host, "example.org");
+  EXPECT_EQ(no_port->port, 8001);
   auto v6 = ParseEndpoint("[::1]:8000", PerfProtocol::kHttp);
   ASSERT_TRUE(v6.ok());
   EXPECT_EQ(v6->host, "::1");
   EXPECT_EQ(v6->port, 8000);
-  for (const char* bad : {":8000", "host:", "host:0", "host:70000", "::1:8000", "[::1", "h/p:1"}) {
+  for (const char* bad :
+       {":8000", "host:", "host:0", "host:70000", "::1:8000", "[::1", "h/p:1", "grpc://host:1"}) {
     EXPECT_FALSE(ParseEndpoint(bad, PerfProtocol::kHttp).ok()) << bad;
+  }
+}
+
+TEST(PerfTargetTest, PlainHostPortSpeaksTheGivenProtocol) {
+  auto grpc = ParseRemoteTarget("127.0.0.1:9001", PerfProtocol::kGrpc);
+  ASSERT_TRUE(grpc.ok()) << grpc.status().ToString();
+  EXPECT_EQ(grpc->protocol, PerfProtocol::kGrpc);
+  EXPECT_EQ(grpc->endpoint.host, "127.0.0.1");
+  EXPECT_EQ(grpc->endpoint.port, 9001);
+  auto http = ParseRemoteTarget("127.0.0.1:9000", PerfProtocol::kHttp);
+  ASSERT_TRUE(http.ok());
+  EXPECT_EQ(http->protocol, PerfProtocol::kHttp);
+  EXPECT_EQ(http->endpoint.port, 9000);
+  // Without -i, perf_analyzer's default: HTTP, port 8000.
+  auto plain = ParseRemoteTarget("example.org", std::nullopt);
+  ASSERT_TRUE(plain.ok());
+  EXPECT_EQ(plain->protocol, PerfProtocol::kHttp);
+  EXPECT_EQ(plain->endpoint.port, 8000);
+  // The unbracketed-IPv6 check of the plain form stays.
+  auto v6 = ParseRemoteTarget("::1:8000", std::nullopt);
+  ASSERT_FALSE(v6.ok());
+  EXPECT_NE(v6.status().message().find("brackets"), std::string::npos);
+}
+
+TEST(PerfTargetTest, SchemeChoosesTheProtocol) {
+  auto grpc = ParseRemoteTarget("grpc://127.0.0.1:9001", std::nullopt);
+  ASSERT_TRUE(grpc.ok()) << grpc.status().ToString();
+  EXPECT_EQ(grpc->protocol, PerfProtocol::kGrpc);
+  EXPECT_EQ(grpc->endpoint.host, "127.0.0.1");
+  EXPECT_EQ(grpc->endpoint.port, 9001);
+  auto grpc_default = ParseRemoteTarget("grpc://example.org/", std::nullopt);
+  ASSERT_TRUE(grpc_default.ok());
+  EXPECT_EQ(grpc_default->endpoint.host, "example.org");
+  EXPECT_EQ(grpc_default->endpoint.port, 8001);
+  auto http = ParseRemoteTarget("http://[::1]:9000", std::nullopt);
+  ASSERT_TRUE(http.ok()) << http.status().ToString();
+  EXPECT_EQ(http->protocol, PerfProtocol::kHttp);
+  EXPECT_EQ(http->endpoint.host, "::1");
+  EXPECT_EQ(http->endpoint.port, 9000);
+  // An -i that agrees is fine.
+  auto agree = ParseRemoteTarget("grpc://h:1", PerfProtocol::kGrpc);
+  ASSERT_TRUE(agree.ok());
+  EXPECT_EQ(agree->protocol, PerfProtocol::kGrpc);
+  EXPECT_TRUE(ParseRemoteTarget("http://h:1", PerfProtocol::kHttp).ok());
+}
+
+TEST(PerfTargetTest, SchemeContradictingProtocolIsAnError) {
+  auto grpc_http = ParseRemoteTarget("grpc://127.0.0.1:8001", PerfProtocol::kHttp);
+  ASSERT_FALSE(grpc_http.ok());
+  EXPECT_EQ(grpc_http.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(grpc_http.status().message().find("-u grpc://127.0.0.1:8001"), std::string::npos)
+      << grpc_http.status().message();
+  EXPECT_NE(grpc_http.status().message().find("-i http"), std::string::npos);
+  auto http_grpc = ParseRemoteTarget("http://127.0.0.1:8000", PerfProtocol::kGrpc);
+  ASSERT_FALSE(http_grpc.ok());
+  EXPECT_NE(http_grpc.status().message().find("-i grpc"), std::string::npos);
+}
+
+TEST(PerfTargetTest, RejectsBadUrls) {
+  for (const char* bad : {"grpc://", "grpc://:8001", "grpc://h:", "grpc://h:0", "http://h:70000",
+                          "http://h:1/v2", "grpc://[::1", "tcp://h:1", "local:///srv/models"}) {
+    auto t = ParseRemoteTarget(bad, std::nullopt);
+    EXPECT_FALSE(t.ok()) << bad;
+    if (!t.ok()) {
+      EXPECT_EQ(t.status().code(), StatusCode::kInvalidArgument);
+      EXPECT_NE(t.status().message().find("-u"), std::string::npos) << t.status().message();
+    }
   }
 }
 
@@ -178,6 +246,38 @@ TEST(PerfPlanTest, ClientFlagMakesTheUrl) {
   auto bare = Plan({"-m", "m", "-u", "10.0.0.1:9001"});
   ASSERT_TRUE(bare.ok());
   EXPECT_TRUE(bare->client_url.empty());
+}
+
+TEST(PerfPlanTest, UrlSchemeAndProtocolFlag) {
+  // perf_analyzer's form: plain host:port, -i chooses.
+  auto plain = Plan({"-m", "m", "-u", "127.0.0.1:8001", "-i", "grpc"});
+  ASSERT_TRUE(plain.ok()) << plain.status().ToString();
+  EXPECT_EQ(plain->protocol, PerfProtocol::kGrpc);
+  EXPECT_EQ(plain->endpoint.port, 8001);
+  EXPECT_EQ(Plan({"-m", "m", "-u", "127.0.0.1:8000"})->protocol, PerfProtocol::kHttp);
+  // A grpc:// URL without -i speaks gRPC (it used to speak HTTP to the gRPC port).
+  auto grpc = Plan({"-m", "m", "-u", "grpc://127.0.0.1:8001"});
+  ASSERT_TRUE(grpc.ok()) << grpc.status().ToString();
+  EXPECT_EQ(grpc->protocol, PerfProtocol::kGrpc);
+  EXPECT_EQ(grpc->endpoint.host, "127.0.0.1");
+  EXPECT_EQ(grpc->endpoint.port, 8001);
+  EXPECT_EQ(grpc->connections, 1u);  // gRPC's channel rule, not HTTP's
+  auto http = Plan({"-m", "m", "-u", "http://127.0.0.1:8000", "-i", "http"});
+  ASSERT_TRUE(http.ok());
+  EXPECT_EQ(http->protocol, PerfProtocol::kHttp);
+  // An explicit -i that contradicts the scheme, even -i http (the default's value).
+  auto clash = Plan({"-m", "m", "-u", "grpc://127.0.0.1:8001", "-i", "http"});
+  ASSERT_FALSE(clash.ok());
+  EXPECT_NE(clash.status().message().find("-i http"), std::string::npos);
+  EXPECT_NE(clash.status().message().find("grpc://127.0.0.1:8001"), std::string::npos);
+  EXPECT_FALSE(Plan({"-m", "m", "-u", "http://127.0.0.1:8000", "-i", "grpc"}).ok());
+  // --client keeps the URL's protocol.
+  auto client = Plan({"-m", "m", "-u", "grpc://10.0.0.1:9001", "--client"});
+  ASSERT_TRUE(client.ok());
+  EXPECT_EQ(client->client_url, "grpc://10.0.0.1:9001");
+  auto bad = Plan({"-m", "m", "-u", "grcp://h:1"});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("grcp"), std::string::npos);
 }
 
 TEST(PerfPlanTest, RequestRateMode) {

@@ -103,6 +103,20 @@ def test_errors_are_reported_not_retried(server):
     assert "max_batch_size" in r.stderr
 
 
+def test_url_scheme_chooses_the_protocol(server):
+    # No -i: the grpc:// scheme alone must make it speak gRPC to the gRPC port.
+    url = f"grpc://{server.grpc_url}"
+    r = perf("-m", "identity_fp32", "-u", url, "--shape", "INPUT0:4", "--json", *QUICK)
+    assert r.returncode in OK_CODES, r.stdout + r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["protocol"] == "grpc"
+    assert doc["results"][0]["infer_per_sec"] > 0
+    # A scheme that contradicts an explicit -i is a flag error naming both, not a switch.
+    r = perf("-m", "identity_fp32", "-u", url, "-i", "http", "--shape", "INPUT0:4", *QUICK)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert f"-u {url}" in r.stderr and "-i http" in r.stderr, r.stderr
+
+
 @pytest.mark.parametrize("protocol", ["grpc", "http"])
 def test_through_the_client_library(server, protocol):
     url = server.grpc_url if protocol == "grpc" else server.http_url
