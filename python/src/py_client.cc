@@ -197,7 +197,31 @@ ClientConfig ClientConfig::FromDict(const py::dict& state) {
   return c;
 }
 
-PyClient::PyClient(ClientConfig config, bool shared) : config_(std::move(config)), shared_(shared) {}
+namespace {
+
+// local:// lives in the extension module quiver._quiver_local (the engine and its backends,
+// libtorch among them), imported on the first local:// URL so that a remote-only
+// `import quiver` never loads them. It hands over its opener as a capsule.
+void EnsureLocalUrls(const ClientConfig& config) {
+  static std::atomic<bool> loaded{false};
+  if (loaded.load()) return;
+  bool wanted = config.fallback.starts_with("local://");
+  for (const std::string& url : config.urls) wanted |= url.starts_with("local://");
+  if (!wanted) return;
+  py::module_ local = py::module_::import("quiver._quiver_local");
+  auto capsule = local.attr("local_opener").cast<py::capsule>();
+  if (capsule.name() == nullptr || std::string(capsule.name()) != "quiver.client.LocalOpener") {
+    throw py::import_error("quiver._quiver_local does not match this quiver._quiver");
+  }
+  client::SetLocalOpener(reinterpret_cast<client::LocalOpener>(capsule.get_pointer()));
+  loaded.store(true);
+}
+
+}  // namespace
+
+PyClient::PyClient(ClientConfig config, bool shared) : config_(std::move(config)), shared_(shared) {
+  EnsureLocalUrls(config_);  // the GIL is held: called from __init__ and unpickling
+}
 
 PyClient::~PyClient() {
   {

@@ -14,6 +14,7 @@
 #include "client/client.h"
 #include "client/grpc_service.h"
 #include "client/http_service.h"
+#include "client/local_service.h"
 #include "core/strings.h"
 
 namespace quiver::bench {
@@ -82,6 +83,7 @@ Result<std::shared_ptr<InferenceService>> MakeClient(
 }  // namespace
 
 int RunPerf(const PerfOptions& options) {
+  client::EnableLocalUrls();  // -u local:///repo
   auto plan_or = MakePerfPlan(options);
   if (!plan_or.ok()) {
     Fail(plan_or.status());
@@ -97,6 +99,9 @@ int RunPerf(const PerfOptions& options) {
   remote.connections = plan.connections;
   remote.shared_memory = plan.shared_memory;
   remote.shared_memory_min_bytes = 0;  // --shared-memory system: every input, as perf_analyzer
+  // Metadata, statistics and shm registration may be slow on a loaded machine (a server
+  // pinned to a busy core): a load generator waits rather than failing its run.
+  remote.connect_timeout = std::chrono::seconds(30);
   // gRPC: one service, its calls round-robin over `connections` channels (gRPC runs the
   // completions on its own threads). HTTP: one single-connection service per connection,
   // each with its own I/O thread, used by one concurrent request each (perf_analyzer's

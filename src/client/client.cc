@@ -10,8 +10,6 @@
 #include <thread>
 
 #include "client/remote_service.h"
-#include "engine/backends/default_backends.h"
-#include "engine/engine.h"
 
 namespace quiver::client {
 namespace {
@@ -117,15 +115,22 @@ class Client::Timer {
   std::thread thread_;
 };
 
+namespace {
+std::atomic<LocalOpener> g_local_opener{nullptr};
+}  // namespace
+
+void SetLocalOpener(LocalOpener opener) { g_local_opener.store(opener); }
+
 Result<std::shared_ptr<InferenceService>> OpenService(const Url& url,
                                                       const ClientOptions& options) {
   if (url.scheme == Scheme::kLocal) {
-    engine::EngineOptions engine_options;
-    engine_options.model_repositories = {url.path};
-    engine_options.backends = engine::DefaultBackendRegistry();
-    auto engine = engine::Engine::Create(std::move(engine_options));
-    if (!engine.ok()) return engine.status().WithContext(url.text);
-    return std::shared_ptr<InferenceService>(std::move(*engine));
+    LocalOpener open = g_local_opener.load();
+    if (open == nullptr) {
+      return Status::Unsupported(url.text +
+                                 ": local:// needs the in-process engine (link "
+                                 "quiver_client_local and call client::EnableLocalUrls())");
+    }
+    return open(url);
   }
   RemoteOptions remote;
   remote.host = url.host;

@@ -80,12 +80,18 @@ struct ClientStats {
   uint64_t failed_calls = 0;
 };
 
-// Opens the service behind one URL. The default opens local:// repositories with an
-// Engine and remote URLs with the HTTP / gRPC transports; tests substitute fakes.
+// Opens the service behind one URL. The default opens remote URLs with the HTTP / gRPC
+// transports and local:// repositories with the opener set by SetLocalOpener (an Engine:
+// local_service.h, library quiver_client_local); without one, local:// is UNSUPPORTED.
+// Tests substitute fakes.
 using ServiceFactory =
     std::function<Result<std::shared_ptr<InferenceService>>(const Url&, const ClientOptions&)>;
 Result<std::shared_ptr<InferenceService>> OpenService(const Url& url,
                                                       const ClientOptions& options);
+
+// How OpenService opens local:// URLs (nullptr: it cannot). Thread-safe.
+using LocalOpener = Result<std::shared_ptr<InferenceService>> (*)(const Url& url);
+void SetLocalOpener(LocalOpener opener);
 
 class Client final : public InferenceService {
  public:

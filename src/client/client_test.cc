@@ -1,4 +1,5 @@
 #include "client/client.h"
+#include "client/local_service.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -20,6 +21,9 @@ using ::testing::AllOf;
 using ::testing::HasSubstr;
 
 const std::string kModels = std::string(QUIVER_SOURCE_DIR) + "/models";
+
+// local:// is opt-in (quiver_client_local): this program wants it.
+const bool kLocalUrls = (EnableLocalUrls(), true);
 
 Tensor Floats(std::string name, std::vector<float> values) {
   return MakeTensor<float>(std::move(name), DataType::kFp32,
@@ -166,6 +170,19 @@ ClientOptions TwoEndpoints() {
   options.retry.initial_backoff = std::chrono::milliseconds(1);
   options.retry.max_backoff = std::chrono::milliseconds(2);
   return options;
+}
+
+TEST(ClientTest, LocalUrlsNeedTheEngineLibrary) {
+  ASSERT_TRUE(kLocalUrls);
+  SetLocalOpener(nullptr);
+  ClientOptions options;
+  options.urls = {"local://" + kModels};
+  auto client = Client::Create(options);
+  EnableLocalUrls();
+  ASSERT_FALSE(client.ok());
+  EXPECT_EQ(client.status().code(), StatusCode::kUnsupported);
+  EXPECT_THAT(client.status().message(), HasSubstr("quiver_client_local"));
+  EXPECT_TRUE(Client::Create(options).ok());
 }
 
 TEST(ClientTest, RejectsBadUrlsAtCreation) {

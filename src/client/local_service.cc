@@ -1,0 +1,17 @@
+#include "client/local_service.h"
+
+#include "engine/backends/default_backends.h"
+#include "engine/engine.h"
+
+namespace quiver::client {
+
+Result<std::shared_ptr<InferenceService>> OpenLocalService(const Url& url) {
+  engine::EngineOptions options;
+  options.model_repositories = {url.path};
+  options.backends = engine::DefaultBackendRegistry();
+  auto engine = engine::Engine::Create(std::move(options));
+  if (!engine.ok()) return engine.status().WithContext(url.text);
+  return std::shared_ptr<InferenceService>(std::move(*engine));
+}
+
+}  // namespace quiver::client
