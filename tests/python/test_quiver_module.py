@@ -692,3 +692,20 @@ def test_import_from_debian_python_without_pythonpath():
     assert pathlib.Path(lines[0]) == ROOT / "python" / "quiver" / "__init__.py", (
         "the quiver.pth written by scripts/setup names another checkout: " + lines[0])
     assert lines[1] == "quiver.Client(['grpc://127.0.0.1:1'])"
+
+
+def test_remote_only_import_does_not_load_libtorch():
+    """`import quiver` and a remote client leave the engine (libtorch) out of the process;
+    the first local:// URL loads it (quiver._quiver_local) and serves the model."""
+    code = (
+        "import numpy as np, quiver\n"
+        "maps = lambda: open('/proc/self/maps').read()\n"
+        "quiver.Client('grpc://127.0.0.1:1')\n"
+        "print('libtorch' in maps())\n"
+        f"c = quiver.Client('local://{ROOT / 'models'}')\n"
+        "print('libtorch' in maps())\n"
+        "print(c.infer('identity_fp32', {'INPUT0': np.arange(3, dtype=np.float32)})['OUTPUT0'].tolist())\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=WAIT_S)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["False", "True", "[0.0, 1.0, 2.0]"]
