@@ -433,22 +433,21 @@ Result<DecodedInferRequest> DecodeInferRequest(
   return decoded;
 }
 
-Status EncodeInferResponse(const InferResponse& response,
-                           std::span<const SharedMemoryOutput> shm_outputs,
-                           inference::ModelInferResponse& out) {
+Status EncodeInferResponseHeader(const InferResponse& response,
+                                 std::span<const SharedMemoryOutput> shm_outputs,
+                                 inference::ModelInferResponse& out, std::vector<Buffer>& raw) {
   out.set_model_name(response.model);
   out.set_model_version(response.version);
   out.set_id(response.id);
   out.mutable_outputs()->Reserve(static_cast<int>(response.outputs.size()));
-  out.mutable_raw_output_contents()->Reserve(static_cast<int>(response.outputs.size()));
+  raw.clear();
+  raw.reserve(response.outputs.size());
   for (const Tensor& t : response.outputs) {
     auto* o = out.add_outputs();
     o->set_name(t.name);
     o->set_datatype(std::string(DataTypeName(t.datatype)));
     o->mutable_shape()->Reserve(static_cast<int>(t.shape.size()));
     for (int64_t d : t.shape) o->add_shape(d);
-    // One raw entry per output, empty for shared-memory outputs, keeps indices aligned.
-    std::string* raw = out.add_raw_output_contents();
 
     const SharedMemoryOutput* dest = nullptr;
     for (const auto& s : shm_outputs) {
@@ -458,9 +457,11 @@ Status EncodeInferResponse(const InferResponse& response,
       }
     }
     if (dest == nullptr) {
-      raw->assign(reinterpret_cast<const char*>(t.data.data()), t.data.size());
+      raw.push_back(t.data);
       continue;
     }
+    // One raw entry per output, empty for shared-memory outputs, keeps indices aligned.
+    raw.emplace_back();
     if (t.data.size() > dest->byte_size) {
       return Status::InvalidArgument("output " + Quoted(t.name) + " has " +
                                      std::to_string(t.data.size()) +
@@ -475,6 +476,19 @@ Status EncodeInferResponse(const InferResponse& response,
     params[std::string(kShmRegionParam)].set_string_param(dest->region);
     params[std::string(kShmOffsetParam)].set_int64_param(static_cast<int64_t>(dest->offset));
     params[std::string(kShmByteSizeParam)].set_int64_param(static_cast<int64_t>(t.data.size()));
+  }
+  return Status::Ok();
+}
+
+Status EncodeInferResponse(const InferResponse& response,
+                           std::span<const SharedMemoryOutput> shm_outputs,
+                           inference::ModelInferResponse& out) {
+  std::vector<Buffer> raw;
+  Status status = EncodeInferResponseHeader(response, shm_outputs, out, raw);
+  if (!status.ok()) return status;
+  out.mutable_raw_output_contents()->Reserve(static_cast<int>(raw.size()));
+  for (const Buffer& b : raw) {
+    out.add_raw_output_contents()->assign(reinterpret_cast<const char*>(b.data()), b.size());
   }
   return Status::Ok();
 }
