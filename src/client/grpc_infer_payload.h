@@ -16,6 +16,7 @@
 
 #include "core/tensor.h"
 #include "grpc_service.pb.h"
+#include "protocol/grpc_raw_contents.h"
 
 namespace quiver::client {
 
@@ -25,7 +26,7 @@ struct GrpcInferPayload {
 };
 
 // Buffers at least this big travel as their own (borrowed) slice.
-inline constexpr size_t kBorrowSliceMinBytes = 16 * 1024;
+using protocol::kBorrowSliceMinBytes;
 
 // Serialises `payload` into `out` (replacing its contents). INTERNAL if the header does
 // not serialise.

@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "frontend/grpc_infer_stream.h"
+#include "protocol/grpc_raw_contents.h"
 
 namespace quiver::frontend {
 namespace {
@@ -26,37 +27,9 @@ grpc::ServerUnaryReactor* ReplyOk(grpc::CallbackServerContext* context) {
   return Reply(context, grpc::Status::OK);
 }
 
-// Request and response of one ModelInfer, allocated by us so that the request can be
-// shared: input tensors borrow its raw_input_contents and keep it alive past the RPC.
-class InferMessageHolder final
-    : public grpc::MessageHolder<inference::ModelInferRequest, inference::ModelInferResponse> {
- public:
-  InferMessageHolder() : request_(std::make_shared<inference::ModelInferRequest>()) {
-    set_request(request_.get());
-    set_response(&response_);
-  }
-  void Release() override { delete this; }
-  std::shared_ptr<const inference::ModelInferRequest> shared_request() const { return request_; }
-
- private:
-  std::shared_ptr<inference::ModelInferRequest> request_;
-  inference::ModelInferResponse response_;
-};
-
 }  // namespace
 
-class GrpcKServeService::InferMessageAllocator final
-    : public grpc::MessageAllocator<inference::ModelInferRequest, inference::ModelInferResponse> {
- public:
-  grpc::MessageHolder<inference::ModelInferRequest, inference::ModelInferResponse>*
-  AllocateMessages() override {
-    return new InferMessageHolder();
-  }
-};
-
-GrpcKServeService::GrpcKServeService(GrpcFrontendState& state)
-    : state_(state), infer_allocator_(std::make_unique<InferMessageAllocator>()) {
-  SetMessageAllocatorFor_ModelInfer(infer_allocator_.get());
+GrpcKServeService::GrpcKServeService(GrpcFrontendState& state) : state_(state) {
   worker_ = std::thread([this] { WorkerLoop(); });
 }
 
@@ -141,27 +114,35 @@ grpc::ServerUnaryReactor* GrpcKServeService::ModelMetadata(
 }
 
 grpc::ServerUnaryReactor* GrpcKServeService::ModelInfer(grpc::CallbackServerContext* context,
-                                                        const inference::ModelInferRequest*,
-                                                        inference::ModelInferResponse* response) {
+                                                        const grpc::ByteBuffer* request,
+                                                        grpc::ByteBuffer* response) {
   if (!state_.accepting.load()) {
     return Reply(context, Status::Unavailable("the server is shutting down"));
   }
-  auto* holder = static_cast<InferMessageHolder*>(context->GetRpcAllocatorState());
-  auto decoded = protocol::DecodeInferRequest(holder->shared_request(), &state_.shm);
+  // Parse as gRPC would for a typed method, into a message that decoded inputs can share.
+  auto message = std::make_shared<inference::ModelInferRequest>();
+  {
+    grpc::ByteBuffer bytes(*request);  // shares the slices, no copy; parsing consumes it
+    grpc::Status parsed =
+        grpc::SerializationTraits<inference::ModelInferRequest>::Deserialize(&bytes, message.get());
+    if (!parsed.ok()) return Reply(context, parsed);
+  }
+  auto decoded = protocol::DecodeInferRequest(std::move(message), &state_.shm);
   if (!decoded.ok()) return Reply(context, decoded.status());
 
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   // `response` and `reactor` stay valid until Finish; nothing touches them after it.
-  state_.service.Infer(std::move(decoded->request),
-                       [reactor, response, shm_outputs = std::move(decoded->shm_outputs)](
-                           Result<InferResponse> result) {
-                         Status status = result.status();
-                         if (status.ok()) {
-                           status = protocol::EncodeInferResponse(*result, shm_outputs, *response);
-                           if (!status.ok()) response->Clear();
-                         }
-                         reactor->Finish(ToGrpcStatus(status));
-                       });
+  state_.service.Infer(std::move(decoded->request), [reactor, response,
+                                                     shm_outputs = std::move(decoded->shm_outputs)](
+                                                        Result<InferResponse> result) {
+    if (!result.ok()) {
+      reactor->Finish(ToGrpcStatus(result.status()));
+      return;
+    }
+    Status status = protocol::SerializeInferResponse(*result, shm_outputs, *response);
+    if (!status.ok()) response->Clear();
+    reactor->Finish(ToGrpcStatus(status));
+  });
   return reactor;
 }
 

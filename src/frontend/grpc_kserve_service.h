@@ -20,9 +20,7 @@ namespace quiver::frontend {
 // from then on new inference requests, on new or open streams, get UNAVAILABLE.
 struct GrpcFrontendState {
   GrpcFrontendState(InferenceService& s, SharedMemoryManager& m, bool ordered)
-      : service(s),
-        shm(m),
-        ordered_stream_responses(ordered) {}
+      : service(s), shm(m), ordered_stream_responses(ordered) {}
 
   InferenceService& service;
   SharedMemoryManager& shm;
@@ -33,7 +31,14 @@ struct GrpcFrontendState {
 // Every RPC of the service. Quick calls answer inline on the gRPC thread; ModelInfer
 // finishes from the InferenceService callback; Load/Unload (which block until a model is
 // loaded) run on one worker thread so they never hold a gRPC thread.
-class GrpcKServeService final : public inference::GRPCInferenceService::CallbackService {
+//
+// ModelInfer is a raw method (ByteBuffer in and out): the request is parsed here into a
+// shared message that decoded inputs borrow from, and the response is serialised straight
+// from the output Buffers (protocol::SerializeInferResponse), so tensor bytes are not copied
+// into the response message. The wire format is the ordinary ModelInferResponse.
+class GrpcKServeService final
+    : public inference::GRPCInferenceService::WithRawCallbackMethod_ModelInfer<
+          inference::GRPCInferenceService::CallbackService> {
  public:
   explicit GrpcKServeService(GrpcFrontendState& state);
   // Runs the queued Load/Unload work, then joins the worker.
@@ -58,9 +63,11 @@ class GrpcKServeService final : public inference::GRPCInferenceService::Callback
   grpc::ServerUnaryReactor* ModelMetadata(grpc::CallbackServerContext* context,
                                           const inference::ModelMetadataRequest* request,
                                           inference::ModelMetadataResponse* response) override;
+  // `request`: a serialised ModelInferRequest; `response` receives the serialised
+  // ModelInferResponse, which keeps shares of the output Buffers until gRPC has sent it.
   grpc::ServerUnaryReactor* ModelInfer(grpc::CallbackServerContext* context,
-                                       const inference::ModelInferRequest* request,
-                                       inference::ModelInferResponse* response) override;
+                                       const grpc::ByteBuffer* request,
+                                       grpc::ByteBuffer* response) override;
   grpc::ServerBidiReactor<inference::ModelInferRequest, inference::ModelStreamInferResponse>*
   ModelStreamInfer(grpc::CallbackServerContext* context) override;
   grpc::ServerUnaryReactor* ModelConfig(grpc::CallbackServerContext* context,
@@ -103,14 +110,11 @@ class GrpcKServeService final : public inference::GRPCInferenceService::Callback
       inference::CudaSharedMemoryUnregisterResponse* response) override;
 
  private:
-  class InferMessageAllocator;
-
   // Runs `work` on the worker thread (inline once the worker has stopped).
   void RunBlocking(std::function<void()> work);
   void WorkerLoop();
 
   GrpcFrontendState& state_;
-  std::unique_ptr<InferMessageAllocator> infer_allocator_;
 
   std::mutex worker_mutex_;
   std::condition_variable worker_cv_;

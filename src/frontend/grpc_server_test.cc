@@ -248,6 +248,70 @@ class GatedService final : public InferenceService {
   std::vector<std::vector<Tensor>> released_inputs_;  // guarded by mutex_
 };
 
+// An InferenceService that runs Infer on the wrapped engine, then answers with its first
+// output moved into memory the test watches: the test sees whether the server still holds
+// that memory once the handler has finished (zero-copy: gRPC holds it until it is sent)
+// and that it is released afterwards. Everything else is delegated.
+class WatchedOutputService final : public InferenceService {
+ public:
+  explicit WatchedOutputService(InferenceService& inner) : inner_(inner) {}
+
+  bool Live() const override { return inner_.Live(); }
+  bool Ready() const override { return inner_.Ready(); }
+  Result<ServerMetadata> GetServerMetadata() const override { return inner_.GetServerMetadata(); }
+  Result<ModelMetadata> GetModelMetadata(std::string_view m, std::string_view v) const override {
+    return inner_.GetModelMetadata(m, v);
+  }
+  Result<ModelConfig> GetModelConfig(std::string_view m, std::string_view v) const override {
+    return inner_.GetModelConfig(m, v);
+  }
+  bool ModelReady(std::string_view m, std::string_view v) const override {
+    return inner_.ModelReady(m, v);
+  }
+  void Infer(InferRequest request, InferCallback done) override {
+    inner_.Infer(std::move(request), [this, done = std::move(done)](Result<InferResponse> r) {
+      if (!r.ok() || r->outputs.empty()) return done(std::move(r));
+      Buffer& data = r->outputs[0].data;
+      auto owner = std::make_shared<std::vector<std::byte>>(data.bytes().begin(),
+                                                            data.bytes().end());
+      data = Buffer::Borrow(owner->data(), owner->size(), owner);
+      std::weak_ptr<std::vector<std::byte>> watch = owner;
+      owner.reset();
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        watch_ = watch;
+      }
+      done(std::move(r));  // Finishes the RPC
+      std::lock_guard<std::mutex> lock(mutex_);
+      held_after_finish_ = !watch.expired();
+    });
+  }
+  Result<RepositoryIndex> Index() override { return inner_.Index(); }
+  Status Load(std::string_view m) override { return inner_.Load(m); }
+  Status Unload(std::string_view m) override { return inner_.Unload(m); }
+  Result<std::vector<ModelStatistics>> GetStatistics(std::string_view m,
+                                                     std::string_view v) const override {
+    return inner_.GetStatistics(m, v);
+  }
+
+  // Whether the watched output was still alive right after the handler finished the RPC.
+  bool held_after_finish() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return held_after_finish_;
+  }
+  // Whether the watched output has been released.
+  bool released() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return watch_.expired();
+  }
+
+ private:
+  InferenceService& inner_;
+  std::mutex mutex_;
+  std::weak_ptr<std::vector<std::byte>> watch_;  // guarded by mutex_
+  bool held_after_finish_ = false;               // guarded by mutex_
+};
+
 class GrpcServerTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -439,6 +503,36 @@ TEST_F(GrpcServerTest, SixteenMegabyteTensorRoundTrips) {
   ASSERT_EQ(out.raw_output_contents_size(), 1);
   ASSERT_EQ(out.raw_output_contents(0).size(), count * sizeof(float));
   EXPECT_EQ(out.raw_output_contents(0), r.raw_input_contents(0));
+}
+
+// A 4 MiB output is sent straight from the output Buffer: the normal protobuf parser reads
+// it byte-exact on the client (Triton's layout: raw_output_contents aligned with outputs),
+// and the server holds the Buffer itself (no copy) past the handler until gRPC has sent it.
+TEST_F(GrpcServerTest, LargeOutputIsSentFromItsBufferWithoutACopy) {
+  WatchedOutputService watched(*engine_);
+  StartServer(&watched);
+  const size_t count = 1u << 20;  // 1 Mi floats = 4 MiB
+  std::vector<float> values(count);
+  for (size_t i = 0; i < count; ++i) values[i] = static_cast<float>(i % 4099) * 0.25f;
+  InferRequestMsg r = OneInput("identity_fp32", "FP32", {static_cast<int64_t>(count)}, "big");
+  r.add_raw_input_contents(
+      std::string(reinterpret_cast<const char*>(values.data()), count * sizeof(float)));
+  InferResponseMsg out;
+  grpc::Status s = Infer(r, out);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(out.id(), "big");
+  ASSERT_EQ(out.outputs_size(), 1);
+  EXPECT_EQ(out.outputs(0).name(), "OUTPUT0");
+  EXPECT_EQ(out.outputs(0).datatype(), "FP32");
+  ASSERT_EQ(out.outputs(0).shape_size(), 1);
+  EXPECT_EQ(out.outputs(0).shape(0), static_cast<int64_t>(count));
+  ASSERT_EQ(out.raw_output_contents_size(), 1);
+  EXPECT_EQ(out.raw_output_contents(0), r.raw_input_contents(0));
+
+  // A copy would have let the Buffer go when the handler's response was destroyed.
+  EXPECT_TRUE(watched.held_after_finish());
+  server_->Stop();
+  EXPECT_TRUE(watched.released());
 }
 
 TEST_F(GrpcServerTest, StreamAnswersEveryRequestOnceInOrder) {

@@ -1,12 +1,12 @@
 #include "protocol/grpc_codec.h"
 
-#include "core/strings.h"
-
 #include <bit>
 #include <cstring>
 #include <limits>
 #include <optional>
 #include <type_traits>
+
+#include "core/strings.h"
 
 namespace quiver::protocol {
 namespace {
@@ -18,52 +18,60 @@ static_assert(sizeof(bool) == 1, "BOOL contents are borrowed as one byte per ele
 
 using ParamMap = google::protobuf::Map<std::string, inference::InferParameter>;
 
-// A non-negative integer parameter, given as int64_param or uint64_param.
-Result<uint64_t> UnsignedParam(const inference::InferParameter& p, std::string_view what) {
+// A non-negative integer parameter, given as int64_param or uint64_param. `describe()`
+// names the parameter in error messages (called only on error).
+template <typename Describe>
+Result<uint64_t> UnsignedParam(const inference::InferParameter& p, Describe&& describe) {
   switch (p.parameter_choice_case()) {
     case inference::InferParameter::kInt64Param:
       if (p.int64_param() < 0) {
-        return Status::InvalidArgument(std::string(what) + " must be >= 0, got " +
+        return Status::InvalidArgument(std::string(describe()) + " must be >= 0, got " +
                                        std::to_string(p.int64_param()));
       }
       return static_cast<uint64_t>(p.int64_param());
     case inference::InferParameter::kUint64Param:
       return p.uint64_param();
     default:
-      return Status::InvalidArgument(std::string(what) + " must be an int64_param or uint64_param");
+      return Status::InvalidArgument(std::string(describe()) +
+                                     " must be an int64_param or uint64_param");
   }
 }
 
 // A tensor's reference to registered shared memory, from its parameters (nullopt: none).
-Result<std::optional<SharedMemoryRef>> ParseShmParams(const ParamMap& params,
-                                                      std::string_view kind,
+Result<std::optional<SharedMemoryRef>> ParseShmParams(const ParamMap& params, std::string_view kind,
                                                       std::string_view name) {
+  // Most tensors carry no parameters: nothing to look up, no string built.
+  if (params.empty()) return std::optional<SharedMemoryRef>();
+  static const std::string kRegionKey(kShmRegionParam);
+  static const std::string kOffsetKey(kShmOffsetParam);
+  static const std::string kByteSizeKey(kShmByteSizeParam);
+  // Error messages only: built when needed, not on the success path.
+  auto what = [&] { return std::string(kind) + " " + Quoted(name); };
   SharedMemoryRef ref;
-  const std::string what = std::string(kind) + " " + Quoted(name);
-  auto region = params.find(std::string(kShmRegionParam));
-  auto offset = params.find(std::string(kShmOffsetParam));
-  auto size = params.find(std::string(kShmByteSizeParam));
+  auto region = params.find(kRegionKey);
+  auto offset = params.find(kOffsetKey);
+  auto size = params.find(kByteSizeKey);
   if (region == params.end()) {
     if (offset != params.end() || size != params.end()) {
-      return Status::InvalidArgument(what +
+      return Status::InvalidArgument(what() +
                                      ": shared_memory_offset/shared_memory_byte_size "
                                      "given without shared_memory_region");
     }
     return std::optional<SharedMemoryRef>();
   }
   if (region->second.parameter_choice_case() != inference::InferParameter::kStringParam) {
-    return Status::InvalidArgument(what + ": shared_memory_region must be a string_param");
+    return Status::InvalidArgument(what() + ": shared_memory_region must be a string_param");
   }
   ref.region = region->second.string_param();
   if (size == params.end()) {
-    return Status::InvalidArgument(what + ": shared_memory_region " + Quoted(ref.region) +
+    return Status::InvalidArgument(what() + ": shared_memory_region " + Quoted(ref.region) +
                                    " needs shared_memory_byte_size");
   }
-  auto bytes = UnsignedParam(size->second, what + ": shared_memory_byte_size");
+  auto bytes = UnsignedParam(size->second, [&] { return what() + ": shared_memory_byte_size"; });
   if (!bytes.ok()) return bytes.status();
   ref.byte_size = *bytes;
   if (offset != params.end()) {
-    auto off = UnsignedParam(offset->second, what + ": shared_memory_offset");
+    auto off = UnsignedParam(offset->second, [&] { return what() + ": shared_memory_offset"; });
     if (!off.ok()) return off.status();
     ref.offset = *off;
   }
@@ -158,18 +166,19 @@ Buffer PackBytes(const google::protobuf::RepeatedPtrField<std::string>& elements
 Result<Buffer> DecodeTypedContents(std::string_view kind, std::string_view name, DataType type,
                                    int64_t element_count, const inference::InferTensorContents& c,
                                    const std::shared_ptr<const void>& keepalive) {
-  const std::string what = std::string(kind) + " " + Quoted(name);
+  // Error messages only: built when needed, not on the success path.
+  auto what = [&] { return std::string(kind) + " " + Quoted(name); };
   const char* expected = TypedFieldName(type);
   if (expected == nullptr) {
-    return Status::InvalidArgument(what + " has datatype " + std::string(DataTypeName(type)) +
+    return Status::InvalidArgument(what() + " has datatype " + std::string(DataTypeName(type)) +
                                    ", which has no typed contents field: send it as raw bytes");
   }
   if (FilledFieldCount(c) > 1) {
-    return Status::InvalidArgument(what + " fills more than one typed contents field");
+    return Status::InvalidArgument(what() + " fills more than one typed contents field");
   }
   const char* filled = FirstFilledField(c);
   if (filled != nullptr && std::strcmp(filled, expected) != 0) {
-    return Status::InvalidArgument(what + " has datatype " + std::string(DataTypeName(type)) +
+    return Status::InvalidArgument(what() + " has datatype " + std::string(DataTypeName(type)) +
                                    " but its contents are in " + filled + " (expected " + expected +
                                    ")");
   }
@@ -228,7 +237,7 @@ Result<Buffer> DecodeTypedContents(std::string_view kind, std::string_view name,
       break;
   }
   if (given != element_count) {
-    return Status::InvalidArgument(what + " has " + std::to_string(given) + " elements in " +
+    return Status::InvalidArgument(what() + " has " + std::to_string(given) + " elements in " +
                                    expected + " but its shape needs " +
                                    std::to_string(element_count));
   }
@@ -311,11 +320,11 @@ Status ParseTypeAndShape(std::string_view kind, std::string_view name, const std
 Status DecodeRequestParameters(const inference::ModelInferRequest& m, InferRequest& r) {
   for (const auto& [key, value] : m.parameters()) {
     if (key == "priority") {
-      auto p = UnsignedParam(value, "request parameter 'priority'");
+      auto p = UnsignedParam(value, [] { return "request parameter 'priority'"; });
       if (!p.ok()) return p.status();
       r.priority = *p;
     } else if (key == "timeout") {
-      auto t = UnsignedParam(value, "request parameter 'timeout'");
+      auto t = UnsignedParam(value, [] { return "request parameter 'timeout'"; });
       if (!t.ok()) return t.status();
       r.timeout_us = *t;
     }
@@ -433,22 +442,21 @@ Result<DecodedInferRequest> DecodeInferRequest(
   return decoded;
 }
 
-Status EncodeInferResponse(const InferResponse& response,
-                           std::span<const SharedMemoryOutput> shm_outputs,
-                           inference::ModelInferResponse& out) {
+Status EncodeInferResponseHeader(const InferResponse& response,
+                                 std::span<const SharedMemoryOutput> shm_outputs,
+                                 inference::ModelInferResponse& out, std::vector<Buffer>& raw) {
   out.set_model_name(response.model);
   out.set_model_version(response.version);
   out.set_id(response.id);
   out.mutable_outputs()->Reserve(static_cast<int>(response.outputs.size()));
-  out.mutable_raw_output_contents()->Reserve(static_cast<int>(response.outputs.size()));
+  raw.clear();
+  raw.reserve(response.outputs.size());
   for (const Tensor& t : response.outputs) {
     auto* o = out.add_outputs();
     o->set_name(t.name);
     o->set_datatype(std::string(DataTypeName(t.datatype)));
     o->mutable_shape()->Reserve(static_cast<int>(t.shape.size()));
     for (int64_t d : t.shape) o->add_shape(d);
-    // One raw entry per output, empty for shared-memory outputs, keeps indices aligned.
-    std::string* raw = out.add_raw_output_contents();
 
     const SharedMemoryOutput* dest = nullptr;
     for (const auto& s : shm_outputs) {
@@ -458,9 +466,11 @@ Status EncodeInferResponse(const InferResponse& response,
       }
     }
     if (dest == nullptr) {
-      raw->assign(reinterpret_cast<const char*>(t.data.data()), t.data.size());
+      raw.push_back(t.data);
       continue;
     }
+    // One raw entry per output, empty for shared-memory outputs, keeps indices aligned.
+    raw.emplace_back();
     if (t.data.size() > dest->byte_size) {
       return Status::InvalidArgument("output " + Quoted(t.name) + " has " +
                                      std::to_string(t.data.size()) +
@@ -475,6 +485,19 @@ Status EncodeInferResponse(const InferResponse& response,
     params[std::string(kShmRegionParam)].set_string_param(dest->region);
     params[std::string(kShmOffsetParam)].set_int64_param(static_cast<int64_t>(dest->offset));
     params[std::string(kShmByteSizeParam)].set_int64_param(static_cast<int64_t>(t.data.size()));
+  }
+  return Status::Ok();
+}
+
+Status EncodeInferResponse(const InferResponse& response,
+                           std::span<const SharedMemoryOutput> shm_outputs,
+                           inference::ModelInferResponse& out) {
+  std::vector<Buffer> raw;
+  Status status = EncodeInferResponseHeader(response, shm_outputs, out, raw);
+  if (!status.ok()) return status;
+  out.mutable_raw_output_contents()->Reserve(static_cast<int>(raw.size()));
+  for (const Buffer& b : raw) {
+    out.add_raw_output_contents()->assign(reinterpret_cast<const char*>(b.data()), b.size());
   }
   return Status::Ok();
 }

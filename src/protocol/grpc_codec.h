@@ -65,6 +65,14 @@ Status EncodeInferResponse(const InferResponse& response,
                            std::span<const SharedMemoryOutput> shm_outputs,
                            inference::ModelInferResponse& out);
 
+// The same without tensor bytes: fills `out` (expected empty) except raw_output_contents
+// and sets `raw` to the buffers that belong there, index-aligned with `outputs` (shares of
+// the output Buffers, no copy; an empty Buffer for each shared-memory output). On error
+// `out` and `raw` are partly filled.
+Status EncodeInferResponseHeader(const InferResponse& response,
+                                 std::span<const SharedMemoryOutput> shm_outputs,
+                                 inference::ModelInferResponse& out, std::vector<Buffer>& raw);
+
 // Client side: `request` as a message with every input in raw_input_contents (one copy
 // per input into the message).
 void EncodeInferRequest(const InferRequest& request, inference::ModelInferRequest& out);
