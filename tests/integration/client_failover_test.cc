@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "client/client.h"
+#include "client/local_service.h"
 
 extern char** environ;
 
@@ -24,6 +25,7 @@ namespace quiver::client {
 namespace {
 
 const std::string kModels = std::string(QUIVER_SOURCE_DIR) + "/models";
+const bool kLocalUrls = (EnableLocalUrls(), true);  // the fallback test serves local://
 
 // One `quiver serve` child on ephemeral loopback ports; killed (if still alive) and
 // reaped on destruction.
