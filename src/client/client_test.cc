@@ -8,11 +8,12 @@
 #include <unistd.h>
 
 #include <atomic>
-#include <deque>
 #include <map>
 #include <mutex>
 #include <thread>
 #include <vector>
+
+#include "testing/fake_inference_service.h"
 
 namespace quiver::client {
 namespace {
@@ -42,107 +43,19 @@ std::vector<float> Values(const Tensor& t) {
   return std::vector<float>(p, p + t.data.size() / sizeof(float));
 }
 
-// A scripted InferenceService: each Infer is answered by `behaviour` (inline, on the
-// caller's thread) or held until the test releases it.
-class FakeService final : public InferenceService {
- public:
-  enum class Mode { kEcho, kUnavailable, kInvalid, kDeadline, kHold, kFlaky };
-  explicit FakeService(std::string name) : name_(std::move(name)) {}
+using FakeService = quiver::testing::FakeInferenceService;
 
-  void set_mode(Mode mode) { mode_ = mode; }
-  int calls() const { return calls_.load(); }
-  int peak_held() const {
-    std::lock_guard lock(mutex_);
-    return peak_held_;
-  }
-  size_t held() const {
-    std::lock_guard lock(mutex_);
-    return held_.size();
-  }
-  // Answers the oldest held request with an echo.
-  bool ReleaseOne() {
-    std::pair<InferRequest, InferCallback> item;
-    {
-      std::lock_guard lock(mutex_);
-      if (held_.empty()) return false;
-      item = std::move(held_.front());
-      held_.pop_front();
-    }
-    item.second(Echo(item.first));
-    return true;
-  }
-
-  bool Live() const override { return mode_ != Mode::kUnavailable; }
-  bool Ready() const override { return mode_ != Mode::kUnavailable; }
-  Result<ServerMetadata> GetServerMetadata() const override {
-    if (mode_ == Mode::kUnavailable) return Status::Unavailable(name_ + " is down");
-    return ServerMetadata{name_, "1", {}};
-  }
-  Result<ModelMetadata> GetModelMetadata(std::string_view, std::string_view) const override {
-    return Status::Unsupported("fake");
-  }
-  Result<ModelConfig> GetModelConfig(std::string_view, std::string_view) const override {
-    return Status::Unsupported("fake");
-  }
-  bool ModelReady(std::string_view, std::string_view) const override { return true; }
-  void Infer(InferRequest request, InferCallback done) override {
-    ++calls_;
-    Mode mode = mode_;
-    if (mode == Mode::kFlaky) {
-      std::lock_guard lock(mutex_);
-      mode = (flaky_counter_++ % 3 == 0) ? Mode::kUnavailable : Mode::kEcho;
-    }
-    switch (mode) {
-      case Mode::kEcho:
-        done(Echo(request));
-        return;
-      case Mode::kUnavailable:
-        done(Status::Unavailable("connection refused"));
-        return;
-      case Mode::kInvalid:
-        done(Status::InvalidArgument("input 'INPUT0': bad"));
-        return;
-      case Mode::kDeadline:
-        done(Status::DeadlineExceeded("attempt timed out"));
-        return;
-      case Mode::kHold:
-      case Mode::kFlaky: {
-        std::lock_guard lock(mutex_);
-        held_.emplace_back(std::move(request), std::move(done));
-        peak_held_ = std::max<int>(peak_held_, static_cast<int>(held_.size()));
-        return;
-      }
-    }
-  }
-  Result<RepositoryIndex> Index() override { return RepositoryIndex{}; }
-  Status Load(std::string_view) override { return Status::Ok(); }
-  Status Unload(std::string_view) override { return Status::Ok(); }
-  Result<std::vector<ModelStatistics>> GetStatistics(std::string_view,
-                                                     std::string_view) const override {
-    return std::vector<ModelStatistics>{};
-  }
-
- private:
-  Result<InferResponse> Echo(const InferRequest& request) const {
-    InferResponse response;
-    response.model = request.model;
-    response.id = name_;  // tells the test who answered
-    for (const Tensor& in : request.inputs) {
-      Tensor out = in;
-      out.name = "OUTPUT0";
-      response.outputs.push_back(out);
-    }
+// A fake remote named `name`; its echoes carry `name` as the response id (tells the test
+// who answered).
+std::shared_ptr<FakeService> NamedFake(const std::string& name) {
+  auto fake = std::make_shared<FakeService>(name);
+  fake->set_answer([name](const InferRequest& request) -> Result<InferResponse> {
+    InferResponse response = FakeService::Echo(request);
+    response.id = name;
     return response;
-  }
-
-  std::string name_;
-  std::atomic<Mode> mode_{Mode::kEcho};
-  std::atomic<int> calls_{0};
-  mutable std::mutex mutex_;
-  std::deque<std::pair<InferRequest, InferCallback>> held_;
-  int peak_held_ = 0;
-  int flaky_counter_ = 0;
-};
+  });
+  return fake;
+}
 
 // A client over fakes named by URL.
 struct Fixture {
@@ -154,7 +67,7 @@ struct Fixture {
     auto opened = Client::Create(options, [this](const Url& url, const ClientOptions& o)
                                               -> Result<std::shared_ptr<InferenceService>> {
       if (url.scheme == Scheme::kLocal) return OpenService(url, o);
-      auto fake = std::make_shared<FakeService>(url.text);
+      auto fake = NamedFake(url.text);
       fakes[url.text] = fake;
       return std::shared_ptr<InferenceService>(fake);
     });
@@ -327,7 +240,7 @@ TEST(ClientTest, WindowBoundsRequestsInFlight) {
   }
   producer.join();
   EXPECT_EQ(answered.load(), kCalls);
-  EXPECT_LE(f["grpc://a:1"].peak_held(), 3);
+  EXPECT_LE(f["grpc://a:1"].peak_held(), 3u);
 }
 
 TEST(ClientTest, EveryCallIsAnsweredExactlyOnceUnderFlakyServers) {

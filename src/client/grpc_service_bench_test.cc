@@ -34,7 +34,7 @@ class GrpcServiceBench : public test::GrpcServerFixture {
   double Run(GrpcService& service, const InferRequest& request, int total, int window) {
     std::atomic<int> started{0};
     std::atomic<int> failed{0};
-    test::CallbackCounter counter;
+    quiver::testing::CallbackCounter counter;
     std::function<void()> next = [&] {
       if (started.fetch_add(1) >= total) return;
       service.Infer(request, [&](Result<InferResponse> r) {

@@ -19,10 +19,10 @@
 namespace quiver::client {
 namespace {
 
-using test::CallbackCounter;
-using test::IdentityModelFor;
-using test::InferSync;
-using test::kAllTypes;
+using quiver::testing::CallbackCounter;
+using quiver::testing::IdentityModelName;
+using quiver::testing::InferAndWait;
+using quiver::testing::kAllTypes;
 
 // A few elements of `type` with varied bytes (BOOL: 0/1; BYTES: strings incl. empty and NUL).
 Tensor Sample(DataType type, size_t n, std::string name = "INPUT0") {
@@ -86,11 +86,11 @@ TEST_F(GrpcServiceTest, EveryDatatypeRoundTripsInTheMessageAndThroughSharedMemor
     for (DataType type : kAllTypes) {
       SCOPED_TRACE(std::string(DataTypeName(type)) + (service == shm.get() ? " shm" : " raw"));
       Tensor input = Sample(type, 7);
-      InferRequest request = RequestFor(IdentityModelFor(type), input);
+      InferRequest request = RequestFor(IdentityModelName(type), input);
       request.id = "req-" + std::string(DataTypeName(type));
-      auto result = InferSync(*service, std::move(request));
+      auto result = InferAndWait(*service, std::move(request));
       ASSERT_TRUE(result.ok()) << result.status().ToString();
-      EXPECT_EQ(result->model, IdentityModelFor(type));
+      EXPECT_EQ(result->model, IdentityModelName(type));
       EXPECT_EQ(result->id, "req-" + std::string(DataTypeName(type)));
       ASSERT_EQ(result->outputs.size(), 1u);
       const Tensor& out = result->outputs[0];
@@ -120,7 +120,7 @@ TEST_F(GrpcServiceTest, TwoInputsAndRequestedOutputs) {
   request.inputs.push_back(Sample(DataType::kInt32, 3, "INPUT1"));
   request.requested_outputs = {"OUTPUT1"};
   const Buffer in1 = request.inputs[1].data;
-  auto result = InferSync(*service, request);
+  auto result = InferAndWait(*service, request);
   ASSERT_TRUE(result.ok()) << result.status().ToString();
   ASSERT_EQ(result->outputs.size(), 1u);
   EXPECT_EQ(result->outputs[0].name, "OUTPUT1");
@@ -128,7 +128,7 @@ TEST_F(GrpcServiceTest, TwoInputsAndRequestedOutputs) {
   EXPECT_EQ(service->SharedMemoryInputs(), 1u);
 
   request.requested_outputs = {};
-  result = InferSync(*service, request);
+  result = InferAndWait(*service, request);
   ASSERT_TRUE(result.ok()) << result.status().ToString();
   ASSERT_EQ(result->outputs.size(), 2u);
   for (const Tensor& out : result->outputs) {
@@ -170,7 +170,7 @@ TEST_F(GrpcServiceTest, SixteenMiBTensorsTravelInTheMessageAndThroughSharedMemor
   auto shm = Connect(Options());
   const Tensor input = Sample(DataType::kFp32, (16u << 20) / 4 + 3);  // > 16 MiB
   for (auto* service : {raw.get(), shm.get()}) {
-    auto result = InferSync(*service, RequestFor("identity_fp32", input));
+    auto result = InferAndWait(*service, RequestFor("identity_fp32", input));
     ASSERT_TRUE(result.ok()) << result.status().ToString();
     ASSERT_EQ(result->outputs.size(), 1u);
     EXPECT_EQ(result->outputs[0].shape, input.shape);
@@ -215,15 +215,15 @@ TEST_F(GrpcServiceTest, ForgottenRegionsAreReplacedAndTheCallResentInTheMessage)
   options.shared_memory_min_bytes = 1;
   auto service = Connect(options);
   const Tensor input = Sample(DataType::kInt64, 10);
-  ASSERT_TRUE(InferSync(*service, RequestFor("identity_int64", input)).ok());
+  ASSERT_TRUE(InferAndWait(*service, RequestFor("identity_int64", input)).ok());
   ASSERT_EQ(ServerRegionCount(), 1u);
   ASSERT_TRUE(shm_.Unregister("").ok());  // as a restarted server: no regions known
 
-  auto result = InferSync(*service, RequestFor("identity_int64", input));
+  auto result = InferAndWait(*service, RequestFor("identity_int64", input));
   ASSERT_TRUE(result.ok()) << result.status().ToString();
   EXPECT_TRUE(SameBytes(result->outputs[0].data, input.data));
   // The next call registers a region of a fresh pool.
-  result = InferSync(*service, RequestFor("identity_int64", input));
+  result = InferAndWait(*service, RequestFor("identity_int64", input));
   ASSERT_TRUE(result.ok()) << result.status().ToString();
   EXPECT_TRUE(SameBytes(result->outputs[0].data, input.data));
   EXPECT_EQ(ServerRegionCount(), 1u);
@@ -235,9 +235,9 @@ TEST_F(GrpcServiceTest, UnknownModelIsNotFoundWithTheServersMessage) {
   StartServer();
   auto service = Connect(Options());
   InferRequest request = RequestFor("no_such_model", Sample(DataType::kFp32, 2));
-  auto direct = InferSync(*engine_, request);
+  auto direct = InferAndWait(*engine_, request);
   ASSERT_FALSE(direct.ok());
-  auto result = InferSync(*service, request);
+  auto result = InferAndWait(*service, request);
   ASSERT_FALSE(result.ok());
   EXPECT_EQ(result.status().code(), StatusCode::kNotFound);
   EXPECT_EQ(result.status().message(), service->endpoint() + ": " + direct.status().message());
@@ -256,7 +256,7 @@ TEST_F(GrpcServiceTest, NoServerIsUnavailableNamingTheEndpoint) {
   options.port = FreePort();
   auto service = Connect(options);  // constructing does not connect
   const std::string endpoint = "grpc://127.0.0.1:" + std::to_string(options.port);
-  auto result = InferSync(*service, RequestFor("identity_fp32", Sample(DataType::kFp32, 2)));
+  auto result = InferAndWait(*service, RequestFor("identity_fp32", Sample(DataType::kFp32, 2)));
   ASSERT_FALSE(result.ok());
   EXPECT_EQ(result.status().code(), StatusCode::kUnavailable) << result.status().ToString();
   EXPECT_TRUE(result.status().message().starts_with(endpoint + ": ")) << result.status().message();
@@ -275,9 +275,9 @@ TEST_F(GrpcServiceTest, RestartedServerIsFoundAgainWithinAboutASecond) {
   options.shared_memory = false;
   auto service = Connect(options);
   const InferRequest request = RequestFor("identity_fp32", Sample(DataType::kFp32, 2));
-  ASSERT_TRUE(InferSync(*service, request).ok());
+  ASSERT_TRUE(InferAndWait(*service, request).ok());
   server_->Stop();
-  EXPECT_EQ(InferSync(*service, request).status().code(), StatusCode::kUnavailable);
+  EXPECT_EQ(InferAndWait(*service, request).status().code(), StatusCode::kUnavailable);
 
   frontend::GrpcServerOptions again;
   again.address = "127.0.0.1";
@@ -288,7 +288,7 @@ TEST_F(GrpcServiceTest, RestartedServerIsFoundAgainWithinAboutASecond) {
   const auto start = std::chrono::steady_clock::now();
   Result<InferResponse> result = Status::Unavailable("not tried");
   while (std::chrono::steady_clock::now() - start < std::chrono::seconds(10)) {
-    result = InferSync(*service, request);
+    result = InferAndWait(*service, request);
     if (result.ok()) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
@@ -302,7 +302,7 @@ TEST_F(GrpcServiceTest, DeadlinePassingIsDeadlineExceededNamingEndpointAndModel)
   fake_->CloseGate();
   InferRequest request = RequestFor("gated", Sample(DataType::kInt32, 4));
   request.deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(200);
-  auto result = InferSync(*service, std::move(request));
+  auto result = InferAndWait(*service, std::move(request));
   ASSERT_FALSE(result.ok());
   EXPECT_EQ(result.status().code(), StatusCode::kDeadlineExceeded) << result.status().ToString();
   EXPECT_NE(result.status().message().find(service->endpoint()), std::string::npos)
@@ -313,7 +313,7 @@ TEST_F(GrpcServiceTest, DeadlinePassingIsDeadlineExceededNamingEndpointAndModel)
   // A deadline already past fails the same way, at once.
   request = RequestFor("gated", Sample(DataType::kInt32, 4));
   request.deadline = std::chrono::steady_clock::now() - std::chrono::seconds(1);
-  result = InferSync(*service, std::move(request));
+  result = InferAndWait(*service, std::move(request));
   ASSERT_FALSE(result.ok());
   EXPECT_EQ(result.status().code(), StatusCode::kDeadlineExceeded);
 }
@@ -346,7 +346,7 @@ TEST_F(GrpcServiceTest, ServerShutdownWithCallsInFlightAnswersEachCallOnce) {
   }
   for (auto& n : calls_per_slot) EXPECT_EQ(n.load(), 1);
   // Calls after the shutdown fail fast.
-  auto after = InferSync(*service, RequestFor("identity_fp32", Sample(DataType::kFp32, 1)));
+  auto after = InferAndWait(*service, RequestFor("identity_fp32", Sample(DataType::kFp32, 1)));
   EXPECT_EQ(after.status().code(), StatusCode::kUnavailable);
   EXPECT_EQ(counter.count(), static_cast<size_t>(kCalls));
 }
@@ -439,7 +439,7 @@ TEST_F(GrpcServiceTest, SyncMethodsMatchTheEngine) {
   ASSERT_TRUE(index.ok()) << index.status().ToString();
   EXPECT_EQ(index->size(), engine_->Index()->size());
 
-  ASSERT_TRUE(InferSync(*service, RequestFor("identity_fp32", Sample(DataType::kFp32, 3))).ok());
+  ASSERT_TRUE(InferAndWait(*service, RequestFor("identity_fp32", Sample(DataType::kFp32, 3))).ok());
   auto stats = service->GetStatistics("identity_fp32", "");
   ASSERT_TRUE(stats.ok()) << stats.status().ToString();
   ASSERT_EQ(stats->size(), 1u);
@@ -451,7 +451,7 @@ TEST_F(GrpcServiceTest, SyncMethodsMatchTheEngine) {
 
   ASSERT_TRUE(service->Unload("identity_fp32").ok());
   EXPECT_FALSE(service->ModelReady("identity_fp32", ""));
-  auto gone = InferSync(*service, RequestFor("identity_fp32", Sample(DataType::kFp32, 1)));
+  auto gone = InferAndWait(*service, RequestFor("identity_fp32", Sample(DataType::kFp32, 1)));
   EXPECT_FALSE(gone.ok());
   ASSERT_TRUE(service->Load("identity_fp32").ok());
   EXPECT_TRUE(service->ModelReady("identity_fp32", ""));
@@ -464,7 +464,7 @@ TEST_F(GrpcServiceTest, MessageLimitIsEnforcedWithResourceExhausted) {
   options.shared_memory = false;
   options.max_message_bytes = 1 << 20;
   auto service = Connect(options);
-  auto result = InferSync(*service, RequestFor("identity_fp32", Sample(DataType::kFp32, 1 << 19)));
+  auto result = InferAndWait(*service, RequestFor("identity_fp32", Sample(DataType::kFp32, 1 << 19)));
   ASSERT_FALSE(result.ok());
   EXPECT_EQ(result.status().code(), StatusCode::kResourceExhausted) << result.status().ToString();
 }
@@ -542,7 +542,7 @@ TEST_F(GrpcServiceStubTest, FailedRegistrationTurnsSharedMemoryOffForGood) {
   EXPECT_TRUE(service->SharedMemoryActive());
   const Tensor input = Sample(DataType::kFp32, 100);
   for (int i = 0; i < 3; ++i) {
-    auto result = InferSync(*service, RequestFor("m", input));
+    auto result = InferAndWait(*service, RequestFor("m", input));
     ASSERT_TRUE(result.ok()) << result.status().ToString();
     EXPECT_TRUE(SameBytes(result->outputs[0].data, input.data));
   }
@@ -556,7 +556,7 @@ TEST_F(GrpcServiceStubTest, ChannelsAreSeparateConnectionsUsedRoundRobin) {
   options.connections = 3;
   auto service = std::make_shared<GrpcService>(options);
   for (int i = 0; i < 6; ++i) {
-    ASSERT_TRUE(InferSync(*service, RequestFor("m", Sample(DataType::kFp32, 1))).ok());
+    ASSERT_TRUE(InferAndWait(*service, RequestFor("m", Sample(DataType::kFp32, 1))).ok());
   }
   std::lock_guard lock(stub_.mutex);
   EXPECT_EQ(stub_.peers.size(), 3u);  // three client ports: three TCP connections
@@ -567,7 +567,7 @@ TEST_F(GrpcServiceStubTest, MalformedResponseIsInternalNamingTheEndpoint) {
   options.shared_memory = false;
   auto service = std::make_shared<GrpcService>(options);
   stub_.malformed = true;
-  auto result = InferSync(*service, RequestFor("m", Sample(DataType::kFp32, 100)));
+  auto result = InferAndWait(*service, RequestFor("m", Sample(DataType::kFp32, 100)));
   ASSERT_FALSE(result.ok());
   EXPECT_EQ(result.status().code(), StatusCode::kInternal);
   EXPECT_TRUE(result.status().message().starts_with(service->endpoint()))

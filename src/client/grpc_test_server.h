@@ -6,111 +6,32 @@
 
 #include <gtest/gtest.h>
 
-#include <cctype>
 #include <chrono>
-#include <condition_variable>
-#include <future>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "client/grpc_service.h"
-#include "engine/backends/identity_backend.h"
-#include "engine/engine.h"
-#include "engine/testing/fake_backend.h"
-#include "engine/testing/temp_repository.h"
 #include "frontend/grpc_server.h"
 #include "frontend/shared_memory.h"
+#include "testing/engine_fixture.h"
+#include "testing/fake_backend.h"
+#include "testing/infer_helpers.h"
 
 namespace quiver::client::test {
-
-// Every KServe datatype.
-inline const std::vector<DataType> kAllTypes = {
-    DataType::kBool, DataType::kUint8, DataType::kUint16, DataType::kUint32, DataType::kUint64,
-    DataType::kInt8, DataType::kInt16, DataType::kInt32,  DataType::kInt64,  DataType::kFp16,
-    DataType::kBf16, DataType::kFp32,  DataType::kFp64,   DataType::kBytes,
-};
-
-inline std::string IdentityModelFor(DataType type) {
-  std::string name = "identity_";
-  for (char c : DataTypeName(type)) {
-    name += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  }
-  return name;
-}
-
-// Calls Infer and waits for its one result.
-inline Result<InferResponse> InferSync(InferenceService& service, InferRequest request) {
-  std::promise<Result<InferResponse>> promise;
-  auto future = promise.get_future();
-  service.Infer(std::move(request),
-                [&promise](Result<InferResponse> r) { promise.set_value(std::move(r)); });
-  return future.get();
-}
-
-// Counts callbacks; Wait blocks until `n` have arrived (no sleeps).
-class CallbackCounter {
- public:
-  void Add(Result<InferResponse> r) {
-    std::lock_guard lock(mutex_);
-    results_.push_back(std::move(r));
-    cv_.notify_all();
-  }
-  void Wait(size_t n) {
-    std::unique_lock lock(mutex_);
-    cv_.wait(lock, [&] { return results_.size() >= n; });
-  }
-  std::vector<Result<InferResponse>> results() {
-    std::lock_guard lock(mutex_);
-    return results_;
-  }
-  size_t count() {
-    std::lock_guard lock(mutex_);
-    return results_.size();
-  }
-
- private:
-  std::mutex mutex_;
-  std::condition_variable cv_;
-  std::vector<Result<InferResponse>> results_;
-};
 
 class GrpcServerFixture : public ::testing::Test {
  protected:
   void SetUp() override {
-    for (DataType type : kAllTypes) {
-      const std::string name = IdentityModelFor(type);
-      const std::string config_type(DataTypeConfigName(type));
-      repo_.WriteModel(
-          name, "name: \"" + name + "\"\nbackend: \"identity\"\nmax_batch_size: 0\n" +
-                    "input { name: \"INPUT0\" data_type: " + config_type + " dims: [ -1 ] }\n" +
-                    "output { name: \"OUTPUT0\" data_type: " + config_type + " dims: [ -1 ] }\n");
-    }
-    repo_.WriteModel("identity_pair",
-                     "name: \"identity_pair\"\nbackend: \"identity\"\nmax_batch_size: 0\n"
-                     "input { name: \"INPUT0\" data_type: TYPE_FP32 dims: [ -1 ] }\n"
-                     "input { name: \"INPUT1\" data_type: TYPE_INT32 dims: [ -1 ] }\n"
-                     "output { name: \"OUTPUT0\" data_type: TYPE_FP32 dims: [ -1 ] }\n"
-                     "output { name: \"OUTPUT1\" data_type: TYPE_INT32 dims: [ -1 ] }\n");
-    repo_.WriteModel("gated",
-                     "name: \"gated\"\nbackend: \"fake\"\nmax_batch_size: 0\n"
-                     "input { name: \"INPUT0\" data_type: TYPE_INT32 dims: [ -1 ] }\n"
-                     "output { name: \"OUTPUT0\" data_type: TYPE_INT32 dims: [ -1 ] }\n");
-
-    auto registry = std::make_shared<engine::BackendRegistry>();
-    registry->Register("identity", std::make_shared<engine::IdentityBackend>());
-    registry->Register("fake", fake_);
-    engine::EngineOptions o;
-    o.model_repositories = {repo_.path()};
-    o.control_mode = engine::ModelControlMode::kExplicit;
-    o.startup_models = {"*"};
-    o.poll_interval = std::chrono::milliseconds(0);
-    o.backends = registry;
-    auto e = engine::Engine::Create(std::move(o));
-    ASSERT_TRUE(e.ok()) << e.status().ToString();
-    engine_ = std::move(e).value();
+    engine_ = quiver::testing::TestEngineBuilder("grpc-client")
+                     .WithIdentityModels(quiver::testing::kAllTypes)
+                     .WithIdentityPairModel()
+                     .WithFakeModel("gated", fake_,
+                                    "max_batch_size: 0\n" +
+                                    quiver::testing::IoConfig("TYPE_INT32"))
+                     .Build();
+    ASSERT_TRUE(engine_);
   }
 
   void TearDown() override {
@@ -144,9 +65,9 @@ class GrpcServerFixture : public ::testing::Test {
     return regions.ok() ? regions->size() : 0;
   }
 
-  quiver::testing::TempRepository repo_{"grpc-client"};  // outlives engine_
-  std::shared_ptr<engine::FakeBackend> fake_ = std::make_shared<engine::FakeBackend>();
-  std::unique_ptr<engine::Engine> engine_;
+  std::shared_ptr<quiver::testing::FakeBackend> fake_ =
+      std::make_shared<quiver::testing::FakeBackend>();
+  quiver::testing::TestEngine engine_;
   frontend::SharedMemoryManager shm_;
   std::unique_ptr<frontend::GrpcServer> server_;
   uint16_t port_ = 0;

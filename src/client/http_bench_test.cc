@@ -73,7 +73,7 @@ class HttpThroughput : public testing::HttpServiceFixture {};
 TEST_F(HttpThroughput, DISABLED_SmallRequests) {
   const float one = 1.f;
   InferRequest r;
-  r.model = "id_fp32";
+  r.model = "identity_fp32";
   r.inputs.push_back(MakeTensor<float>("INPUT0", DataType::kFp32, {1}, {&one, 1}));
   for (size_t connections : {size_t{1}, size_t{4}, size_t{8}}) {
     auto service = Service(Options(false, connections));
@@ -88,7 +88,7 @@ TEST_F(HttpThroughput, DISABLED_SmallRequests) {
 TEST_F(HttpThroughput, DISABLED_LargeRequests) {
   const size_t bytes = size_t{16} << 20;
   InferRequest r;
-  r.model = "id_uint8";
+  r.model = "identity_uint8";
   r.inputs.push_back(Tensor{"INPUT0", DataType::kUint8, {static_cast<int64_t>(bytes)},
                             Buffer::Allocate(bytes)});
   std::memset(r.inputs[0].data.mutable_data(), 7, bytes);

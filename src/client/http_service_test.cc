@@ -30,11 +30,11 @@
 namespace quiver::client {
 namespace {
 
-using testing::CallbackCounter;
+using quiver::testing::CallbackCounter;
 using testing::HttpServiceFixture;
-using testing::IdentityModelName;
-using testing::InferAndWait;
-using testing::kAllTypes;
+using quiver::testing::IdentityModelName;
+using quiver::testing::InferAndWait;
+using quiver::testing::kAllTypes;
 using testing::RawHttpServer;
 
 std::string Bytes(const Buffer& b) {
@@ -133,7 +133,7 @@ TEST_F(HttpServiceTest, EveryDatatypeRoundTripsThroughSharedMemory) {
 TEST_F(HttpServiceTest, EmptyAndMultiDimensionalTensors) {
   auto service = Service(Options());
   Tensor empty{"INPUT0", DataType::kFp32, {0}, Buffer()};
-  ExpectIdentity(InferAndWait(*service, Request("id_fp32", empty)), empty, "id_fp32");
+  ExpectIdentity(InferAndWait(*service, Request("identity_fp32", empty)), empty, "identity_fp32");
 }
 
 TEST_F(HttpServiceTest, ThousandConcurrentRequestsOverTwoConnections) {
@@ -147,14 +147,14 @@ TEST_F(HttpServiceTest, ThousandConcurrentRequestsOverTwoConnections) {
     inputs.push_back(MakeTensor<int32_t>("INPUT0", DataType::kInt32, {3}, v));
   }
   for (int i = 0; i < kRequests; ++i) {
-    service->Infer(Request("id_int32", inputs[i]), [&, i](Result<InferResponse> r) {
+    service->Infer(Request("identity_int32", inputs[i]), [&, i](Result<InferResponse> r) {
       promises[i].set_value(r);
       counter.Add(std::move(r));
     });
   }
   counter.Wait(kRequests);
   for (int i = 0; i < kRequests; ++i) {
-    ExpectIdentity(promises[i].get_future().get(), inputs[i], "id_int32");
+    ExpectIdentity(promises[i].get_future().get(), inputs[i], "identity_int32");
   }
   EXPECT_EQ(counter.count(), static_cast<size_t>(kRequests));
 }
@@ -171,7 +171,7 @@ TEST_F(HttpServiceTest, SharedMemoryRegionsAreReusedAcrossRequests) {
   CallbackCounter counter;
   std::vector<std::promise<Result<InferResponse>>> promises(kRequests);
   for (int i = 0; i < kRequests; ++i) {
-    service->Infer(Request("id_fp32", inputs[i]), [&, i](Result<InferResponse> r) {
+    service->Infer(Request("identity_fp32", inputs[i]), [&, i](Result<InferResponse> r) {
       promises[i].set_value(r);
       counter.Add(std::move(r));
     });
@@ -180,9 +180,9 @@ TEST_F(HttpServiceTest, SharedMemoryRegionsAreReusedAcrossRequests) {
   counter.Wait(kRequests);
   for (int i = 0; i < kRequests; ++i) {
     auto r = promises[i].get_future().get();
-    ExpectIdentity(r, inputs[i], "id_fp32");
+    ExpectIdentity(r, inputs[i], "identity_fp32");
     if (i % 10 == 0) {
-      auto b = InferAndWait(*binary, Request("id_fp32", inputs[i]));
+      auto b = InferAndWait(*binary, Request("identity_fp32", inputs[i]));
       ASSERT_TRUE(b.ok());
       EXPECT_EQ(Bytes(b->outputs[0].data), Bytes(r->outputs[0].data));
     }
@@ -198,7 +198,7 @@ TEST_F(HttpServiceTest, SharedMemoryRegionsAreReusedAcrossRequests) {
 TEST_F(HttpServiceTest, SmallInputsStayInTheBodyWithSharedMemoryOn) {
   auto service = Service(Options(/*shared_memory=*/true));  // min 64 KiB
   const Tensor input = Sample(DataType::kFp32, 10);
-  ExpectIdentity(InferAndWait(*service, Request("id_fp32", input)), input, "id_fp32");
+  ExpectIdentity(InferAndWait(*service, Request("identity_fp32", input)), input, "identity_fp32");
   EXPECT_EQ(service->SharedMemoryRegionCount(), 0u);
 }
 
@@ -207,14 +207,14 @@ TEST_F(HttpServiceTest, LargeTensorsRoundTrip) {
   for (bool shm : {false, true}) {
     SCOPED_TRACE(shm ? "shared memory" : "binary");
     auto service = Service(Options(shm));
-    ExpectIdentity(InferAndWait(*service, Request("id_uint8", input)), input, "id_uint8");
+    ExpectIdentity(InferAndWait(*service, Request("identity_uint8", input)), input, "identity_uint8");
     EXPECT_EQ(service->SharedMemoryRegionCount(), shm ? 1u : 0u);
   }
 }
 
 TEST_F(HttpServiceTest, RequestedOutputsIdAndParameters) {
   auto service = Service(Options());
-  InferRequest r = Request("id_fp64", Sample(DataType::kFp64));
+  InferRequest r = Request("identity_fp64", Sample(DataType::kFp64));
   r.id = "request-42";
   r.requested_outputs = {"OUTPUT0"};
   r.priority = 1;
@@ -222,7 +222,7 @@ TEST_F(HttpServiceTest, RequestedOutputsIdAndParameters) {
   auto out = InferAndWait(*service, r);
   ASSERT_TRUE(out.ok()) << out.status().ToString();
   EXPECT_EQ(out->id, "request-42");
-  ExpectIdentity(out, r.inputs[0], "id_fp64");
+  ExpectIdentity(out, r.inputs[0], "identity_fp64");
 }
 
 TEST_F(HttpServiceTest, UnknownModelIsNotFoundWithTheServersMessage) {
@@ -240,7 +240,7 @@ TEST_F(HttpServiceTest, UnknownModelIsNotFoundWithTheServersMessage) {
 
 TEST_F(HttpServiceTest, InvalidInputIsTheServersInvalidArgument) {
   auto service = Service(Options());
-  InferRequest r = Request("id_fp32", Sample(DataType::kInt32));  // wrong datatype
+  InferRequest r = Request("identity_fp32", Sample(DataType::kInt32));  // wrong datatype
   auto out = InferAndWait(*service, r);
   ASSERT_FALSE(out.ok());
   EXPECT_EQ(out.status().code(), StatusCode::kInvalidArgument) << out.status().ToString();
@@ -262,13 +262,13 @@ TEST_F(HttpServiceTest, ServerNotRunningIsUnavailableNamingTheEndpoint) {
   auto service = Service(o);  // constructing does not connect
   const std::string endpoint = "http://127.0.0.1:" + std::to_string(o.port);
   EXPECT_EQ(service->endpoint(), endpoint);
-  auto r = InferAndWait(*service, Request("id_fp32", Sample(DataType::kFp32)));
+  auto r = InferAndWait(*service, Request("identity_fp32", Sample(DataType::kFp32)));
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), StatusCode::kUnavailable);
   EXPECT_EQ(r.status().message(), endpoint + ": connection refused");
   EXPECT_FALSE(service->Live());
   EXPECT_FALSE(service->Ready());
-  EXPECT_FALSE(service->ModelReady("id_fp32", ""));
+  EXPECT_FALSE(service->ModelReady("identity_fp32", ""));
   auto m = service->GetServerMetadata();
   ASSERT_FALSE(m.ok());
   EXPECT_EQ(m.status().code(), StatusCode::kUnavailable);
@@ -370,7 +370,7 @@ TEST_F(HttpServiceTest, UnresolvableHostIsUnavailable) {
   RemoteOptions o = Options();
   o.host = "no-such-host.invalid";
   auto service = Service(o);
-  auto r = InferAndWait(*service, Request("id_fp32", Sample(DataType::kFp32)));
+  auto r = InferAndWait(*service, Request("identity_fp32", Sample(DataType::kFp32)));
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), StatusCode::kUnavailable);
   EXPECT_EQ(r.status().message().rfind("http://no-such-host.invalid:", 0), 0u)
@@ -402,12 +402,12 @@ TEST_F(HttpServiceTest, DeadlineExceededWhileQueuedAndAlreadyPassed) {
                  [&](Result<InferResponse> r) { blocked.Add(std::move(r)); });
   fake_->WaitForBlocked(1);
   // Queued behind the blocked request on the only connection.
-  InferRequest queued = Request("id_fp32", Sample(DataType::kFp32));
+  InferRequest queued = Request("identity_fp32", Sample(DataType::kFp32));
   queued.deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(50);
   auto out = InferAndWait(*service, queued);
   EXPECT_EQ(out.status().code(), StatusCode::kDeadlineExceeded);
   // Already passed: fails without being sent.
-  InferRequest late = Request("id_fp32", Sample(DataType::kFp32));
+  InferRequest late = Request("identity_fp32", Sample(DataType::kFp32));
   late.deadline = std::chrono::steady_clock::now() - std::chrono::seconds(1);
   EXPECT_EQ(InferAndWait(*service, late).status().code(), StatusCode::kDeadlineExceeded);
   EXPECT_EQ(blocked.count(), 0u);
@@ -470,7 +470,7 @@ TEST_F(HttpServiceTest, ReleasingTheLastReferenceFromACallbackIsSafe) {
   auto service = Service(Options());
   std::promise<bool> done;
   InferenceService* raw = service.get();
-  raw->Infer(Request("id_fp32", Sample(DataType::kFp32)),
+  raw->Infer(Request("identity_fp32", Sample(DataType::kFp32)),
              [keep = std::move(service), &done](Result<InferResponse> r) mutable {
                done.set_value(r.ok());
                // `keep` goes with this callback, on the service's own thread.
@@ -481,8 +481,8 @@ TEST_F(HttpServiceTest, ReleasingTheLastReferenceFromACallbackIsSafe) {
 TEST_F(HttpServiceTest, SyncCallsFromACallbackDoNotDeadlock) {
   auto service = Service(Options(false, 1));
   std::promise<bool> ready;
-  service->Infer(Request("id_fp32", Sample(DataType::kFp32)), [&](Result<InferResponse> r) {
-    ready.set_value(r.ok() && service->ModelReady("id_fp32", "") && service->Live());
+  service->Infer(Request("identity_fp32", Sample(DataType::kFp32)), [&](Result<InferResponse> r) {
+    ready.set_value(r.ok() && service->ModelReady("identity_fp32", "") && service->Live());
   });
   EXPECT_TRUE(ready.get_future().get());
 }
@@ -490,13 +490,13 @@ TEST_F(HttpServiceTest, SyncCallsFromACallbackDoNotDeadlock) {
 TEST_F(HttpServiceTest, IdleConnectionClosedByTheServerIsRetriedTransparently) {
   auto service = Service(Options(false, 1));
   const Tensor input = Sample(DataType::kFp32);
-  ExpectIdentity(InferAndWait(*service, Request("id_fp32", input)), input, "id_fp32");
+  ExpectIdentity(InferAndWait(*service, Request("identity_fp32", input)), input, "identity_fp32");
   // Restart the server on the same port: the client's keep-alive connection is dead.
   const uint16_t port = port_;
   server_.reset();
   StartServer(port);
   ASSERT_EQ(port_, port);
-  ExpectIdentity(InferAndWait(*service, Request("id_fp32", input)), input, "id_fp32");
+  ExpectIdentity(InferAndWait(*service, Request("identity_fp32", input)), input, "identity_fp32");
   EXPECT_TRUE(service->Live());
 }
 
@@ -514,11 +514,11 @@ TEST_F(HttpServiceTest, SyncMethodsMatchTheEngine) {
   EXPECT_NE(std::find(server->extensions.begin(), server->extensions.end(), "binary_tensor_data"),
             server->extensions.end());
 
-  auto meta = service->GetModelMetadata("id_bytes", "");
+  auto meta = service->GetModelMetadata("identity_bytes", "");
   ASSERT_TRUE(meta.ok()) << meta.status().ToString();
-  auto local_meta = engine_->GetModelMetadata("id_bytes", "");
+  auto local_meta = engine_->GetModelMetadata("identity_bytes", "");
   ASSERT_TRUE(local_meta.ok());
-  EXPECT_EQ(meta->name, "id_bytes");
+  EXPECT_EQ(meta->name, "identity_bytes");
   EXPECT_EQ(meta->versions, local_meta->versions);
   EXPECT_EQ(meta->platform, local_meta->platform);
   ASSERT_EQ(meta->inputs.size(), 1u);
@@ -527,7 +527,7 @@ TEST_F(HttpServiceTest, SyncMethodsMatchTheEngine) {
   EXPECT_EQ(meta->inputs[0].shape, local_meta->inputs[0].shape);
   ASSERT_EQ(meta->outputs.size(), 1u);
   EXPECT_EQ(meta->outputs[0].name, "OUTPUT0");
-  EXPECT_TRUE(service->GetModelMetadata("id_bytes", "1").ok());
+  EXPECT_TRUE(service->GetModelMetadata("identity_bytes", "1").ok());
   auto missing = service->GetModelMetadata("nope", "");
   EXPECT_EQ(missing.status().code(), StatusCode::kNotFound);
   EXPECT_EQ(missing.status().message(),
@@ -541,9 +541,9 @@ TEST_F(HttpServiceTest, SyncMethodsMatchTheEngine) {
       << config->DebugString() << "\nvs\n" << local_config->DebugString();
   EXPECT_EQ(service->GetModelConfig("nope", "").status().code(), StatusCode::kNotFound);
 
-  EXPECT_TRUE(service->ModelReady("id_fp32", ""));
-  EXPECT_TRUE(service->ModelReady("id_fp32", "1"));
-  EXPECT_FALSE(service->ModelReady("id_fp32", "7"));
+  EXPECT_TRUE(service->ModelReady("identity_fp32", ""));
+  EXPECT_TRUE(service->ModelReady("identity_fp32", "1"));
+  EXPECT_FALSE(service->ModelReady("identity_fp32", "7"));
   EXPECT_FALSE(service->ModelReady("nope", ""));
 
   auto index = service->Index();
@@ -558,11 +558,11 @@ TEST_F(HttpServiceTest, SyncMethodsMatchTheEngine) {
   }
 
   const Tensor input = Sample(DataType::kInt8);
-  ExpectIdentity(InferAndWait(*service, Request("id_int8", input)), input, "id_int8");
-  auto stats = service->GetStatistics("id_int8", "");
+  ExpectIdentity(InferAndWait(*service, Request("identity_int8", input)), input, "identity_int8");
+  auto stats = service->GetStatistics("identity_int8", "");
   ASSERT_TRUE(stats.ok()) << stats.status().ToString();
   ASSERT_EQ(stats->size(), 1u);
-  EXPECT_EQ((*stats)[0].name, "id_int8");
+  EXPECT_EQ((*stats)[0].name, "identity_int8");
   EXPECT_EQ((*stats)[0].version, "1");
   EXPECT_EQ((*stats)[0].inference_count, 1u);
   EXPECT_EQ((*stats)[0].success.count, 1u);
@@ -572,11 +572,11 @@ TEST_F(HttpServiceTest, SyncMethodsMatchTheEngine) {
   EXPECT_EQ(all->size(), engine_->GetStatistics("", "")->size());
   EXPECT_EQ(service->GetStatistics("nope", "").status().code(), StatusCode::kNotFound);
 
-  ASSERT_TRUE(service->Unload("id_int8").ok());
-  EXPECT_FALSE(service->ModelReady("id_int8", ""));
-  EXPECT_FALSE(InferAndWait(*service, Request("id_int8", input)).ok());
-  ASSERT_TRUE(service->Load("id_int8").ok());
-  EXPECT_TRUE(service->ModelReady("id_int8", ""));
+  ASSERT_TRUE(service->Unload("identity_int8").ok());
+  EXPECT_FALSE(service->ModelReady("identity_int8", ""));
+  EXPECT_FALSE(InferAndWait(*service, Request("identity_int8", input)).ok());
+  ASSERT_TRUE(service->Load("identity_int8").ok());
+  EXPECT_TRUE(service->ModelReady("identity_int8", ""));
   Status bad = service->Load("nope");
   EXPECT_FALSE(bad.ok());
   EXPECT_EQ(bad.code(), engine_->Load("nope").code());

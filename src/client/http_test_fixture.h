@@ -20,11 +20,8 @@
 #pragma GCC diagnostic pop
 
 #include <atomic>
-#include <cctype>
-#include <condition_variable>
 #include <cstring>
 #include <functional>
-#include <future>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -32,99 +29,34 @@
 #include <vector>
 
 #include "client/http_service.h"
-#include "engine/backends/identity_backend.h"
-#include "engine/engine.h"
-#include "engine/testing/fake_backend.h"
-#include "engine/testing/temp_repository.h"
 #include "frontend/http_server.h"
 #include "frontend/shared_memory.h"
+#include "testing/engine_fixture.h"
+#include "testing/fake_backend.h"
+#include "testing/infer_helpers.h"
 
 namespace quiver::client::testing {
 
-inline constexpr DataType kAllTypes[] = {
-    DataType::kBool,  DataType::kUint8, DataType::kUint16, DataType::kUint32, DataType::kUint64,
-    DataType::kInt8,  DataType::kInt16, DataType::kInt32,  DataType::kInt64,  DataType::kFp16,
-    DataType::kBf16,  DataType::kFp32,  DataType::kFp64,   DataType::kBytes};
-
-// "id_fp32" for kFp32 etc.
-inline std::string IdentityModelName(DataType type) {
-  std::string name = "id_";
-  for (char c : DataTypeName(type)) {
-    name.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
-  }
-  return name;
-}
-
-// Runs Infer and waits for its one callback.
-inline Result<InferResponse> InferAndWait(InferenceService& service, InferRequest request) {
-  std::promise<Result<InferResponse>> promise;
-  auto future = promise.get_future();
-  service.Infer(std::move(request),
-                [&promise](Result<InferResponse> r) { promise.set_value(std::move(r)); });
-  return future.get();
-}
-
-// Counts callbacks; Wait blocks until `n` arrived (no sleeps).
-class CallbackCounter {
- public:
-  void Add(Result<InferResponse> r) {
-    std::lock_guard lock(mutex_);
-    results_.push_back(std::move(r));
-    cv_.notify_all();
-  }
-  void Wait(size_t n) {
-    std::unique_lock lock(mutex_);
-    cv_.wait(lock, [&] { return results_.size() >= n; });
-  }
-  std::vector<Result<InferResponse>> results() {
-    std::lock_guard lock(mutex_);
-    return results_;
-  }
-  size_t count() {
-    std::lock_guard lock(mutex_);
-    return results_.size();
-  }
-
- private:
-  std::mutex mutex_;
-  std::condition_variable cv_;
-  std::vector<Result<InferResponse>> results_;
-};
-
 // Engine (explicit mode, everything loaded) + HttpServer on 127.0.0.1:0. Models:
-// id_<type> (identity, INPUT0 -> OUTPUT0, dims [-1]) for every datatype, and "gated"
+// identity_<type> (identity, INPUT0 -> OUTPUT0, dims [-1]) for every datatype, and "gated"
 // (FakeBackend, FP32 [batch, -1], two instances) whose executions block while
 // fake_->CloseGate().
 class HttpServiceFixture : public ::testing::Test {
  protected:
   void SetUp() override {
     spdlog::set_level(spdlog::level::warn);  // model loading is chatty
-    for (DataType t : kAllTypes) {
-      const std::string type(DataTypeConfigName(t));
-      WriteModel(IdentityModelName(t), "identity",
-                 "input { name: \"INPUT0\" data_type: " + type + " dims: [ -1 ] }\n"
-                 "output { name: \"OUTPUT0\" data_type: " + type + " dims: [ -1 ] }\n");
-    }
+    fake_ = std::make_shared<quiver::testing::FakeBackend>();
     // Batching with a queue delay: executions run on the scheduler's workers, never
     // inline on a server I/O thread, so a closed gate does not stall the server.
-    WriteModel("gated", "fake",
-               "input { name: \"INPUT0\" data_type: TYPE_FP32 dims: [ -1 ] }\n"
-               "output { name: \"OUTPUT0\" data_type: TYPE_FP32 dims: [ -1 ] }\n"
-               "dynamic_batching { max_queue_delay_microseconds: 100 }\n",
-               2, 8);
-    fake_ = std::make_shared<engine::FakeBackend>();
-    auto registry = std::make_shared<engine::BackendRegistry>();
-    registry->Register("identity", std::make_shared<engine::IdentityBackend>());
-    registry->Register("fake", fake_);
-    engine::EngineOptions o;
-    o.model_repositories = {repo_.path()};
-    o.control_mode = engine::ModelControlMode::kExplicit;
-    o.startup_models = {"*"};
-    o.poll_interval = std::chrono::milliseconds(0);
-    o.backends = registry;
-    auto engine = engine::Engine::Create(std::move(o));
-    ASSERT_TRUE(engine.ok()) << engine.status().ToString();
-    engine_ = std::move(engine).value();
+    engine_ = quiver::testing::TestEngineBuilder("http-client")
+                     .WithIdentityModels(quiver::testing::kAllTypes)
+                     .WithFakeModel("gated", fake_,
+                                    "max_batch_size: 8\n" +
+                                    quiver::testing::IoConfig("TYPE_FP32") +
+                                    "dynamic_batching { max_queue_delay_microseconds: 100 }\n"
+                                    "instance_group [ { count: 2 kind: KIND_CPU } ]\n")
+                     .Build();
+    ASSERT_TRUE(engine_);
     StartServer(0);
   }
 
@@ -146,14 +78,6 @@ class HttpServiceFixture : public ::testing::Test {
     port_ = server_->port();
   }
 
-  void WriteModel(const std::string& name, const std::string& backend, const std::string& io,
-                  int instances = 1, int max_batch_size = 0) {
-    repo_.WriteModel(name, "name: \"" + name + "\"\nbackend: \"" + backend +
-                               "\"\nmax_batch_size: " + std::to_string(max_batch_size) + "\n" + io +
-                               "instance_group [ { count: " + std::to_string(instances) +
-                               " kind: KIND_CPU } ]\n");
-  }
-
   RemoteOptions Options(bool shared_memory = false, size_t connections = 4) const {
     RemoteOptions o;
     o.host = "127.0.0.1";
@@ -167,9 +91,8 @@ class HttpServiceFixture : public ::testing::Test {
     return std::make_shared<HttpService>(options);
   }
 
-  quiver::testing::TempRepository repo_{"http-client"};  // outlives engine_
-  std::shared_ptr<engine::FakeBackend> fake_;
-  std::unique_ptr<engine::Engine> engine_;
+  std::shared_ptr<quiver::testing::FakeBackend> fake_;
+  quiver::testing::TestEngine engine_;
   frontend::SharedMemoryManager shm_;
   std::unique_ptr<frontend::HttpServer> server_;
   uint16_t port_ = 0;

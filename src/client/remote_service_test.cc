@@ -8,7 +8,6 @@
 #include <spdlog/spdlog.h>
 
 #include <cstring>
-#include <future>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -17,13 +16,12 @@
 #include "client/client.h"
 #include "client/grpc_service.h"
 #include "client/http_service.h"
-#include "engine/backends/identity_backend.h"
-#include "engine/engine.h"
-#include "engine/testing/fake_backend.h"
-#include "engine/testing/temp_repository.h"
 #include "frontend/grpc_server.h"
 #include "frontend/http_server.h"
 #include "frontend/shared_memory.h"
+#include "testing/engine_fixture.h"
+#include "testing/fake_backend.h"
+#include "testing/infer_helpers.h"
 
 namespace quiver::client {
 namespace {
@@ -56,13 +54,7 @@ float FirstFloat(const Buffer& b) {
   return f;
 }
 
-Result<InferResponse> InferAndWait(InferenceService& service, InferRequest request) {
-  std::promise<Result<InferResponse>> promise;
-  auto future = promise.get_future();
-  service.Infer(std::move(request),
-                [&promise](Result<InferResponse> r) { promise.set_value(std::move(r)); });
-  return future.get();
-}
+using quiver::testing::InferAndWait;
 
 // An Engine with "identity" (FP32 [-1]) and "gated" (FakeBackend, batching, whose
 // executions wait at a gate the test opens), served over HTTP or gRPC.
@@ -70,30 +62,18 @@ class RemoteServiceTest : public ::testing::TestWithParam<Protocol> {
  protected:
   void SetUp() override {
     spdlog::set_level(spdlog::level::warn);
-    repo_.WriteModel("identity",
-                     "name: \"identity\"\nbackend: \"identity\"\nmax_batch_size: 0\n"
-                     "input { name: \"INPUT0\" data_type: TYPE_FP32 dims: [ -1 ] }\n"
-                     "output { name: \"OUTPUT0\" data_type: TYPE_FP32 dims: [ -1 ] }\n");
     // Batching: executions run on the scheduler's workers, so a closed gate never stalls a
     // server thread.
-    repo_.WriteModel("gated",
-                     "name: \"gated\"\nbackend: \"fake\"\nmax_batch_size: 8\n"
-                     "input { name: \"INPUT0\" data_type: TYPE_FP32 dims: [ -1 ] }\n"
-                     "output { name: \"OUTPUT0\" data_type: TYPE_FP32 dims: [ -1 ] }\n"
-                     "dynamic_batching { max_queue_delay_microseconds: 100 }\n"
-                     "instance_group [ { count: 1 kind: KIND_CPU } ]\n");
-    auto registry = std::make_shared<engine::BackendRegistry>();
-    registry->Register("identity", std::make_shared<engine::IdentityBackend>());
-    registry->Register("fake", fake_);
-    engine::EngineOptions o;
-    o.model_repositories = {repo_.path()};
-    o.control_mode = engine::ModelControlMode::kExplicit;
-    o.startup_models = {"*"};
-    o.poll_interval = std::chrono::milliseconds(0);
-    o.backends = registry;
-    auto e = engine::Engine::Create(std::move(o));
-    ASSERT_TRUE(e.ok()) << e.status().ToString();
-    engine_ = std::move(e).value();
+    engine_ = quiver::testing::TestEngineBuilder("remote-core")
+                     .WithModel("identity", "identity",
+                                "max_batch_size: 0\n" +
+                                quiver::testing::IoConfig("TYPE_FP32"))
+                     .WithFakeModel("gated", fake_,
+                                    "max_batch_size: 8\n" +
+                                    quiver::testing::IoConfig("TYPE_FP32") +
+                                    "dynamic_batching { max_queue_delay_microseconds: 100 }\n")
+                     .Build();
+    ASSERT_TRUE(engine_);
     StartServer(0);
   }
 
@@ -160,9 +140,9 @@ class RemoteServiceTest : public ::testing::TestWithParam<Protocol> {
     return r;
   }
 
-  quiver::testing::TempRepository repo_{"remote-core"};
-  std::shared_ptr<engine::FakeBackend> fake_ = std::make_shared<engine::FakeBackend>();
-  std::unique_ptr<engine::Engine> engine_;
+  std::shared_ptr<quiver::testing::FakeBackend> fake_ =
+      std::make_shared<quiver::testing::FakeBackend>();
+  quiver::testing::TestEngine engine_;
   std::unique_ptr<frontend::SharedMemoryManager> shm_;
   std::unique_ptr<frontend::HttpServer> http_;
   std::unique_ptr<frontend::GrpcServer> grpc_;

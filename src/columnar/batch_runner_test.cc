@@ -6,7 +6,6 @@
 #include <algorithm>
 #include <condition_variable>
 #include <cstring>
-#include <deque>
 #include <filesystem>
 #include <future>
 #include <mutex>
@@ -15,9 +14,9 @@
 
 #include "columnar/pad.h"
 #include "columnar/reduce.h"
-#include "engine/backends/identity_backend.h"
 #include "engine/engine.h"
-#include "engine/testing/temp_repository.h"
+#include "testing/engine_fixture.h"
+#include "testing/fake_inference_service.h"
 
 namespace quiver::columnar {
 namespace {
@@ -42,11 +41,14 @@ std::vector<Tensor> FakeModel(const Tensor& x) {
 
 enum class Order { kInline, kReverse, kShuffle };
 
-// An InferenceService test double. It collects requests and answers them from its own
-// thread in batches of `window` (or fewer, once fewer remain), each batch in reversed or
-// shuffled order; or inline, before Infer returns. It records the peak number of requests
-// outstanding and where each request's input points (to check the zero-copy slices).
-class DeferredService final : public InferenceService {
+using quiver::testing::FakeInferenceService;
+
+// Scripts a FakeInferenceService as the model "m" (FakeModel) and answers its requests
+// from a thread of its own in batches of `window` (or fewer, once fewer remain), each batch
+// in reversed or shuffled order; or lets the fake answer inline, before Infer returns. The
+// fake counts calls and the peak outstanding, and records each request's input (to check
+// the zero-copy slices).
+class DeferredResponder {
  public:
   struct Options {
     int64_t max_batch_size = 8;
@@ -60,30 +62,51 @@ class DeferredService final : public InferenceService {
     bool hold_after_first = false;  // after the first answer, wait for Release()
   };
 
-  explicit DeferredService(Options o) : o_(o), rng_(o.seed) {
-    if (o_.order != Order::kInline) responder_ = std::thread([this] { Respond(); });
+  explicit DeferredResponder(Options o) : o_(o), rng_(o.seed) {
+    fake.AddModel(ConfigM(o_.max_batch_size));
+    fake.set_answer([o](const InferRequest& request) { return Answer(o, request); });
+    if (o_.order != Order::kInline) {
+      fake.set_mode(FakeInferenceService::Mode::kHold);
+      responder_ = std::thread([this] { Respond(); });
+    }
   }
-  ~DeferredService() override {
+  ~DeferredResponder() {
     {
       std::lock_guard lock(mu_);
-      stop_ = true;
       released_ = true;
     }
     cv_.notify_all();
+    fake.Close();
     if (responder_.joinable()) responder_.join();
   }
 
-  bool Live() const override { return true; }
-  bool Ready() const override { return true; }
-  Result<ServerMetadata> GetServerMetadata() const override { return ServerMetadata{}; }
-  Result<ModelMetadata> GetModelMetadata(std::string_view, std::string_view) const override {
-    return Status::Unsupported("not in the double");
+  void Release() {
+    std::lock_guard lock(mu_);
+    released_ = true;
+    cv_.notify_all();
   }
-  Result<ModelConfig> GetModelConfig(std::string_view model, std::string_view) const override {
-    if (model != "m") return Status::NotFound("unknown model '" + std::string(model) + "'");
+  // Rows of each request, in order of arrival.
+  std::vector<int64_t> chunk_rows() const {
+    std::vector<int64_t> rows;
+    for (const InferRequest& r : fake.requests()) rows.push_back(r.inputs.at(0).shape[0]);
+    return rows;
+  }
+  // First row of X of each request, in order of arrival (needs Options::base).
+  std::vector<int64_t> chunk_begins() const {
+    std::vector<int64_t> begins;
+    for (const InferRequest& r : fake.requests()) {
+      begins.push_back(int64_t(size_t(r.inputs.at(0).data.data() - o_.base) / o_.row_bytes));
+    }
+    return begins;
+  }
+
+  FakeInferenceService fake;
+
+ private:
+  static ModelConfig ConfigM(int64_t max_batch_size) {
     ModelConfig c;
     c.set_name("m");
-    c.set_max_batch_size(static_cast<int32_t>(o_.max_batch_size));
+    c.set_max_batch_size(static_cast<int32_t>(max_batch_size));
     auto* in = c.add_input();
     in->set_name("X");
     in->set_data_type(inference::TYPE_FP32);
@@ -97,76 +120,11 @@ class DeferredService final : public InferenceService {
     twice->add_dims(-1);
     return c;
   }
-  bool ModelReady(std::string_view, std::string_view) const override { return true; }
-  Result<RepositoryIndex> Index() override { return RepositoryIndex{}; }
-  Status Load(std::string_view) override { return Status::Ok(); }
-  Status Unload(std::string_view) override { return Status::Ok(); }
-  Result<std::vector<ModelStatistics>> GetStatistics(std::string_view,
-                                                     std::string_view) const override {
-    return std::vector<ModelStatistics>{};
-  }
 
-  void Infer(InferRequest request, InferCallback done) override {
-    {
-      std::lock_guard lock(mu_);
-      ++calls_;
-      peak_ = std::max(peak_, calls_ - answered_);
-      const Tensor& x = request.inputs.at(0);
-      chunk_rows_.push_back(x.shape[0]);
-      if (o_.base != nullptr) {
-        chunk_begins_.push_back(int64_t(size_t(x.data.data() - o_.base) / o_.row_bytes));
-      }
-      if (o_.order != Order::kInline) {
-        pending_.push_back({std::move(request), std::move(done)});
-        cv_.notify_all();
-        return;
-      }
-      ++answered_;  // counted before the callback runs (see Respond)
-    }
-    done(Answer(request));
-  }
-
-  void Release() {
-    std::lock_guard lock(mu_);
-    released_ = true;
-    cv_.notify_all();
-  }
-  // Blocks until at least `n` callbacks have been started.
-  void WaitAnswered(int64_t n) {
-    std::unique_lock lock(mu_);
-    cv_.wait(lock, [&] { return answered_ >= n; });
-  }
-  int64_t calls() const {
-    std::lock_guard lock(mu_);
-    return calls_;
-  }
-  int64_t answered() const {
-    std::lock_guard lock(mu_);
-    return answered_;
-  }
-  int64_t peak() const {
-    std::lock_guard lock(mu_);
-    return peak_;
-  }
-  std::vector<int64_t> chunk_rows() const {
-    std::lock_guard lock(mu_);
-    return chunk_rows_;
-  }
-  std::vector<int64_t> chunk_begins() const {
-    std::lock_guard lock(mu_);
-    return chunk_begins_;
-  }
-
- private:
-  struct Pending {
-    InferRequest request;
-    InferCallback done;
-  };
-
-  Result<InferResponse> Answer(const InferRequest& request) const {
+  static Result<InferResponse> Answer(const Options& o, const InferRequest& request) {
     const Tensor& x = request.inputs.at(0);
-    if (o_.base != nullptr && o_.fail_row >= 0 &&
-        x.data.data() == o_.base + size_t(o_.fail_row) * o_.row_bytes) {
+    if (o.base != nullptr && o.fail_row >= 0 &&
+        x.data.data() == o.base + size_t(o.fail_row) * o.row_bytes) {
       return Status::Unavailable("instance lost its GPU");
     }
     InferResponse response;
@@ -181,32 +139,25 @@ class DeferredService final : public InferenceService {
   }
 
   void Respond() {
-    std::unique_lock lock(mu_);
     int64_t taken = 0;
     bool held = false;
     while (true) {
       const int64_t want =
           std::max<int64_t>(1, std::min<int64_t>(o_.window, o_.expected_requests - taken));
-      cv_.wait(lock, [&] { return stop_ || static_cast<int64_t>(pending_.size()) >= want; });
-      if (stop_ && pending_.empty()) return;
-      std::vector<Pending> batch(std::make_move_iterator(pending_.begin()),
-                                 std::make_move_iterator(pending_.end()));
-      pending_.clear();
+      std::vector<FakeInferenceService::Held> batch = fake.TakeHeld(size_t(want));
+      if (batch.empty()) return;  // closed
       taken += static_cast<int64_t>(batch.size());
       if (o_.order == Order::kReverse) {
         std::reverse(batch.begin(), batch.end());
       } else {
         std::shuffle(batch.begin(), batch.end(), rng_);
       }
-      for (Pending& p : batch) {
-        // Count before the callback: once it runs, the runner may send the next request.
-        ++answered_;
-        cv_.notify_all();
-        lock.unlock();
-        p.done(Answer(p.request));
-        lock.lock();
+      for (FakeInferenceService::Held& h : batch) {
+        // Counted before the callback: once it runs, the runner may send the next request.
+        fake.Answer(std::move(h));
         if (o_.hold_after_first && !held) {
           held = true;
+          std::unique_lock lock(mu_);
           cv_.wait(lock, [&] { return released_; });
         }
       }
@@ -214,16 +165,10 @@ class DeferredService final : public InferenceService {
   }
 
   const Options o_;
-  mutable std::mutex mu_;
+  std::mt19937 rng_;  // responder thread only
+  std::mutex mu_;
   std::condition_variable cv_;
-  std::mt19937 rng_;                                // responder thread only
-  std::deque<Pending> pending_;                     // guarded by mu_
-  int64_t calls_ = 0;                               // guarded by mu_
-  int64_t answered_ = 0;                            // guarded by mu_
-  int64_t peak_ = 0;                                // guarded by mu_
-  std::vector<int64_t> chunk_rows_, chunk_begins_;  // guarded by mu_
-  bool stop_ = false;                               // guarded by mu_
-  bool released_ = false;                           // guarded by mu_
+  bool released_ = false;  // guarded by mu_
   std::thread responder_;
 };
 
@@ -259,7 +204,7 @@ TEST(RunBatchedTest, OutOfOrderAnswersGiveTheSingleShotResult) {
     if (std::bernoulli_distribution(0.3)(rng)) options.requested_outputs = {"TWICE"};
     Tensor x = RandomX(rng, rows, width);
 
-    DeferredService::Options so;
+    DeferredResponder::Options so;
     so.max_batch_size = model_max;
     so.order = static_cast<Order>(iter % 3);
     so.window = options.max_in_flight;
@@ -267,7 +212,8 @@ TEST(RunBatchedTest, OutOfOrderAnswersGiveTheSingleShotResult) {
     so.seed = uint32_t(iter);
     so.base = x.data.data();
     so.row_bytes = size_t(width) * sizeof(float);
-    DeferredService service(so);
+    DeferredResponder deferred(so);
+    FakeInferenceService& service = deferred.fake;
 
     auto result = RunBatched(service, "m", std::span(&x, 1), options);
     ASSERT_TRUE(result.ok()) << result.status().ToString();
@@ -277,36 +223,37 @@ TEST(RunBatchedTest, OutOfOrderAnswersGiveTheSingleShotResult) {
     for (const Tensor& w : want) ExpectSameTensor(result->at(w.name), w);
 
     EXPECT_EQ(service.calls(), requests);
-    EXPECT_LE(service.peak(), options.max_in_flight);
+    EXPECT_LE(service.peak_outstanding(), options.max_in_flight);
     // Every chunk fits the batch size and is a slice of X, in order: no copies.
     std::vector<int64_t> expected_begins;
     for (int64_t b = 0; b < rows; b += chunk) expected_begins.push_back(b);
-    EXPECT_EQ(service.chunk_begins(), expected_begins);
-    for (int64_t r : service.chunk_rows()) EXPECT_LE(r, chunk);
+    EXPECT_EQ(deferred.chunk_begins(), expected_begins);
+    for (int64_t r : deferred.chunk_rows()) EXPECT_LE(r, chunk);
   }
 }
 
 TEST(RunBatchedTest, PeakInFlightReachesButNeverExceedsTheLimit) {
   std::mt19937 rng(5);
   Tensor x = RandomX(rng, 100, 2);
-  DeferredService::Options so;
+  DeferredResponder::Options so;
   so.max_batch_size = 4;
   so.order = Order::kShuffle;
   so.window = 3;
   so.expected_requests = 25;
-  DeferredService service(so);
+  DeferredResponder deferred(so);
+  FakeInferenceService& service = deferred.fake;
   BatchOptions options;
   options.max_in_flight = 3;
   auto result = RunBatched(service, "m", std::span(&x, 1), options);
   ASSERT_TRUE(result.ok()) << result.status().ToString();
-  EXPECT_EQ(service.peak(), 3);
+  EXPECT_EQ(service.peak_outstanding(), 3);
   EXPECT_EQ(service.calls(), 25);
 }
 
 TEST(RunBatchedTest, ChunkErrorFailsTheCallAfterEveryCallback) {
   std::mt19937 rng(3);
   Tensor x = RandomX(rng, 50, 3);  // chunks of 8: [0,8) ... [48,50)
-  DeferredService::Options so;
+  DeferredResponder::Options so;
   so.max_batch_size = 8;
   so.order = Order::kReverse;  // the last chunk, which fails, is answered first
   so.window = 7;
@@ -315,16 +262,17 @@ TEST(RunBatchedTest, ChunkErrorFailsTheCallAfterEveryCallback) {
   so.row_bytes = 3 * sizeof(float);
   so.fail_row = 48;
   so.hold_after_first = true;
-  DeferredService service(so);
+  DeferredResponder deferred(so);
+  FakeInferenceService& service = deferred.fake;
   BatchOptions options;
   options.max_in_flight = 7;
 
   auto future = std::async(std::launch::async,
                            [&] { return RunBatched(service, "m", std::span(&x, 1), options); });
-  service.WaitAnswered(1);
+  service.WaitForAnswered(1);
   // The error is in, six callbacks are not: the call must still be waiting.
   EXPECT_EQ(future.wait_for(std::chrono::milliseconds(50)), std::future_status::timeout);
-  service.Release();
+  deferred.Release();
   auto result = future.get();
   ASSERT_FALSE(result.ok());
   EXPECT_EQ(result.status().code(), StatusCode::kUnavailable);
@@ -336,12 +284,13 @@ TEST(RunBatchedTest, ChunkErrorFailsTheCallAfterEveryCallback) {
 TEST(RunBatchedTest, StopsSendingAfterAnError) {
   std::mt19937 rng(4);
   Tensor x = RandomX(rng, 80, 1);  // 10 chunks of 8; the first fails inline
-  DeferredService::Options so;
+  DeferredResponder::Options so;
   so.order = Order::kInline;
   so.base = x.data.data();
   so.row_bytes = sizeof(float);
   so.fail_row = 0;
-  DeferredService service(so);
+  DeferredResponder deferred(so);
+  FakeInferenceService& service = deferred.fake;
   auto result = RunBatched(service, "m", std::span(&x, 1), BatchOptions{});
   ASSERT_FALSE(result.ok());
   EXPECT_THAT(result.status().message(), HasSubstr("rows [0, 8) of 80"));
@@ -350,9 +299,10 @@ TEST(RunBatchedTest, StopsSendingAfterAnError) {
 
 TEST(RunBatchedTest, ZeroRowsGiveZeroRowOutputsWithoutInferring) {
   Tensor x{"X", DataType::kFp32, {0, 4}, Buffer::Allocate(0)};
-  DeferredService::Options so;
+  DeferredResponder::Options so;
   so.order = Order::kInline;
-  DeferredService service(so);
+  DeferredResponder deferred(so);
+  FakeInferenceService& service = deferred.fake;
   auto result = RunBatched(service, "m", std::span(&x, 1), BatchOptions{});
   ASSERT_TRUE(result.ok()) << result.status().ToString();
   EXPECT_EQ(service.calls(), 0);
@@ -368,9 +318,10 @@ TEST(RunBatchedTest, ZeroRowsGiveZeroRowOutputsWithoutInferring) {
 }
 
 TEST(RunBatchedTest, RejectsBadInputs) {
-  DeferredService::Options so;
+  DeferredResponder::Options so;
   so.order = Order::kInline;
-  DeferredService service(so);
+  DeferredResponder deferred(so);
+  FakeInferenceService& service = deferred.fake;
   std::vector<float> v(12);
   std::vector<Tensor> mismatched{MakeTensor<float>("X", DataType::kFp32, {4, 3}, v),
                                  MakeTensor<float>("Y", DataType::kFp32, {3, 4}, v)};
@@ -429,31 +380,26 @@ class RunBatchedEngineTest : public ::testing::Test {
  protected:
   void SetUp() override {
     // Constituents [jets, slots, features] plus a BOOL mask, batched by 16, dynamic batcher on.
-    repo_.WriteModel("padded_identity",
-                     "name: \"padded_identity\"\nbackend: \"identity\"\nmax_batch_size: 16\n"
-                     "input { name: \"PF\" data_type: TYPE_FP32 dims: [ -1, 3 ] }\n"
-                     "input { name: \"MASK\" data_type: TYPE_BOOL dims: [ -1 ] }\n"
-                     "output { name: \"PF_OUT\" data_type: TYPE_FP32 dims: [ -1, 3 ] }\n"
-                     "output { name: \"MASK_OUT\" data_type: TYPE_BOOL dims: [ -1 ] }\n"
-                     "instance_group { count: 2 kind: KIND_CPU }\n"
-                     "dynamic_batching { max_queue_delay_microseconds: 100 }\n");
-    auto registry = std::make_shared<engine::BackendRegistry>();
-    registry->Register("identity", std::make_shared<engine::IdentityBackend>());
-    engine::EngineOptions o;
-    o.model_repositories = {std::filesystem::path(QUIVER_SOURCE_DIR) / "models", repo_.path()};
-    o.control_mode = engine::ModelControlMode::kExplicit;
-    o.startup_models = {"identity_fp32", "padded_identity"};
-    o.backends = registry;
-    auto e = engine::Engine::Create(std::move(o));
-    ASSERT_TRUE(e.ok()) << e.status().ToString();
-    engine_ = std::move(e).value();
+    engine_ =
+        quiver::testing::TestEngineBuilder("columnar")
+            .WithRepository(std::filesystem::path(QUIVER_SOURCE_DIR) / "models")
+            .WithModel("padded_identity", "identity",
+                       "max_batch_size: 16\n"
+                       "input { name: \"PF\" data_type: TYPE_FP32 dims: [ -1, 3 ] }\n"
+                       "input { name: \"MASK\" data_type: TYPE_BOOL dims: [ -1 ] }\n"
+                       "output { name: \"PF_OUT\" data_type: TYPE_FP32 dims: [ -1, 3 ] }\n"
+                       "output { name: \"MASK_OUT\" data_type: TYPE_BOOL dims: [ -1 ] }\n"
+                       "instance_group { count: 2 kind: KIND_CPU }\n"
+                       "dynamic_batching { max_queue_delay_microseconds: 100 }\n")
+            .WithStartupModels({"identity_fp32", "padded_identity"})
+            .Build();
+    ASSERT_TRUE(engine_);
     ASSERT_TRUE(engine_->ModelReady("identity_fp32", ""));
     ASSERT_TRUE(engine_->ModelReady("padded_identity", ""));
   }
   void TearDown() override { engine_.reset(); }
 
-  quiver::testing::TempRepository repo_{"columnar"};  // outlives engine_
-  std::unique_ptr<engine::Engine> engine_;
+  quiver::testing::TestEngine engine_;
 };
 
 TEST_F(RunBatchedEngineTest, ShippedIdentityModelWholeAndForcedSplit) {

@@ -8,7 +8,8 @@
 #include <thread>
 
 #include "engine/backends/identity_backend.h"
-#include "engine/testing/temp_repository.h"
+#include "testing/infer_helpers.h"
+#include "testing/temp_repository.h"
 
 namespace quiver::engine {
 namespace {
@@ -73,10 +74,7 @@ class EngineTest : public ::testing::Test {
     r.id = "req";
     r.inputs = {MakeTensor<float>("IN", DataType::kFp32,
                                   {1, static_cast<int64_t>(values.size())}, values)};
-    std::promise<Result<InferResponse>> p;
-    auto f = p.get_future();
-    engine_->Infer(std::move(r), [&p](Result<InferResponse> res) { p.set_value(std::move(res)); });
-    return f.get();
+    return quiver::testing::InferAndWait(*engine_, std::move(r));
   }
 
   quiver::testing::TempRepository repo_{"engine"};  // outlives engine_

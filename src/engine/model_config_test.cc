@@ -6,7 +6,7 @@
 
 #include <algorithm>
 
-#include "engine/testing/temp_repository.h"
+#include "testing/temp_repository.h"
 
 namespace quiver::engine {
 namespace {

@@ -3,7 +3,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "engine/testing/temp_repository.h"
+#include "testing/temp_repository.h"
 
 namespace quiver::engine {
 namespace {

@@ -14,11 +14,12 @@
 #include <thread>
 #include <vector>
 
-#include "engine/testing/fake_backend.h"
+#include "testing/fake_backend.h"
 
 namespace quiver::engine {
 namespace {
 
+using quiver::testing::FakeBackend;
 using std::chrono::microseconds;
 
 // A [batch, width] FP32 request whose values are base, base + 1, ...

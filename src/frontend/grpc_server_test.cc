@@ -7,20 +7,18 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cctype>
-#include <condition_variable>
 #include <cstring>
 #include <functional>
 #include <map>
-#include <mutex>
 #include <set>
 #include <thread>
 
-#include "engine/backends/identity_backend.h"
 #include "engine/engine.h"
-#include "engine/testing/temp_repository.h"
 #include "grpc_service.grpc.pb.h"
 #include "health.grpc.pb.h"
+#include "testing/engine_fixture.h"
+#include "testing/fake_inference_service.h"
+#include "testing/infer_helpers.h"
 
 namespace quiver::frontend {
 namespace {
@@ -29,35 +27,8 @@ using inference::GRPCInferenceService;
 using InferRequestMsg = inference::ModelInferRequest;
 using InferResponseMsg = inference::ModelInferResponse;
 
-// Every KServe datatype, with the model-config type that declares it.
-const std::vector<std::pair<std::string, std::string>> kTypes = {
-    {"BOOL", "TYPE_BOOL"},     {"UINT8", "TYPE_UINT8"},   {"UINT16", "TYPE_UINT16"},
-    {"UINT32", "TYPE_UINT32"}, {"UINT64", "TYPE_UINT64"}, {"INT8", "TYPE_INT8"},
-    {"INT16", "TYPE_INT16"},   {"INT32", "TYPE_INT32"},   {"INT64", "TYPE_INT64"},
-    {"FP16", "TYPE_FP16"},     {"BF16", "TYPE_BF16"},     {"FP32", "TYPE_FP32"},
-    {"FP64", "TYPE_FP64"},     {"BYTES", "TYPE_STRING"},
-};
-
-std::string ModelFor(const std::string& datatype) {
-  std::string name = "identity_";
-  for (char c : datatype) name += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return name;
-}
-
-std::string IdentityConfig(const std::string& name, const std::string& type) {
-  return "name: \"" + name + "\"\nbackend: \"identity\"\nmax_batch_size: 0\n" +
-         "input { name: \"INPUT0\" data_type: " + type + " dims: [ -1 ] }\n" +
-         "output { name: \"OUTPUT0\" data_type: " + type + " dims: [ -1 ] }\n";
-}
-
-// Two inputs, two outputs: for tests that mix raw, typed and shared-memory tensors.
-std::string PairConfig() {
-  return "name: \"identity_pair\"\nbackend: \"identity\"\nmax_batch_size: 0\n"
-         "input { name: \"INPUT0\" data_type: TYPE_FP32 dims: [ -1 ] }\n"
-         "input { name: \"INPUT1\" data_type: TYPE_INT32 dims: [ -1 ] }\n"
-         "output { name: \"OUTPUT0\" data_type: TYPE_FP32 dims: [ -1 ] }\n"
-         "output { name: \"OUTPUT1\" data_type: TYPE_INT32 dims: [ -1 ] }\n";
-}
+using quiver::testing::IdentityModelName;
+using quiver::testing::kAllTypes;
 
 // A typed-contents message and the raw bytes of the same three elements.
 struct Sample {
@@ -177,77 +148,6 @@ InferRequestMsg OneInput(const std::string& model, const std::string& datatype,
   return r;
 }
 
-// An InferenceService that holds every Infer until the test releases it (in any order),
-// then runs it on the wrapped engine. Everything else is delegated.
-class GatedService final : public InferenceService {
- public:
-  explicit GatedService(InferenceService& inner) : inner_(inner) {}
-
-  bool Live() const override { return inner_.Live(); }
-  bool Ready() const override { return inner_.Ready(); }
-  Result<ServerMetadata> GetServerMetadata() const override { return inner_.GetServerMetadata(); }
-  Result<ModelMetadata> GetModelMetadata(std::string_view m, std::string_view v) const override {
-    return inner_.GetModelMetadata(m, v);
-  }
-  Result<ModelConfig> GetModelConfig(std::string_view m, std::string_view v) const override {
-    return inner_.GetModelConfig(m, v);
-  }
-  bool ModelReady(std::string_view m, std::string_view v) const override {
-    return inner_.ModelReady(m, v);
-  }
-  void Infer(InferRequest request, InferCallback done) override {
-    std::lock_guard<std::mutex> lock(mutex_);
-    held_.push_back({std::move(request), std::move(done)});
-    cv_.notify_all();
-  }
-  Result<RepositoryIndex> Index() override { return inner_.Index(); }
-  Status Load(std::string_view m) override { return inner_.Load(m); }
-  Status Unload(std::string_view m) override { return inner_.Unload(m); }
-  Result<std::vector<ModelStatistics>> GetStatistics(std::string_view m,
-                                                     std::string_view v) const override {
-    return inner_.GetStatistics(m, v);
-  }
-
-  // Blocks until `n` requests are held.
-  void WaitForHeld(size_t n) {
-    std::unique_lock<std::mutex> lock(mutex_);
-    cv_.wait(lock, [&] { return held_.size() >= n; });
-  }
-  // Runs the held request with id `id`. (Requests read from one stream may reach the
-  // service in any order, so tests pick them by id.)
-  void Release(const std::string& id) {
-    Held h;
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      auto it = std::find_if(held_.begin(), held_.end(),
-                             [&](const Held& x) { return x.request.id == id; });
-      ASSERT_NE(it, held_.end()) << "no held request " << id;
-      h = std::move(*it);
-      held_.erase(it);
-      released_inputs_.push_back(h.request.inputs);
-    }
-    inner_.Infer(std::move(h.request), std::move(h.done));
-  }
-
-  // Copies of the input tensors of every released request (their Buffers share the
-  // bytes the server decoded, so the test can check they outlive the RPC).
-  std::vector<std::vector<Tensor>> released_inputs() {
-    std::lock_guard<std::mutex> lock(mutex_);
-    return released_inputs_;
-  }
-
- private:
-  struct Held {
-    InferRequest request;
-    InferCallback done;
-  };
-  InferenceService& inner_;
-  std::mutex mutex_;
-  std::condition_variable cv_;
-  std::vector<Held> held_;                            // guarded by mutex_
-  std::vector<std::vector<Tensor>> released_inputs_;  // guarded by mutex_
-};
-
 // An InferenceService that runs Infer on the wrapped engine, then answers with its first
 // output moved into memory the test watches: the test sees whether the server still holds
 // that memory once the handler has finished (zero-copy: gRPC holds it until it is sent)
@@ -315,22 +215,11 @@ class WatchedOutputService final : public InferenceService {
 class GrpcServerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    for (const auto& [datatype, config_type] : kTypes) {
-      repo_.WriteModel(ModelFor(datatype), IdentityConfig(ModelFor(datatype), config_type));
-    }
-    repo_.WriteModel("identity_pair", PairConfig());
-
-    auto registry = std::make_shared<engine::BackendRegistry>();
-    registry->Register("identity", std::make_shared<engine::IdentityBackend>());
-    engine::EngineOptions o;
-    o.model_repositories = {repo_.path()};
-    o.control_mode = engine::ModelControlMode::kExplicit;
-    o.startup_models = {"*"};
-    o.poll_interval = std::chrono::milliseconds(0);
-    o.backends = registry;
-    auto e = engine::Engine::Create(std::move(o));
-    ASSERT_TRUE(e.ok()) << e.status().ToString();
-    engine_ = std::move(e).value();
+    engine_ = quiver::testing::TestEngineBuilder("grpc")
+                     .WithIdentityModels(quiver::testing::kAllTypes)
+                     .WithIdentityPairModel()
+                     .Build();
+    ASSERT_TRUE(engine_);
   }
 
   void TearDown() override {
@@ -359,9 +248,10 @@ class GrpcServerTest : public ::testing::Test {
     return stub_->ModelInfer(&ctx, request, &response);
   }
 
-  quiver::testing::TempRepository repo_{"grpc"};  // outlives engine_
-  std::unique_ptr<engine::Engine> engine_;
-  std::unique_ptr<GatedService> gated_;
+  quiver::testing::TestEngine engine_;
+  // Holds every Infer until the test releases it (by id: requests read from one stream may
+  // reach the service in any order), then runs it on engine_.
+  std::unique_ptr<quiver::testing::FakeInferenceService> gated_;
   SharedMemoryManager shm_;
   std::unique_ptr<GrpcServer> server_;
   std::shared_ptr<grpc::Channel> channel_;
@@ -449,18 +339,19 @@ TEST_F(GrpcServerTest, ModelReadyMetadataAndConfig) {
 
 TEST_F(GrpcServerTest, RawAndTypedContentsGiveTheSameOutputForEveryType) {
   StartServer();
-  for (const auto& [datatype, config_type] : kTypes) {
+  for (DataType type : kAllTypes) {
+    const std::string datatype(DataTypeName(type));
     SCOPED_TRACE(datatype);
     const Sample sample = SampleFor(datatype);
 
-    InferRequestMsg raw = OneInput(ModelFor(datatype), datatype, {3}, "raw");
+    InferRequestMsg raw = OneInput(IdentityModelName(type), datatype, {3}, "raw");
     raw.add_raw_input_contents(sample.raw);
     InferResponseMsg raw_out;
     grpc::Status s = Infer(raw, raw_out);
     ASSERT_TRUE(s.ok()) << s.error_message();
     ASSERT_EQ(raw_out.outputs_size(), 1);
     EXPECT_EQ(raw_out.id(), "raw");
-    EXPECT_EQ(raw_out.model_name(), ModelFor(datatype));
+    EXPECT_EQ(raw_out.model_name(), IdentityModelName(type));
     EXPECT_EQ(raw_out.model_version(), "1");
     EXPECT_EQ(raw_out.outputs(0).name(), "OUTPUT0");
     EXPECT_EQ(raw_out.outputs(0).datatype(), datatype);
@@ -469,7 +360,7 @@ TEST_F(GrpcServerTest, RawAndTypedContentsGiveTheSameOutputForEveryType) {
     ASSERT_EQ(raw_out.raw_output_contents_size(), 1);
     EXPECT_EQ(raw_out.raw_output_contents(0), sample.raw);
 
-    InferRequestMsg typed = OneInput(ModelFor(datatype), datatype, {3}, "typed");
+    InferRequestMsg typed = OneInput(IdentityModelName(type), datatype, {3}, "typed");
     if (sample.fill) {
       sample.fill(*typed.mutable_inputs(0)->mutable_contents());
       InferResponseMsg typed_out;
@@ -596,7 +487,7 @@ TEST_F(GrpcServerTest, StreamReportsErrorsWithTheRequestId) {
 TEST_F(GrpcServerTest, StreamOrderFollowsTheOption) {
   for (bool ordered : {true, false}) {
     SCOPED_TRACE(ordered ? "ordered" : "completion order");
-    gated_ = std::make_unique<GatedService>(*engine_);
+    gated_ = std::make_unique<quiver::testing::FakeInferenceService>(*engine_);
     GrpcServerOptions options;
     options.ordered_stream_responses = ordered;
     StartServer(gated_.get(), options);
@@ -609,15 +500,15 @@ TEST_F(GrpcServerTest, StreamOrderFollowsTheOption) {
       ASSERT_TRUE(stream->Write(r));
     }
     gated_->WaitForHeld(2);
-    gated_->Release("r1");
+    ASSERT_TRUE(gated_->Release("r1"));
     inference::ModelStreamInferResponse first;
     if (!ordered) {
       // The second request's answer comes first, before the first is even released.
       ASSERT_TRUE(stream->Read(&first));
       EXPECT_EQ(first.infer_response().id(), "r1");
-      gated_->Release("r0");
+      ASSERT_TRUE(gated_->Release("r0"));
     } else {
-      gated_->Release("r0");
+      ASSERT_TRUE(gated_->Release("r0"));
       ASSERT_TRUE(stream->Read(&first));
       EXPECT_EQ(first.infer_response().id(), "r0");
     }
@@ -851,7 +742,7 @@ TEST_F(GrpcServerTest, StatisticsCountInferences) {
     grpc::ClientContext ctx;
     inference::ModelStatisticsResponse resp;
     ASSERT_TRUE(stub_->ModelStatistics(&ctx, {}, &resp).ok());
-    EXPECT_EQ(resp.model_stats_size(), static_cast<int>(kTypes.size()) + 1);
+    EXPECT_EQ(resp.model_stats_size(), static_cast<int>(kAllTypes.size()) + 1);
   }
   {
     grpc::ClientContext ctx;
@@ -934,7 +825,7 @@ TEST_F(GrpcServerTest, RepositoryIndexLoadAndUnload) {
 
 // Stop lets a request that is already running finish, then refuses new calls.
 TEST_F(GrpcServerTest, StopFinishesInFlightRequests) {
-  gated_ = std::make_unique<GatedService>(*engine_);
+  gated_ = std::make_unique<quiver::testing::FakeInferenceService>(*engine_);
   StartServer(gated_.get());
   InferRequestMsg r = OneInput("identity_fp32", "FP32", {1}, "in-flight");
   r.add_raw_input_contents(RawOf<float>({5.0f}));
@@ -943,7 +834,7 @@ TEST_F(GrpcServerTest, StopFinishesInFlightRequests) {
   std::thread client([&] { status = Infer(r, out); });
   gated_->WaitForHeld(1);
   std::thread stopper([&] { server_->Stop(); });
-  gated_->Release("in-flight");
+  ASSERT_TRUE(gated_->Release("in-flight"));
   stopper.join();
   client.join();
   ASSERT_TRUE(status.ok()) << status.error_message();
@@ -952,10 +843,10 @@ TEST_F(GrpcServerTest, StopFinishesInFlightRequests) {
 
   // The decoded input borrowed the request message's bytes; holding the tensor keeps
   // them valid after the RPC is over (a sanitizer build checks the access).
-  auto inputs = gated_->released_inputs();
-  ASSERT_EQ(inputs.size(), 1u);
-  ASSERT_EQ(inputs[0][0].data.size(), sizeof(float));
-  EXPECT_EQ(inputs[0][0].data_as<float>()[0], 5.0f);
+  auto requests = gated_->requests();
+  ASSERT_EQ(requests.size(), 1u);
+  ASSERT_EQ(requests[0].inputs[0].data.size(), sizeof(float));
+  EXPECT_EQ(requests[0].inputs[0].data_as<float>()[0], 5.0f);
 
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));

@@ -20,6 +20,7 @@
 #include "frontend/http_server.h"
 #include "frontend/http_test_util.h"
 #include "protocol/http_infer_codec.h"
+#include "testing/fake_inference_service.h"
 
 namespace quiver::frontend {
 namespace {
@@ -29,8 +30,8 @@ using protocol::ResponsePlan;
 using protocol::SharedMemoryRef;
 using protocol::Transport;
 using testing::HttpEngineFixture;
-using testing::IdentityModelName;
-using testing::kAllTypes;
+using quiver::testing::IdentityModelName;
+using quiver::testing::kAllTypes;
 using testing::ShmObject;
 using testing::TestClient;
 using testing::TestResponse;
@@ -188,7 +189,7 @@ TEST_F(HttpInferTest, AllOutputsInBinaryWhenNoneAreListed) {
   request.inputs.push_back(Sample(DataType::kFp16));
   ResponsePlan plan;
   plan.default_transport = Transport::kBinary;  // tritonclient's binary_data_output
-  InferOutcome outcome = Infer(c, "id_fp16", request, {}, plan);
+  InferOutcome outcome = Infer(c, "identity_fp16", request, {}, plan);
   ASSERT_EQ(outcome.http.status, 200) << outcome.http.body;
   ASSERT_TRUE(outcome.response.ok());
   EXPECT_EQ(Bytes(outcome.response->outputs[0].data.data(), 12),
@@ -202,84 +203,24 @@ TEST_F(HttpInferTest, SharedMemoryErrors) {
   const std::string unknown =
       R"({"inputs":[{"name":"INPUT0","shape":[1],"datatype":"FP32","parameters":)"
       R"({"shared_memory_region":"nope","shared_memory_byte_size":4}}]})";
-  TestResponse r1 = c.Post("/v2/models/id_fp32/infer", unknown);
+  TestResponse r1 = c.Post("/v2/models/identity_fp32/infer", unknown);
   EXPECT_EQ(r1.status, 404);
   EXPECT_NE(r1.body.find("nope"), std::string::npos);
   const std::string out_of_bounds =
       R"({"inputs":[{"name":"INPUT0","shape":[4],"datatype":"FP32","parameters":)"
       R"({"shared_memory_region":"small","shared_memory_byte_size":16}}]})";
-  EXPECT_EQ(c.Post("/v2/models/id_fp32/infer", out_of_bounds).status, 400);
+  EXPECT_EQ(c.Post("/v2/models/identity_fp32/infer", out_of_bounds).status, 400);
   const std::string too_small_output =
       R"({"inputs":[{"name":"INPUT0","shape":[4],"datatype":"FP32","data":[1,2,3,4]}],)"
       R"("outputs":[{"name":"OUTPUT0","parameters":{"shared_memory_region":"small",)"
       R"("shared_memory_byte_size":8}}]})";
-  TestResponse r3 = c.Post("/v2/models/id_fp32/infer", too_small_output);
+  TestResponse r3 = c.Post("/v2/models/identity_fp32/infer", too_small_output);
   EXPECT_EQ(r3.status, 400);
   EXPECT_NE(r3.body.find("should be at least 16 bytes"), std::string::npos) << r3.body;
   // Unregistered while a request could still use it: later requests fail cleanly.
   ASSERT_EQ(c.Post("/v2/systemsharedmemory/region/small/unregister").status, 200);
-  EXPECT_EQ(c.Post("/v2/models/id_fp32/infer", too_small_output).status, 404);
+  EXPECT_EQ(c.Post("/v2/models/identity_fp32/infer", too_small_output).status, 404);
 }
-
-// A service that holds every inference until the test answers it.
-class HoldingService final : public InferenceService {
- public:
-  bool ready = true;
-
-  bool Live() const override { return true; }
-  bool Ready() const override { return ready; }
-  Result<ServerMetadata> GetServerMetadata() const override {
-    return ServerMetadata{"holding", "0", {}};
-  }
-  Result<ModelMetadata> GetModelMetadata(std::string_view, std::string_view) const override {
-    return Status::NotFound("no models");
-  }
-  Result<ModelConfig> GetModelConfig(std::string_view, std::string_view) const override {
-    return Status::NotFound("no models");
-  }
-  bool ModelReady(std::string_view, std::string_view) const override { return false; }
-  void Infer(InferRequest request, InferCallback done) override {
-    std::lock_guard lock(mutex_);
-    pending_.emplace_back(std::move(request), std::move(done));
-    cv_.notify_all();
-  }
-  Result<RepositoryIndex> Index() override { return RepositoryIndex{}; }
-  Status Load(std::string_view) override { return Status::Ok(); }
-  Status Unload(std::string_view) override { return Status::Ok(); }
-  Result<std::vector<ModelStatistics>> GetStatistics(std::string_view,
-                                                     std::string_view) const override {
-    return std::vector<ModelStatistics>{};
-  }
-
-  void WaitForPending(size_t n) {
-    std::unique_lock lock(mutex_);
-    cv_.wait(lock, [&] { return pending_.size() >= n; });
-  }
-  // Answers the oldest request: echo its inputs as outputs, or fail with `status`.
-  void AnswerOne(const Status& status = Status::Ok()) {
-    std::pair<InferRequest, InferCallback> p;
-    {
-      std::lock_guard lock(mutex_);
-      p = std::move(pending_.front());
-      pending_.pop_front();
-    }
-    if (!status.ok()) {
-      p.second(status);
-      return;
-    }
-    InferResponse r{p.first.model, "1", p.first.id, {}};
-    for (Tensor& t : p.first.inputs) {
-      t.name += "_OUT";
-      r.outputs.push_back(std::move(t));
-    }
-    p.second(std::move(r));
-  }
-
- private:
-  std::mutex mutex_;
-  std::condition_variable cv_;
-  std::deque<std::pair<InferRequest, InferCallback>> pending_;  // guarded by mutex_
-};
 
 const std::string kEchoBody =
     R"({"id":"e","inputs":[{"name":"X","shape":[2],"datatype":"INT8","data":[1,2]}]})";
@@ -294,7 +235,8 @@ class HttpAsyncTest : public ::testing::Test {
     server_ = std::make_unique<HttpServer>(service_, shm_, o);
     ASSERT_TRUE(server_->Start().ok());
   }
-  HoldingService service_;
+  // Holds every inference until the test answers it; echoes X as X_OUT.
+  quiver::testing::FakeInferenceService service_{quiver::testing::FakeInferenceService::Mode::kHold};
   SharedMemoryManager shm_;
   std::unique_ptr<HttpServer> server_;
 };
@@ -309,10 +251,10 @@ TEST_F(HttpAsyncTest, IoThreadsStayFreeWhileInferencesArePending) {
       return c.Post("/v2/models/m/infer", kEchoBody);
     }));
   }
-  service_.WaitForPending(4);
+  service_.WaitForHeld(4);
   TestClient other(server_->port());
   EXPECT_EQ(other.Get("/v2/health/live").status, 200);
-  for (int i = 0; i < 4; ++i) service_.AnswerOne();
+  for (int i = 0; i < 4; ++i) EXPECT_TRUE(service_.ReleaseOne());
   for (auto& f : replies) {
     TestResponse r = f.get();
     EXPECT_EQ(r.status, 200);
@@ -335,14 +277,14 @@ TEST_F(HttpAsyncTest, ServiceErrorsMapThroughHttpStatusFor) {
   for (const auto& [status, code] : cases) {
     auto reply = std::async(std::launch::async,
                             [&] { return c.Post("/v2/models/m/infer", kEchoBody); });
-    service_.WaitForPending(1);
-    service_.AnswerOne(status);
+    service_.WaitForHeld(1);
+    EXPECT_TRUE(service_.ReleaseOne(status));
     TestResponse r = reply.get();
     EXPECT_EQ(r.status, code) << status.ToString();
     EXPECT_EQ(r.body, R"({"error":")" + status.message() + "\"}");
   }
   // Readiness as Triton: 400 with an empty body, and a fixed text for a model.
-  service_.ready = false;
+  service_.set_ready(false);
   TestResponse not_ready = c.Get("/v2/health/ready");
   EXPECT_EQ(not_ready.status, 400);
   EXPECT_EQ(not_ready.body, "");
@@ -358,9 +300,9 @@ TEST_F(HttpAsyncTest, StopFinishesInFlightRequests) {
     TestClient c(server_->port());
     return c.Post("/v2/models/m/infer", kEchoBody);
   });
-  service_.WaitForPending(1);
+  service_.WaitForHeld(1);
   std::thread stopper([&] { server_->Stop(); });
-  service_.AnswerOne();
+  EXPECT_TRUE(service_.ReleaseOne());
   stopper.join();
   TestResponse r = reply.get();
   EXPECT_EQ(r.status, 200);
@@ -372,10 +314,10 @@ TEST_F(HttpAsyncTest, RepliesAfterTheStopDeadlineAreDropped) {
   TestClient c(server_->port());
   c.SendRaw("POST /v2/models/m/infer HTTP/1.1\r\nHost: x\r\nContent-Length: " +
             std::to_string(kEchoBody.size()) + "\r\n\r\n" + kEchoBody);
-  service_.WaitForPending(1);
+  service_.WaitForHeld(1);
   server_->Stop();  // gives up on the held request at once
   EXPECT_FALSE(c.Read().has_value());
-  service_.AnswerOne();  // the late callback finds the server gone: no crash, no reply
+  EXPECT_TRUE(service_.ReleaseOne());  // the late callback finds the server gone: no crash, no reply
   server_.reset();
 }
 

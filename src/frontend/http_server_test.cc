@@ -54,18 +54,18 @@ TEST_F(HttpServerTest, HealthAndServerMetadata) {
 
 TEST_F(HttpServerTest, ModelMetadataConfigAndReady) {
   TestClient c = Client();
-  TestResponse meta = c.Get("/v2/models/id_fp32");
+  TestResponse meta = c.Get("/v2/models/identity_fp32");
   ASSERT_EQ(meta.status, 200) << meta.body;
   auto j = json::parse(meta.body);
-  EXPECT_EQ(j["name"], "id_fp32");
+  EXPECT_EQ(j["name"], "identity_fp32");
   EXPECT_EQ(j["versions"], json::parse(R"(["1"])"));
   EXPECT_EQ(j["platform"], "identity");
   EXPECT_EQ(j["inputs"][0], json::parse(R"({"name":"INPUT0","datatype":"FP32","shape":[-1]})"));
   EXPECT_EQ(j["outputs"][0]["name"], "OUTPUT0");
 
-  EXPECT_EQ(c.Get("/v2/models/id_fp32/versions/1").status, 200);
-  EXPECT_EQ(c.Get("/v2/models/id_fp32/ready").status, 200);
-  EXPECT_EQ(c.Get("/v2/models/id_fp32/versions/1/ready").status, 200);
+  EXPECT_EQ(c.Get("/v2/models/identity_fp32/versions/1").status, 200);
+  EXPECT_EQ(c.Get("/v2/models/identity_fp32/ready").status, 200);
+  EXPECT_EQ(c.Get("/v2/models/identity_fp32/versions/1/ready").status, 200);
 
   TestResponse config = c.Get("/v2/models/id_batch/config");
   ASSERT_EQ(config.status, 200) << config.body;
@@ -77,21 +77,21 @@ TEST_F(HttpServerTest, ModelMetadataConfigAndReady) {
   EXPECT_EQ(c.Get("/v2/models/id_batch/versions/1/config").status, 200);
 
   // A percent-encoded name (tritonclient quotes model names) is decoded.
-  EXPECT_EQ(c.Get("/v2/models/id%5Ffp32").status, 200);
+  EXPECT_EQ(c.Get("/v2/models/identity%5Ffp32").status, 200);
 }
 
 TEST_F(HttpServerTest, UnknownModelOrVersionIs404OnEveryModelEndpoint) {
   TestClient c = Client();
   // Except readiness, which is a 400 with Triton's fixed text (HandleModelReady).
-  for (const char* path : {"/v2/models/nope/ready", "/v2/models/id_fp32/versions/7/ready"}) {
+  for (const char* path : {"/v2/models/nope/ready", "/v2/models/identity_fp32/versions/7/ready"}) {
     TestResponse r = c.Get(path);
     EXPECT_EQ(r.status, 400) << path << " " << r.body;
     EXPECT_EQ(ErrorOf(r), "Model version not ready") << path;
   }
   for (const char* path :
        {"/v2/models/nope", "/v2/models/nope/config", "/v2/models/nope/stats",
-        "/v2/models/id_fp32/versions/7", "/v2/models/id_fp32/versions/7/config",
-        "/v2/models/id_fp32/versions/7/stats"}) {
+        "/v2/models/identity_fp32/versions/7", "/v2/models/identity_fp32/versions/7/config",
+        "/v2/models/identity_fp32/versions/7/stats"}) {
     TestResponse r = c.Get(path);
     EXPECT_EQ(r.status, 404) << path << " " << r.body;
     const std::string error = ErrorOf(r);
@@ -100,9 +100,9 @@ TEST_F(HttpServerTest, UnknownModelOrVersionIs404OnEveryModelEndpoint) {
   }
   const std::string body = R"({"inputs":[{"name":"INPUT0","shape":[1],"datatype":"FP32","data":[1]}]})";
   EXPECT_EQ(c.Post("/v2/models/nope/infer", body).status, 404);
-  EXPECT_EQ(c.Post("/v2/models/id_fp32/versions/9/infer", body).status, 404);
+  EXPECT_EQ(c.Post("/v2/models/identity_fp32/versions/9/infer", body).status, 404);
   // A version that is not a number does not match any route at all.
-  TestResponse bad = c.Get("/v2/models/id_fp32/versions/latest");
+  TestResponse bad = c.Get("/v2/models/identity_fp32/versions/latest");
   EXPECT_EQ(bad.status, 404);
   EXPECT_EQ(ErrorOf(bad), "Not Found");
 }
@@ -110,7 +110,7 @@ TEST_F(HttpServerTest, UnknownModelOrVersionIs404OnEveryModelEndpoint) {
 TEST_F(HttpServerTest, UnknownPathAndWrongMethod) {
   TestClient c = Client();
   for (const char* path : {"/", "/v1/models", "/v2/", "/v2/models", "/v2/modelz/x",
-                                  "/v2/models/id_fp32/explode", "/v2//models", "/metrics"}) {
+                                  "/v2/models/identity_fp32/explode", "/v2//models", "/metrics"}) {
     TestResponse r = c.Get(path);
     EXPECT_EQ(r.status, 404) << path;
     EXPECT_EQ(ErrorOf(r), "Not Found") << path;
@@ -120,10 +120,10 @@ TEST_F(HttpServerTest, UnknownPathAndWrongMethod) {
     const char* path;
   };
   for (const Case& k : {Case{"POST", "/v2/health/live"}, Case{"POST", "/v2"},
-                        Case{"GET", "/v2/models/id_fp32/infer"},
-                        Case{"POST", "/v2/models/id_fp32"}, Case{"PUT", "/v2/models/id_fp32/config"},
+                        Case{"GET", "/v2/models/identity_fp32/infer"},
+                        Case{"POST", "/v2/models/identity_fp32"}, Case{"PUT", "/v2/models/identity_fp32/config"},
                         Case{"GET", "/v2/repository/index"},
-                        Case{"GET", "/v2/repository/models/id_fp32/load"},
+                        Case{"GET", "/v2/repository/models/identity_fp32/load"},
                         Case{"POST", "/v2/systemsharedmemory/status"},
                         Case{"GET", "/v2/systemsharedmemory/region/r/register"},
                         Case{"DELETE", "/v2/models/stats"}}) {
@@ -159,7 +159,7 @@ TEST_F(HttpServerTest, InferBinaryAsTritonClientSendsIt) {
       R"("parameters":{"binary_data_output":true}})";
   const int32_t values[4] = {1, -2, 3, 1 << 30};
   std::string body = header + std::string(reinterpret_cast<const char*>(values), 16);
-  TestResponse r = c.Post("/v2/models/id_int32/infer", body,
+  TestResponse r = c.Post("/v2/models/identity_int32/infer", body,
                           {{"Inference-Header-Content-Length", std::to_string(header.size())},
                            {"Content-Type", "application/octet-stream"}});
   ASSERT_EQ(r.status, 200) << r.body;
@@ -167,7 +167,7 @@ TEST_F(HttpServerTest, InferBinaryAsTritonClientSendsIt) {
   const size_t json_len = std::stoul(r.Header("inference-header-content-length"));
   ASSERT_EQ(r.body.size(), json_len + 16);
   EXPECT_EQ(r.body.substr(0, json_len),
-            R"({"model_name":"id_int32","model_version":"1","outputs":[)"
+            R"({"model_name":"identity_int32","model_version":"1","outputs":[)"
             R"({"name":"OUTPUT0","datatype":"INT32","shape":[4],"parameters":{"binary_data_size":16}}]})");
   EXPECT_EQ(r.body.substr(json_len), std::string(reinterpret_cast<const char*>(values), 16));
 }
@@ -191,7 +191,7 @@ TEST_F(HttpServerTest, InferErrorsAreCleanJson400s) {
        "shape"},
   };
   for (const Case& k : cases) {
-    TestResponse r = c.Post("/v2/models/id_fp32/infer", k.body);
+    TestResponse r = c.Post("/v2/models/identity_fp32/infer", k.body);
     EXPECT_EQ(r.status, 400) << k.body << " -> " << r.body;
     EXPECT_NE(ErrorOf(r).find(k.fragment), std::string::npos)
         << k.body << " -> " << ErrorOf(r);
@@ -200,37 +200,37 @@ TEST_F(HttpServerTest, InferErrorsAreCleanJson400s) {
   const std::string header =
       R"({"inputs":[{"name":"INPUT0","shape":[2],"datatype":"FP32","parameters":{"binary_data_size":8}}]})";
   TestResponse short_body =
-      c.Post("/v2/models/id_fp32/infer", header + std::string(4, 'x'),
+      c.Post("/v2/models/identity_fp32/infer", header + std::string(4, 'x'),
              {{"Inference-Header-Content-Length", std::to_string(header.size())}});
   EXPECT_EQ(short_body.status, 400);
   EXPECT_NE(ErrorOf(short_body).find("expecting 4 additional bytes"), std::string::npos);
   TestResponse long_body =
-      c.Post("/v2/models/id_fp32/infer", header + std::string(12, 'x'),
+      c.Post("/v2/models/identity_fp32/infer", header + std::string(12, 'x'),
              {{"Inference-Header-Content-Length", std::to_string(header.size())}});
   EXPECT_EQ(long_body.status, 400);
   EXPECT_NE(ErrorOf(long_body).find("unexpected additional input data"), std::string::npos);
-  TestResponse bad_header = c.Post("/v2/models/id_fp32/infer", header + std::string(8, 'x'),
+  TestResponse bad_header = c.Post("/v2/models/identity_fp32/infer", header + std::string(8, 'x'),
                                    {{"Inference-Header-Content-Length", "abc"}});
   EXPECT_EQ(bad_header.status, 400);
   EXPECT_NE(ErrorOf(bad_header).find("Inference-Header-Content-Length"), std::string::npos);
   TestResponse too_long_header =
-      c.Post("/v2/models/id_fp32/infer", header + std::string(8, 'x'),
+      c.Post("/v2/models/identity_fp32/infer", header + std::string(8, 'x'),
              {{"Inference-Header-Content-Length", "100000"}});
   EXPECT_EQ(too_long_header.status, 400);
   // FP16 cannot be returned as JSON (as Triton): asked for JSON output explicitly.
   const std::string fp16 =
       R"({"inputs":[{"name":"INPUT0","shape":[1],"datatype":"FP16","parameters":{"binary_data_size":2}}],)"
       R"("outputs":[{"name":"OUTPUT0","parameters":{"binary_data":false}}]})";
-  TestResponse half = c.Post("/v2/models/id_fp16/infer", fp16 + std::string("\x00\x3c", 2),
+  TestResponse half = c.Post("/v2/models/identity_fp16/infer", fp16 + std::string("\x00\x3c", 2),
                              {{"Inference-Header-Content-Length", std::to_string(fp16.size())}});
   EXPECT_EQ(half.status, 400);
   EXPECT_NE(ErrorOf(half).find("FP16"), std::string::npos);
   // Unknown content codings are a clear 501; corrupt gzip is a 400.
-  TestResponse br = c.Post("/v2/models/id_fp32/infer", "xx", {{"Content-Encoding", "br"}});
+  TestResponse br = c.Post("/v2/models/identity_fp32/infer", "xx", {{"Content-Encoding", "br"}});
   EXPECT_EQ(br.status, 501);
   EXPECT_NE(ErrorOf(br).find("'br'"), std::string::npos);
   EXPECT_EQ(br.Header("accept-encoding"), "gzip, deflate");
-  TestResponse gz = c.Post("/v2/models/id_fp32/infer", "xx", {{"Content-Encoding", "gzip"}});
+  TestResponse gz = c.Post("/v2/models/identity_fp32/infer", "xx", {{"Content-Encoding", "gzip"}});
   EXPECT_EQ(gz.status, 400);
   EXPECT_NE(ErrorOf(gz).find("decompress"), std::string::npos);
   // The connection survived every error.
@@ -251,7 +251,7 @@ TEST_F(HttpServerTest, CompressedRequestsAndResponses) {
         {reinterpret_cast<const std::byte*>(plain.data()), plain.size()}};
     auto packed = protocol::Compress(e, pieces);
     ASSERT_TRUE(packed.ok());
-    TestResponse r = c.Post("/v2/models/id_int16/infer", *packed,
+    TestResponse r = c.Post("/v2/models/identity_int16/infer", *packed,
                             {{"Content-Encoding", name},
                              {"Accept-Encoding", name},
                              {"Inference-Header-Content-Length", std::to_string(header.size())}});
@@ -271,7 +271,7 @@ TEST_F(HttpServerTest, CompressedRequestsAndResponses) {
       {reinterpret_cast<const std::byte*>(zeros.data()), zeros.size()}};
   auto bomb = protocol::Compress(ContentEncoding::kGzip, pieces);
   ASSERT_TRUE(bomb.ok());
-  EXPECT_EQ(c.Post("/v2/models/id_int16/infer", *bomb, {{"Content-Encoding", "gzip"}}).status,
+  EXPECT_EQ(c.Post("/v2/models/identity_int16/infer", *bomb, {{"Content-Encoding", "gzip"}}).status,
             503);  // RESOURCE_EXHAUSTED: Triton has no such kind, 503 like its full queue
 }
 
@@ -307,7 +307,7 @@ TEST_F(HttpServerTest, RepositoryIndexLoadAndUnload) {
   EXPECT_GE(j.size(), 16u);
   bool found = false;
   for (const auto& e : j) {
-    if (e["name"] == "id_int8") {
+    if (e["name"] == "identity_int8") {
       found = true;
       EXPECT_EQ(e["version"], "1");
       EXPECT_EQ(e["state"], "READY");
@@ -315,19 +315,19 @@ TEST_F(HttpServerTest, RepositoryIndexLoadAndUnload) {
   }
   EXPECT_TRUE(found);
 
-  TestResponse unload = c.Post("/v2/repository/models/id_int8/unload",
+  TestResponse unload = c.Post("/v2/repository/models/identity_int8/unload",
                                R"({"parameters":{"unload_dependents":false}})");
   ASSERT_EQ(unload.status, 200) << unload.body;
-  EXPECT_EQ(c.Get("/v2/models/id_int8/ready").status, 400);
+  EXPECT_EQ(c.Get("/v2/models/identity_int8/ready").status, 400);
   // As Triton: unloading what is not loaded (or not known) succeeds.
-  EXPECT_EQ(c.Post("/v2/repository/models/id_int8/unload", "").status, 200);
+  EXPECT_EQ(c.Post("/v2/repository/models/identity_int8/unload", "").status, 200);
   EXPECT_EQ(c.Post("/v2/repository/models/missing/unload", "").status, 200);
   auto ready_only = json::parse(c.Post("/v2/repository/index", R"({"ready":true})").body);
-  for (const auto& e : ready_only) EXPECT_NE(e["name"], "id_int8");
+  for (const auto& e : ready_only) EXPECT_NE(e["name"], "identity_int8");
 
-  TestResponse load = c.Post("/v2/repository/models/id_int8/load", "");
+  TestResponse load = c.Post("/v2/repository/models/identity_int8/load", "");
   ASSERT_EQ(load.status, 200) << load.body;
-  EXPECT_EQ(c.Get("/v2/models/id_int8/ready").status, 200);
+  EXPECT_EQ(c.Get("/v2/models/identity_int8/ready").status, 200);
 
   // As Triton: a model the repository does not have is INTERNAL "failed to poll".
   TestResponse missing = c.Post("/v2/repository/models/missing/load", "{}");
@@ -335,7 +335,7 @@ TEST_F(HttpServerTest, RepositoryIndexLoadAndUnload) {
   EXPECT_NE(ErrorOf(missing).find("failed to load 'missing', failed to poll from model repository"),
             std::string::npos)
       << missing.body;
-  EXPECT_EQ(c.Post("/v2/repository/models/id_int8/load", R"({"parameters":{"config":"{}"}})")
+  EXPECT_EQ(c.Post("/v2/repository/models/identity_int8/load", R"({"parameters":{"config":"{}"}})")
                 .status,
             501);
   EXPECT_EQ(c.Post("/v2/repository/myrepo/index", "").status, 501);
@@ -401,7 +401,7 @@ TEST_F(HttpServerTest, KeepAliveServesManyRequestsOnOneConnection) {
   TestClient c = Client();
   for (int i = 0; i < 50; ++i) {
     TestResponse r = c.Post(
-        "/v2/models/id_int64/infer",
+        "/v2/models/identity_int64/infer",
         R"({"inputs":[{"name":"INPUT0","shape":[1],"datatype":"INT64","data":[)" +
             std::to_string(i) + "]}]}");
     ASSERT_EQ(r.status, 200);
@@ -416,7 +416,7 @@ TEST_F(HttpServerTest, PipelinedRequestsAreAnsweredInOrder) {
   for (int i = 0; i < 3; ++i) {
     const std::string body = R"({"inputs":[{"name":"INPUT0","shape":[1],"datatype":"INT64","data":[)" +
                              std::to_string(i) + "]}]}";
-    both += "POST /v2/models/id_int64/infer HTTP/1.1\r\nHost: x\r\nContent-Length: " +
+    both += "POST /v2/models/identity_int64/infer HTTP/1.1\r\nHost: x\r\nContent-Length: " +
             std::to_string(body.size()) + "\r\n\r\n" + body;
   }
   c.SendRaw(both);
@@ -439,7 +439,7 @@ TEST_F(HttpServerTest, Expect100ContinueIsAnswered) {
   TestClient c = Client();
   const std::string body =
       R"({"inputs":[{"name":"INPUT0","shape":[1],"datatype":"FP32","data":[2.5]}]})";
-  c.SendRaw("POST /v2/models/id_fp32/infer HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+  c.SendRaw("POST /v2/models/identity_fp32/infer HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
             "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n");
   auto interim = c.Read();
   ASSERT_TRUE(interim.has_value());
@@ -453,7 +453,7 @@ TEST_F(HttpServerTest, Expect100ContinueIsAnswered) {
 TEST_F(HttpServerTest, OversizedBodyGets413AndServerKeepsServing) {
   TestClient c = Client();
   // Announce 2 MiB (limit 1 MiB) and send a little of it.
-  c.SendRaw("POST /v2/models/id_fp32/infer HTTP/1.1\r\nHost: x\r\nContent-Length: 2097152\r\n\r\n" +
+  c.SendRaw("POST /v2/models/identity_fp32/infer HTTP/1.1\r\nHost: x\r\nContent-Length: 2097152\r\n\r\n" +
             std::string(1000, '{'));
   auto r = c.Read();
   ASSERT_TRUE(r.has_value());
@@ -464,7 +464,7 @@ TEST_F(HttpServerTest, OversizedBodyGets413AndServerKeepsServing) {
   // Chunked bodies are limited too.
   TestClient chunked = Client();
   std::string big(600 * 1024, 'a');
-  chunked.SendRaw("POST /v2/models/id_fp32/infer HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: "
+  chunked.SendRaw("POST /v2/models/identity_fp32/infer HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: "
                   "chunked\r\n\r\n");
   auto hex = [](size_t n) {
     char buf[32];
@@ -482,7 +482,7 @@ TEST_F(HttpServerTest, OversizedBodyGets413AndServerKeepsServing) {
 TEST_F(HttpServerTest, TruncatedBodyAndDisconnectsDoNotHurtTheServer) {
   {
     TestClient c = Client();
-    c.SendRaw("POST /v2/models/id_fp32/infer HTTP/1.1\r\nHost: x\r\nContent-Length: 500\r\n\r\n"
+    c.SendRaw("POST /v2/models/identity_fp32/infer HTTP/1.1\r\nHost: x\r\nContent-Length: 500\r\n\r\n"
               R"({"inputs":[)");
     c.Close();  // disconnect mid-body
   }
@@ -496,7 +496,7 @@ TEST_F(HttpServerTest, TruncatedBodyAndDisconnectsDoNotHurtTheServer) {
     TestClient c = Client();
     const std::string body =
         R"({"inputs":[{"name":"INPUT0","shape":[1],"datatype":"FP32","data":[1]}]})";
-    c.SendRaw("POST /v2/models/id_fp32/infer HTTP/1.1\r\nHost: x\r\nContent-Length: " +
+    c.SendRaw("POST /v2/models/identity_fp32/infer HTTP/1.1\r\nHost: x\r\nContent-Length: " +
               std::to_string(body.size()) + "\r\n\r\n" + body);
     c.Close();
   }
@@ -511,7 +511,7 @@ TEST_F(HttpServerTest, TruncatedBodyAndDisconnectsDoNotHurtTheServer) {
   }
   TestClient c = Client();
   EXPECT_EQ(c.Get("/v2/health/ready").status, 200);
-  EXPECT_EQ(c.Post("/v2/models/id_fp32/infer",
+  EXPECT_EQ(c.Post("/v2/models/identity_fp32/infer",
                    R"({"inputs":[{"name":"INPUT0","shape":[1],"datatype":"FP32","data":[1]}]})")
                 .status,
             200);
@@ -521,12 +521,12 @@ TEST_F(HttpServerTest, MutatedRawRequestsNeverHurtTheServer) {
   const std::string body =
       R"({"inputs":[{"name":"INPUT0","shape":[2],"datatype":"FP32","data":[1,2]}]})";
   const std::string seeds[] = {
-      "POST /v2/models/id_fp32/infer HTTP/1.1\r\nHost: x\r\nContent-Length: " +
+      "POST /v2/models/identity_fp32/infer HTTP/1.1\r\nHost: x\r\nContent-Length: " +
           std::to_string(body.size()) + "\r\n\r\n" + body,
-      "GET /v2/models/id_fp32/config HTTP/1.1\r\nHost: x\r\n\r\n",
+      "GET /v2/models/identity_fp32/config HTTP/1.1\r\nHost: x\r\n\r\n",
       "POST /v2/systemsharedmemory/region/r/register HTTP/1.1\r\nContent-Length: 30\r\n\r\n"
       R"({"key":"/nope","byte_size":1})",
-      "POST /v2/models/id_fp32/infer HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n4\r\n{\"in\r\n0\r\n\r\n",
+      "POST /v2/models/identity_fp32/infer HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n4\r\n{\"in\r\n0\r\n\r\n",
   };
   std::mt19937 rng(99);
   int answered = 0;
@@ -560,7 +560,7 @@ TEST_F(HttpServerTest, MutatedRawRequestsNeverHurtTheServer) {
   EXPECT_GT(answered, 0);
   TestClient c = Client();
   EXPECT_EQ(c.Get("/v2/health/ready").status, 200);
-  EXPECT_EQ(c.Post("/v2/models/id_fp32/infer", body).status, 200);
+  EXPECT_EQ(c.Post("/v2/models/identity_fp32/infer", body).status, 200);
 }
 
 TEST_F(HttpServerTest, ConcurrentClients) {
@@ -574,7 +574,7 @@ TEST_F(HttpServerTest, ConcurrentClients) {
       for (int i = 0; i < kRequests; ++i) {
         const std::string v = std::to_string(t * 1000 + i);
         TestResponse r = c.Post(
-            "/v2/models/id_int32/infer",
+            "/v2/models/identity_int32/infer",
             R"({"inputs":[{"name":"INPUT0","shape":[1],"datatype":"INT32","data":[)" + v + "]}]}");
         if (r.status == 200 && r.body.find("[" + v + "]") != std::string::npos) ++ok;
       }

@@ -7,13 +7,13 @@
 #include <string>
 #include <vector>
 
-#include "engine/testing/temp_repository.h"
 #include "frontend/metrics_test_util.h"
+#include "testing/fake_inference_service.h"
+#include "testing/temp_repository.h"
 
 namespace quiver::frontend {
 namespace {
 
-using testing::FakeStatsService;
 using testing::Lines;
 using testing::MetricsEngineFixture;
 using testing::ParseExposition;
@@ -197,7 +197,8 @@ TEST(MetricsRegistryTest, EscapesLabelValues) {
   b.name = "plain";
   b.version = "12";
   b.fail.count = 2;
-  FakeStatsService service({a, b});
+  quiver::testing::FakeInferenceService service;
+  service.set_statistics(std::vector<ModelStatistics>{a, b});
   MetricsOptions options;
   options.cpu_metrics = false;
   MetricsRegistry registry(service, options);
@@ -233,7 +234,8 @@ TEST(MetricsRegistryTest, HistogramExposition) {
   ModelStatistics b;  // no histograms at all (e.g. a remote Triton's statistics)
   b.name = "remote";
   b.version = "1";
-  FakeStatsService service({a, b});
+  quiver::testing::FakeInferenceService service;
+  service.set_statistics(std::vector<ModelStatistics>{a, b});
   MetricsOptions options;
   options.cpu_metrics = false;
   MetricsRegistry registry(service, options);
@@ -343,7 +345,8 @@ class FakeProcTest : public ::testing::Test {
 TEST_F(FakeProcTest, CpuUtilizationAndMemory) {
   proc_.Write("stat", "cpu  100 0 100 800 0 0 0 0 0 0\n");  // busy 200, total 1000
   proc_.Write("meminfo", "MemTotal: 1000 kB\nMemAvailable: 250 kB\n");
-  FakeStatsService service({});
+  quiver::testing::FakeInferenceService service;
+  service.set_statistics(std::vector<ModelStatistics>{});
   MetricsOptions options;
   options.model_metrics = false;
   options.proc_root = proc_.path().string();
@@ -373,7 +376,8 @@ TEST_F(FakeProcTest, CpuUtilizationAndMemory) {
 }
 
 TEST_F(FakeProcTest, MissingProcFilesStillValid) {
-  FakeStatsService service({});
+  quiver::testing::FakeInferenceService service;
+  service.set_statistics(std::vector<ModelStatistics>{});
   MetricsOptions options;
   options.proc_root = (proc_.path() / "nowhere").string();
   MetricsRegistry registry(service, options);
@@ -385,7 +389,8 @@ TEST_F(FakeProcTest, MissingProcFilesStillValid) {
 }
 
 TEST(MetricsRegistryTest, RealProcIsReadable) {
-  FakeStatsService service({});
+  quiver::testing::FakeInferenceService service;
+  service.set_statistics(std::vector<ModelStatistics>{});
   MetricsRegistry registry(service);
   const std::string text = registry.Render();
   const auto samples = ParseExposition(text);

@@ -1,12 +1,11 @@
 #pragma once
 // Shared pieces of the metrics tests: an Engine over a temporary repository holding one
-// identity model "m" (version 1, no batching), a fake InferenceService returning canned
-// statistics, and a checker of the Prometheus text exposition format.
+// identity model "m" (version 1, no batching), and a checker of the Prometheus text
+// exposition format.
 
 #include <gtest/gtest.h>
 
 #include <charconv>
-#include <future>
 #include <limits>
 #include <map>
 #include <memory>
@@ -15,33 +14,22 @@
 #include <string>
 #include <vector>
 
-#include "engine/backends/identity_backend.h"
 #include "engine/engine.h"
-#include "engine/testing/temp_repository.h"
-#include "service/inference_service.h"
+#include "testing/engine_fixture.h"
+#include "testing/infer_helpers.h"
 
 namespace quiver::frontend::testing {
 
 class MetricsEngineFixture : public ::testing::Test {
  protected:
   void SetUp() override {
-    repo_.WriteModel("m",
-                     "name: \"m\"\nbackend: \"identity\"\nmax_batch_size: 0\n"
-                     "input { name: \"INPUT0\" data_type: TYPE_FP32 dims: [ -1 ] }\n"
-                     "output { name: \"OUTPUT0\" data_type: TYPE_FP32 dims: [ -1 ] }\n"
-                     "instance_group [ { count: 1 kind: KIND_CPU } ]\n");
-
-    auto registry = std::make_shared<engine::BackendRegistry>();
-    registry->Register("identity", std::make_shared<engine::IdentityBackend>());
-    engine::EngineOptions o;
-    o.model_repositories = {repo_.path()};
-    o.control_mode = engine::ModelControlMode::kExplicit;
-    o.startup_models = {"*"};
-    o.poll_interval = std::chrono::milliseconds(0);
-    o.backends = registry;
-    auto engine = engine::Engine::Create(std::move(o));
-    ASSERT_TRUE(engine.ok()) << engine.status().ToString();
-    engine_ = std::move(engine).value();
+    engine_ =
+        quiver::testing::TestEngineBuilder("metrics")
+            .WithModel("m", "identity",
+                       "max_batch_size: 0\n" +
+                       quiver::testing::IoConfig("TYPE_FP32"))
+            .Build();
+    ASSERT_TRUE(engine_);
     ASSERT_TRUE(engine_->ModelReady("m", "1"));
   }
 
@@ -53,43 +41,12 @@ class MetricsEngineFixture : public ::testing::Test {
     r.model = "m";
     r.inputs = {MakeTensor<float>("INPUT0", DataType::kFp32, {3},
                                   std::vector<float>{1.f, 2.f, 3.f})};
-    std::promise<Result<InferResponse>> p;
-    auto f = p.get_future();
-    engine_->Infer(std::move(r), [&p](Result<InferResponse> res) { p.set_value(std::move(res)); });
-    auto res = f.get();
+    auto res = quiver::testing::InferAndWait(*engine_, std::move(r));
     EXPECT_TRUE(res.ok()) << res.status().ToString();
     return res.ok();
   }
 
-  quiver::testing::TempRepository repo_{"metrics"};  // outlives engine_
-  std::unique_ptr<engine::Engine> engine_;
-};
-
-// An InferenceService that only answers GetStatistics, with `stats`.
-class FakeStatsService final : public InferenceService {
- public:
-  explicit FakeStatsService(std::vector<ModelStatistics> stats) : stats_(std::move(stats)) {}
-  bool Live() const override { return true; }
-  bool Ready() const override { return true; }
-  Result<ServerMetadata> GetServerMetadata() const override { return ServerMetadata{}; }
-  Result<ModelMetadata> GetModelMetadata(std::string_view, std::string_view) const override {
-    return Status::NotFound("fake");
-  }
-  Result<ModelConfig> GetModelConfig(std::string_view, std::string_view) const override {
-    return Status::NotFound("fake");
-  }
-  bool ModelReady(std::string_view, std::string_view) const override { return false; }
-  void Infer(InferRequest, InferCallback done) override { done(Status::NotFound("fake")); }
-  Result<RepositoryIndex> Index() override { return RepositoryIndex{}; }
-  Status Load(std::string_view) override { return Status::NotFound("fake"); }
-  Status Unload(std::string_view) override { return Status::NotFound("fake"); }
-  Result<std::vector<ModelStatistics>> GetStatistics(std::string_view,
-                                                     std::string_view) const override {
-    return stats_;
-  }
-
- private:
-  std::vector<ModelStatistics> stats_;
+  quiver::testing::TestEngine engine_;
 };
 
 // One parsed sample line.

@@ -16,9 +16,10 @@
 
 #include "engine/backend.h"
 
-namespace quiver::engine {
+namespace quiver::testing {
 
-class FakeBackend : public Backend {
+
+class FakeBackend : public engine::Backend {
  public:
   // What one Execute call saw.
   struct Execution {
@@ -30,26 +31,26 @@ class FakeBackend : public Backend {
   };
   // Replaces the default output production. Called without the fake's lock held, after
   // the gate and the failure countdown.
-  using ExecuteFn = std::function<Status(int instance, const BackendBatch& batch,
-                                         std::vector<Tensor>& outputs, ComputeTimes& times)>;
+  using ExecuteFn = std::function<Status(int instance, const engine::BackendBatch& batch,
+                                         std::vector<Tensor>& outputs, engine::ComputeTimes& times)>;
 
   FakeBackend() : state_(std::make_shared<State>()) {}
 
-  Result<std::unique_ptr<BackendInstance>> CreateInstance(
-      const InstanceContext& context) const override {
+  Result<std::unique_ptr<engine::BackendInstance>> CreateInstance(
+      const engine::InstanceContext& context) const override {
     std::lock_guard lock(state_->mutex);
     if (!state_->create_status.ok() && state_->creates >= state_->create_fail_after) {
       return state_->create_status;
     }
     ++state_->creates;
-    return std::unique_ptr<BackendInstance>(new Instance(state_, context.instance_index));
+    return std::unique_ptr<engine::BackendInstance>(new Instance(state_, context.instance_index));
   }
 
   // `count` instances numbered 0..count-1, for tests that build a Scheduler directly.
-  std::vector<std::unique_ptr<BackendInstance>> MakeInstances(int count) const {
-    std::vector<std::unique_ptr<BackendInstance>> out;
+  std::vector<std::unique_ptr<engine::BackendInstance>> MakeInstances(int count) const {
+    std::vector<std::unique_ptr<engine::BackendInstance>> out;
     for (int i = 0; i < count; ++i) {
-      out.push_back(std::unique_ptr<BackendInstance>(new Instance(state_, i)));
+      out.push_back(std::unique_ptr<engine::BackendInstance>(new Instance(state_, i)));
     }
     return out;
   }
@@ -72,7 +73,7 @@ class FakeBackend : public Backend {
     state_->fn = std::move(fn);
   }
   // Compute times that the default output production reports.
-  void SetComputeTimes(ComputeTimes times) {
+  void SetComputeTimes(engine::ComputeTimes times) {
     std::lock_guard lock(state_->mutex);
     state_->times = times;
   }
@@ -127,7 +128,7 @@ class FakeBackend : public Backend {
     std::condition_variable cv;
     std::vector<Execution> executions;
     ExecuteFn fn;
-    ComputeTimes times;
+    engine::ComputeTimes times;
     Status fail_status;
     int fail_remaining = 0;
     Status create_status;
@@ -139,12 +140,12 @@ class FakeBackend : public Backend {
     int completed = 0;
   };
 
-  class Instance : public BackendInstance {
+  class Instance : public engine::BackendInstance {
    public:
     Instance(std::shared_ptr<State> state, int index) : state_(std::move(state)), index_(index) {}
 
-    Status Execute(const BackendBatch& batch, std::vector<Tensor>& outputs,
-                   ComputeTimes& times) override {
+    Status Execute(const engine::BackendBatch& batch, std::vector<Tensor>& outputs,
+                   engine::ComputeTimes& times) override {
       ExecuteFn fn;
       Status failure;
       {
@@ -182,7 +183,7 @@ class FakeBackend : public Backend {
     }
 
    private:
-    static Status CopyFirstInput(const BackendBatch& batch, std::vector<Tensor>& outputs) {
+    static Status CopyFirstInput(const engine::BackendBatch& batch, std::vector<Tensor>& outputs) {
       if (batch.inputs.empty()) return Status::Internal("fake backend: batch has no inputs");
       const Tensor& in = batch.inputs.front();
       for (const std::string& name : batch.requested_outputs) {
@@ -199,4 +200,4 @@ class FakeBackend : public Backend {
   std::shared_ptr<State> state_;
 };
 
-}  // namespace quiver::engine
+}  // namespace quiver::testing
