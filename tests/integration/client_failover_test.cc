@@ -2,11 +2,6 @@
 // thousands of requests in flight. Every request must be answered exactly once with the
 // right values (issue 4, item 8).
 
-#include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -18,8 +13,8 @@
 
 #include "client/client.h"
 #include "client/local_service.h"
+#include "server_process.h"
 
-extern char** environ;
 
 namespace quiver::client {
 namespace {
@@ -27,64 +22,10 @@ namespace {
 const std::string kModels = std::string(QUIVER_SOURCE_DIR) + "/models";
 const bool kLocalUrls = (EnableLocalUrls(), true);  // the fallback test serves local://
 
-// One `quiver serve` child on ephemeral loopback ports; killed (if still alive) and
-// reaped on destruction.
-class ServerProcess {
+// One `quiver serve` child on ephemeral loopback ports.
+class ServerProcess : public quiver::testing::ServerProcess {
  public:
-  ServerProcess() {
-    int out[2];
-    if (::pipe(out) != 0) return;
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);
-    posix_spawn_file_actions_addclose(&actions, out[0]);
-    std::vector<std::string> args = {QUIVER_BINARY,       "serve",
-                                     "--model-repository", kModels,
-                                     "--http-port",        "0",
-                                     "--grpc-port",        "0",
-                                     "--allow-metrics",    "false"};
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    const int rc = ::posix_spawn(&pid_, QUIVER_BINARY, &actions, nullptr, argv.data(), environ);
-    posix_spawn_file_actions_destroy(&actions);
-    ::close(out[1]);
-    if (rc != 0) {
-      pid_ = -1;
-      ::close(out[0]);
-      return;
-    }
-    // Blocks until the server prints its ports (or exits: EOF).
-    FILE* stream = ::fdopen(out[0], "r");
-    char line[256];
-    while (std::fgets(line, sizeof line, stream) != nullptr) {
-      if (std::sscanf(line, "QUIVER_READY http=%d grpc=%d", &http_port_, &grpc_port_) == 2) break;
-    }
-    stdout_ = stream;  // kept open so the child never writes into a closed pipe
-  }
-  ~ServerProcess() {
-    Kill();
-    if (stdout_ != nullptr) std::fclose(stdout_);
-  }
-  bool ok() const { return pid_ > 0 && http_port_ > 0 && grpc_port_ > 0; }
-  std::string Url(std::string_view scheme) const {
-    return std::string(scheme) + "://127.0.0.1:" +
-           std::to_string(scheme == "http" ? http_port_ : grpc_port_);
-  }
-  // SIGKILL: no draining, connections reset mid-request.
-  void Kill() {
-    if (pid_ <= 0) return;
-    ::kill(pid_, SIGKILL);
-    int status = 0;
-    ::waitpid(pid_, &status, 0);
-    pid_ = -1;
-  }
-
- private:
-  pid_t pid_ = -1;
-  int http_port_ = 0;
-  int grpc_port_ = 0;
-  FILE* stdout_ = nullptr;
+  ServerProcess() : quiver::testing::ServerProcess(Options{kModels, "127.0.0.1", {}, {}}) {}
 };
 
 struct RunResult {
