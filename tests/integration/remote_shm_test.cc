@@ -80,7 +80,8 @@ TEST_P(RemoteShmTest, ServerWithoutOurDevShmRefusesAndCallsTravelInTheMessage) {
 TEST_P(RemoteShmTest, ServerOnAnotherHostIsNeverOfferedSharedMemory) {
   if (!CanUseNamespaces()) GTEST_SKIP() << "needs root, ip and unshare";
   // A host of our own: a network namespace behind a veth pair, 10.213.N.0/30.
-  const int n = static_cast<int>(::getpid() % 250);
+  // Distinct per process and per transport (ctest may run both at once).
+  const int n = static_cast<int>(::getpid() % 125) * 2 + (GetParam() == "grpc" ? 1 : 0);
   const std::string ns = "quiver" + std::to_string(::getpid());
   const std::string veth = "qv" + std::to_string(::getpid());
   const std::string here = "10.213." + std::to_string(n) + ".1";
