@@ -77,7 +77,7 @@ Result<EncodedBody> EncodeInferRequest(const InferRequest& request,
         break;
       case Transport::kJson:
         w.Key("data");
-        QUIVER_RETURN_IF_ERROR(EncodeJsonData(w, t, "input " + Quoted(t.name)));
+        QUIVER_RETURN_IF_ERROR(EncodeJsonData(w, t, TensorName("input", t.name)));
         break;
     }
     w.EndObject();
@@ -143,7 +143,7 @@ Result<InferResponse> ParseInferResponse(const InferBody& body) {
       return Status::InvalidArgument("an output has no 'name'");
     }
     t.name = std::string(s);
-    const std::string where = "output " + Quoted(t.name);
+    const TensorName where("output", t.name);
     if (!FindField(o, "datatype", e) || e.get_string().get(s) ||
         (t.datatype = DataTypeFromName(s)) == DataType::kInvalid) {
       return Status::InvalidArgument(where + " has no valid 'datatype'");

@@ -7,6 +7,7 @@
 
 #include "protocol/http_infer_codec.h"
 #include "protocol/http_tensor_json.h"
+#include "protocol/tensor_name.h"
 
 namespace quiver::protocol {
 namespace {
@@ -18,27 +19,37 @@ using simdjson::dom::object;
 
 Status Invalid(std::string message) { return Status::InvalidArgument(std::move(message)); }
 
+// Where a field is, for its error message: " of <tensor>", or a fixed text such as
+// " in request parameters" (built only when the message is).
+struct FieldOf {
+  FieldOf(const char* text) : literal(text) {}  // NOLINT: implicit by design
+  FieldOf(const TensorName* t) : tensor(t) {}   // NOLINT
+  std::string str() const { return tensor != nullptr ? " of " + *tensor : std::string(literal); }
+  std::string_view literal;
+  const TensorName* tensor = nullptr;
+};
+
 // A non-negative integer field value (Triton reads these as unsigned).
-Status ReadUint(element e, std::string_view field, std::string_view where, uint64_t& out) {
+Status ReadUint(element e, std::string_view field, FieldOf of, uint64_t& out) {
   if (e.get_uint64().get(out)) {
-    return Invalid("unable to parse '" + std::string(field) + "'" + std::string(where) +
+    return Invalid("unable to parse '" + std::string(field) + "'" + of.str() +
                    ": expected a non-negative integer, got " + std::string(JsonTypeName(e)));
   }
   return Status::Ok();
 }
 
-Status ReadBool(element e, std::string_view field, std::string_view where, bool& out) {
+Status ReadBool(element e, std::string_view field, FieldOf of, bool& out) {
   if (e.get_bool().get(out)) {
-    return Invalid("unable to parse '" + std::string(field) + "'" + std::string(where) +
+    return Invalid("unable to parse '" + std::string(field) + "'" + of.str() +
                    ": expected a boolean, got " + std::string(JsonTypeName(e)));
   }
   return Status::Ok();
 }
 
-Status ReadString(element e, std::string_view field, std::string_view where,
+Status ReadString(element e, std::string_view field, FieldOf of,
                   std::string_view& out) {
   if (e.get_string().get(out)) {
-    return Invalid("unable to parse '" + std::string(field) + "'" + std::string(where) +
+    return Invalid("unable to parse '" + std::string(field) + "'" + of.str() +
                    ": expected a string, got " + std::string(JsonTypeName(e)));
   }
   return Status::Ok();
@@ -46,45 +57,42 @@ Status ReadString(element e, std::string_view field, std::string_view where,
 
 // Reads the shared_memory_* parameters of an input or output. `present` tells whether
 // shared_memory_region was given; region and byte size are then both required.
-Status ReadShmParameters(object params, std::string_view where, bool& present,
+Status ReadShmParameters(object params, const TensorName& where, bool& present,
                          SharedMemoryRef& ref) {
   element e;
   present = FindField(params, "shared_memory_region", e);
   const bool has_size = params.at_key("shared_memory_byte_size").error() == simdjson::SUCCESS;
   if (!present) {
     if (has_size) {
-      return Invalid(std::string(where) +
+      return Invalid(where +
                      ": 'shared_memory_byte_size' is given without 'shared_memory_region'");
     }
     return Status::Ok();
   }
   std::string_view region;
-  QUIVER_RETURN_IF_ERROR(ReadString(e, "shared_memory_region", std::string(" of ") +
-                                                                   std::string(where),
-                                    region));
+  QUIVER_RETURN_IF_ERROR(ReadString(e, "shared_memory_region", &where, region));
   ref.region = std::string(region);
   if (!FindField(params, "shared_memory_byte_size", e)) {
-    return Invalid(std::string(where) +
+    return Invalid(where +
                    ": 'shared_memory_region' is given without 'shared_memory_byte_size'");
   }
-  QUIVER_RETURN_IF_ERROR(ReadUint(e, "shared_memory_byte_size", " of " + std::string(where),
-                                  ref.byte_size));
+  QUIVER_RETURN_IF_ERROR(ReadUint(e, "shared_memory_byte_size", &where, ref.byte_size));
   ref.offset = 0;
   if (FindField(params, "shared_memory_offset", e)) {
     QUIVER_RETURN_IF_ERROR(
-        ReadUint(e, "shared_memory_offset", " of " + std::string(where), ref.offset));
+        ReadUint(e, "shared_memory_offset", &where, ref.offset));
   }
   return Status::Ok();
 }
 
 // Fixed-size types must carry exactly elements x type size bytes.
-Status CheckFixedSize(DataType type, int64_t elements, uint64_t bytes, std::string_view where,
+Status CheckFixedSize(DataType type, int64_t elements, uint64_t bytes, const TensorName& where,
                       std::string_view source) {
   const size_t elem = DataTypeSize(type);
   if (elem == 0 || elements < 0) return Status::Ok();  // BYTES: framing checked by the model
   const auto count = static_cast<uint64_t>(elements);
   if (count > UINT64_MAX / elem || count * elem != bytes) {
-    return Invalid(std::string(where) + ": " + std::string(source) + " is " +
+    return Invalid(where + ": " + std::string(source) + " is " +
                    std::to_string(bytes) + " bytes but the shape needs " +
                    (count > UINT64_MAX / elem ? std::string("more than 2^64")
                                               : std::to_string(count * elem)) +
@@ -132,7 +140,7 @@ Status ParseRequestParameters(object params, ParsedInferRequest& out) {
 Status ParseOutputs(array outputs, const SharedMemoryResolver* shm, ParsedInferRequest& out) {
   size_t index = 0;
   for (element item : outputs) {
-    const std::string where_index = "output " + std::to_string(index++);
+    const TensorName where_index("output", index++);
     object obj;
     if (item.get_object().get(obj)) {
       return Invalid("unable to parse 'outputs': " + where_index + " is " +
@@ -141,10 +149,10 @@ Status ParseOutputs(array outputs, const SharedMemoryResolver* shm, ParsedInferR
     element e;
     std::string_view name;
     if (!FindField(obj, "name", e)) return Invalid("unable to parse 'name' of " + where_index);
-    QUIVER_RETURN_IF_ERROR(ReadString(e, "name", " of " + where_index, name));
+    QUIVER_RETURN_IF_ERROR(ReadString(e, "name", &where_index, name));
     OutputRequest request;
     request.name = std::string(name);
-    const std::string where = "output " + Quoted(name);
+    const TensorName where("output", name);
     request.transport = Transport::kJson;
     if (FindField(obj, "parameters", e)) {
       object params;
@@ -154,14 +162,14 @@ Status ParseOutputs(array outputs, const SharedMemoryResolver* shm, ParsedInferR
       bool binary = false;
       element b;
       if (FindField(params, "binary_data", b)) {
-        QUIVER_RETURN_IF_ERROR(ReadBool(b, "binary_data", " of " + where, binary));
+        QUIVER_RETURN_IF_ERROR(ReadBool(b, "binary_data", &where, binary));
       }
       bool in_shm = false;
       QUIVER_RETURN_IF_ERROR(ReadShmParameters(params, where, in_shm, request.shm));
       element c;
       uint64_t classes = 0;
       if (FindField(params, "classification", c)) {
-        QUIVER_RETURN_IF_ERROR(ReadUint(c, "classification", " of " + where, classes));
+        QUIVER_RETURN_IF_ERROR(ReadUint(c, "classification", &where, classes));
       }
       if (in_shm && classes > 0) {
         return Invalid(where + ": output can't set both 'shared_memory_region' and "
@@ -182,7 +190,7 @@ Status ParseOutputs(array outputs, const SharedMemoryResolver* shm, ParsedInferR
                                      ": shared memory is not available on this endpoint");
         }
         auto view = shm->Resolve(request.shm.region, request.shm.offset, request.shm.byte_size);
-        if (!view.ok()) return view.status().WithContext(where);
+        if (!view.ok()) return view.status().WithContext(where.str());
         request.destination = std::move(view).value();
       }
     }
@@ -207,15 +215,16 @@ Status ParseInput(element item, size_t index, const InferBody& body, bool binary
     return Invalid("unable to parse 'name' of input " + std::to_string(index) +
                    ": the field is missing");
   }
-  QUIVER_RETURN_IF_ERROR(ReadString(e, "name", " of input " + std::to_string(index), name));
+  const TensorName where_index("input", index);
+  QUIVER_RETURN_IF_ERROR(ReadString(e, "name", &where_index, name));
   tensor.name = std::string(name);
-  const std::string where = "input " + Quoted(name);
+  const TensorName where("input", name);
 
   std::string_view datatype;
   if (!FindField(obj, "datatype", e)) {
     return Invalid("unable to parse 'datatype' of " + where + ": the field is missing");
   }
-  QUIVER_RETURN_IF_ERROR(ReadString(e, "datatype", " of " + where, datatype));
+  QUIVER_RETURN_IF_ERROR(ReadString(e, "datatype", &where, datatype));
   tensor.datatype = DataTypeFromName(datatype);
   if (tensor.datatype == DataType::kInvalid) {
     return Invalid(where + ": unknown datatype " + Quoted(datatype) +
@@ -260,7 +269,7 @@ Status ParseInput(element item, size_t index, const InferBody& body, bool binary
 
   const int set = int(has_data) + int(has_binary) + int(has_shm);
   if (set != 1) {
-    std::string msg = where +
+    std::string msg = where.str() +
                       ": input must set only one of the following fields: 'data', "
                       "'binary_data_size' in 'parameters', 'shared_memory_region' in "
                       "'parameters'. But";
@@ -284,7 +293,7 @@ Status ParseInput(element item, size_t index, const InferBody& body, bool binary
 
   if (has_binary) {
     uint64_t size = 0;
-    QUIVER_RETURN_IF_ERROR(ReadUint(binary_size_e, "binary_data_size", " of " + where, size));
+    QUIVER_RETURN_IF_ERROR(ReadUint(binary_size_e, "binary_data_size", &where, size));
     if (!binary_allowed && size > 0) {
       return Invalid(where + ": must specify valid 'Inference-Header-Content-Length' in "
                              "request header and 'binary_data_size' when passing inputs in "
@@ -311,7 +320,7 @@ Status ParseInput(element item, size_t index, const InferBody& body, bool binary
   QUIVER_RETURN_IF_ERROR(CheckFixedSize(tensor.datatype, elements, ref.byte_size, where,
                                         "shared_memory_byte_size"));
   auto view = shm->Resolve(ref.region, ref.offset, ref.byte_size);
-  if (!view.ok()) return view.status().WithContext(where);
+  if (!view.ok()) return view.status().WithContext(where.str());
   tensor.data = std::move(view).value();
   return Status::Ok();
 }

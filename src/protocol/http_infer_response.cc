@@ -15,7 +15,7 @@ namespace {
 // Copies `tensor` into the planned shared-memory slice (resolved at parse time, or now).
 Status WriteToSharedMemory(const Tensor& tensor, const OutputRequest& request,
                            const SharedMemoryResolver* shm) {
-  const std::string where = "output " + Quoted(tensor.name);
+  const TensorName where("output", tensor.name);
   const SharedMemoryRef& ref = request.shm;
   if (tensor.data.size() > ref.byte_size) {
     return Status::InvalidArgument(
@@ -31,7 +31,7 @@ Status WriteToSharedMemory(const Tensor& tensor, const OutputRequest& request,
   } else {
     return Status::Unsupported(where + ": shared memory is not available on this endpoint");
   }
-  if (!slice.ok()) return slice.status().WithContext(where);
+  if (!slice.ok()) return slice.status().WithContext(where.str());
   if (slice->size() < tensor.data.size()) {
     return Status::InvalidArgument(where + ": the shared memory slice is too small");
   }
@@ -83,7 +83,7 @@ Result<EncodedBody> EncodeInferResponse(const InferResponse& response, const Res
         break;
       case Transport::kJson:
         w.Key("data");
-        QUIVER_RETURN_IF_ERROR(EncodeJsonData(w, t, "output " + Quoted(t.name)));
+        QUIVER_RETURN_IF_ERROR(EncodeJsonData(w, t, TensorName("output", t.name)));
         break;
     }
     w.EndObject();

@@ -32,7 +32,7 @@ std::string Describe(element e) {
   return out;
 }
 
-Status BadElement(std::string_view what, size_t index, element e, std::string_view expected) {
+Status BadElement(const TensorName& what, size_t index, element e, std::string_view expected) {
   return Status::InvalidArgument("unable to parse 'data' of " + std::string(what) +
                                  ": element " + std::to_string(index) + " is " + Describe(e) +
                                  ", expected " + std::string(expected));
@@ -82,7 +82,7 @@ std::string Expected() {
 }
 
 template <typename T>
-Result<Buffer> DecodeFixed(element data, size_t count, std::string_view what) {
+Result<Buffer> DecodeFixed(element data, size_t count, const TensorName& what) {
   using Stored = std::conditional_t<std::is_same_v<T, bool>, uint8_t, T>;
   Buffer out = Buffer::Allocate(count * sizeof(Stored));
   std::byte* dst = out.mutable_data();
@@ -99,7 +99,7 @@ Result<Buffer> DecodeFixed(element data, size_t count, std::string_view what) {
   return out;
 }
 
-Result<Buffer> DecodeBytes(element data, size_t total_bytes, std::string_view what) {
+Result<Buffer> DecodeBytes(element data, size_t total_bytes, const TensorName& what) {
   Buffer out = Buffer::Allocate(total_bytes);
   std::byte* dst = out.mutable_data();
   auto write = [&](element e) -> Status {
@@ -173,7 +173,7 @@ std::string_view JsonTypeName(element e) {
 }
 
 Result<Buffer> DecodeJsonData(element data, DataType type, int64_t element_count,
-                              std::string_view what) {
+                              const TensorName& what) {
   if (data.type() != element_type::ARRAY) {
     return Status::InvalidArgument("unable to parse 'data' of " + std::string(what) +
                                    ": expected an array, got " + std::string(JsonTypeName(data)));
@@ -227,7 +227,7 @@ Result<Buffer> DecodeJsonData(element data, DataType type, int64_t element_count
   return Status::InvalidArgument("invalid datatype for " + std::string(what));
 }
 
-Status EncodeJsonData(JsonWriter& w, const Tensor& tensor, std::string_view what) {
+Status EncodeJsonData(JsonWriter& w, const Tensor& tensor, const TensorName& what) {
   const int64_t count_signed = ElementCount(tensor.shape);
   if (count_signed < 0) {
     return Status::Internal(std::string(what) + " has an invalid shape " +

@@ -9,6 +9,7 @@
 #include "core/status.h"
 #include "core/tensor.h"
 #include "protocol/json_writer.h"
+#include "protocol/tensor_name.h"
 
 namespace quiver::protocol {
 
@@ -19,11 +20,11 @@ namespace quiver::protocol {
 // `what` names the tensor in errors ("input 'INPUT0'"). FP16/BF16 have no JSON form
 // (INVALID_ARGUMENT, as Triton) unless the tensor is empty.
 Result<Buffer> DecodeJsonData(simdjson::dom::element data, DataType type, int64_t element_count,
-                              std::string_view what);
+                              const TensorName& what);
 
 // Writes `tensor`'s elements as a flat JSON array. INTERNAL when the byte size does not
 // match the shape (or BYTES framing is broken); INVALID_ARGUMENT for FP16/BF16.
-Status EncodeJsonData(JsonWriter& writer, const Tensor& tensor, std::string_view what);
+Status EncodeJsonData(JsonWriter& writer, const Tensor& tensor, const TensorName& what);
 
 // Human-readable JSON type name of an element, for error messages.
 std::string_view JsonTypeName(simdjson::dom::element e);
