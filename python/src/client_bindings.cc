@@ -334,6 +334,7 @@ py::class_<PyClient> RegisterClient(py::module_& m) {
       [](PyClient& self, const std::string& model, const py::object& inputs,
          const py::object& version, const py::object& outputs, const py::object& timeout,
          const py::object& datatypes) {
+        DropReleasedReferences();  // those of earlier calls, without waking a thread for them
         InferRequest request = BuildRequest(model, inputs, version, outputs, timeout, datatypes);
         auto call = std::make_shared<SyncCall>();
         {
@@ -377,6 +378,7 @@ The GIL is released while the call waits; Ctrl-C interrupts the wait.)doc");
       [](PyClient& self, const std::string& model, const py::object& inputs,
          const py::object& version, const py::object& outputs, const py::object& timeout,
          const py::object& datatypes) {
+        DropReleasedReferences();  // those of earlier calls, without waking a thread for them
         InferRequest request = BuildRequest(model, inputs, version, outputs, timeout, datatypes);
         auto call = std::make_shared<AsyncCall>();
         py::object future = NewFuture(call);
