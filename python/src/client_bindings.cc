@@ -13,7 +13,6 @@
 
 #include "client/url.h"
 #include "columnar/batch_runner.h"
-#include "engine/scheduler.h"
 #include "errors.h"
 #include "numpy_tensor.h"
 #include "py_client.h"
@@ -380,6 +379,10 @@ The GIL is released while the call waits; Ctrl-C interrupts the wait.)doc");
          const py::object& datatypes) {
         DropReleasedReferences();  // those of earlier calls, without waking a thread for them
         InferRequest request = BuildRequest(model, inputs, version, outputs, timeout, datatypes);
+        // local://: a model with dynamic batching gets the request queued rather than run
+        // here, so that infer_async returns at once and calls sent in a row are batched
+        // (as the C++ client's are when it sends from its callbacks).
+        request.queue_for_batching = true;
         auto call = std::make_shared<AsyncCall>();
         py::object future = NewFuture(call);
         std::shared_ptr<PyObject> shared_future = Share(future);
@@ -392,10 +395,6 @@ The GIL is released while the call waits; Ctrl-C interrupts the wait.)doc");
           GilRelease release;
           auto client = self.Acquire();
           if (client.ok()) {
-            // local://: a model with dynamic batching gets the request queued rather than
-            // run here, so that infer_async returns at once and calls sent in a row are
-            // batched (as the C++ client's are when it sends from its callbacks).
-            engine::QueueBatchedRequests queue;
             (*client)->Infer(std::move(request), [shared_future, call](Result<InferResponse> r) {
               if (!call->Deliver(std::move(r))) return;  // the caller or a waiter takes it
               Post([shared_future, call] {

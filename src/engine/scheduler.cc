@@ -14,8 +14,6 @@ namespace {
 // queued rather than run inline, so that callbacks that enqueue cannot recurse without
 // bound.
 thread_local int tls_callback_depth = 0;
-// > 0 while a QueueBatchedRequests lives on this thread.
-thread_local int tls_queue_batched = 0;
 
 Clock::Duration Micros(uint64_t us) {
   constexpr uint64_t kMax =
@@ -44,13 +42,6 @@ void Invoke(InferCallback& done, Result<InferResponse> result) {
   }
   --tls_callback_depth;
 }
-
-}  // namespace
-
-QueueBatchedRequests::QueueBatchedRequests() { ++tls_queue_batched; }
-QueueBatchedRequests::~QueueBatchedRequests() { --tls_queue_batched; }
-
-namespace {
 
 // The input of `request` named `name`; `hint` is where it usually is.
 const Tensor* FindInput(const InferRequest& request, const std::string& name, size_t hint) {
@@ -171,7 +162,7 @@ void Scheduler::Enqueue(InferRequest request, int64_t batch_size, InferCallback 
     return;
   }
   const bool run_inline = queue_.empty() && !idle_.empty() && tls_callback_depth == 0 &&
-                          (!batching_ || (tls_queue_batched == 0 &&
+                          (!batching_ || (!request.queue_for_batching &&
                                           (options_.max_queue_delay_us == 0 ||
                                            policy_->DispatchesAlone(batch_size))));
   if (!run_inline && options_.max_queue_size > 0 && queue_.size() >= options_.max_queue_size) {

@@ -47,20 +47,6 @@ struct SchedulerOptions {
   static SchedulerOptions FromConfig(const ModelConfig& config, std::string version);
 };
 
-// While one is alive on a thread, requests that thread enqueues for a model with dynamic
-// batching are queued for the model's worker threads instead of running inline on the
-// caller's thread: the caller gets control back at once and requests it sends in a row
-// can be batched together, as requests sent from inside callbacks are. For callers that
-// keep several calls in flight from one thread (Python's infer_async). Models without
-// dynamic batching still run inline (nothing to batch; the hand-off would only cost).
-class QueueBatchedRequests {
- public:
-  QueueBatchedRequests();
-  ~QueueBatchedRequests();
-  QueueBatchedRequests(const QueueBatchedRequests&) = delete;
-  QueueBatchedRequests& operator=(const QueueBatchedRequests&) = delete;
-};
-
 // Thread-safe: every method may be called concurrently from any thread, except as noted.
 class Scheduler {
  public:
