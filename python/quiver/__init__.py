@@ -23,7 +23,9 @@ package finds it there (the build tree next to this checkout, or $QUIVER_BUILD_D
 """
 
 import asyncio as _asyncio
+import concurrent.futures as _futures
 import os as _os
+import weakref as _weakref
 import pathlib as _pathlib
 
 
@@ -62,15 +64,98 @@ from ._quiver import (  # noqa: E402
     Unknown,
     Unsupported,
     __version__,
+    _set_future_type,
     pad_jagged,
     reduce_lists,
     unpad,
 )
 
+_RUNNING = "RUNNING"  # concurrent.futures' state names (stable since Python 3.2)
+assert _futures._base.RUNNING == _RUNNING
+
+
+class _Future(_futures.Future):
+    """What infer_async returns: a concurrent.futures.Future whose result() and exception()
+    wait for the call itself (GIL released) and complete the future in the waiting thread,
+    without the hop through Quiver's completion thread. Done-callbacks, asyncio and
+    concurrent.futures.wait() see it completed as before (the completion thread completes
+    it when nobody waits in result())."""
+
+    def __init__(self, call):
+        super().__init__()
+        self._state = _RUNNING  # set_running_or_notify_cancel() before anyone sees it
+        self._call = call  # quiver._quiver._AsyncCall
+
+    def result(self, timeout=None):
+        call = self._call
+        if call is not None and self._state == _RUNNING:
+            timeout = call.wait(self, timeout)
+        return super().result(timeout)
+
+    def exception(self, timeout=None):
+        call = self._call
+        if call is not None and self._state == _RUNNING:
+            timeout = call.wait(self, timeout)
+        return super().exception(timeout)
+
+
+_set_future_type(_Future)
+
+
+class _LoopRelay:
+    """Hands completed infer_async futures to one event loop: the first completion of a
+    batch schedules one loop callback (call_soon_threadsafe: a write to the loop's
+    self-pipe), which completes every waiter gathered meanwhile; calls that end together
+    cost one loop wake-up, not one each. Runs on Quiver's completion thread (GIL held)."""
+
+    def __init__(self, loop):
+        self.loop = _weakref.ref(loop)  # not a strong one: the loop is this relay's key
+        self.pending = []  # (asyncio future, concurrent future); the GIL guards it
+        self.scheduled = False
+
+    def add(self, waiter, future):
+        self.pending.append((waiter, future))
+        if not self.scheduled:
+            loop = self.loop()
+            if loop is None or loop.is_closed():
+                self.pending.clear()  # nobody can await these any more
+                return
+            self.scheduled = True
+            loop.call_soon_threadsafe(self.flush)
+
+    def flush(self):
+        self.scheduled = False
+        pending, self.pending = self.pending, []
+        for waiter, future in pending:
+            _relay_result(waiter, future)
+
+
+def _relay_result(waiter, future):
+    if waiter.cancelled():
+        return  # the await was cancelled; the call ended anyway, its result is dropped
+    error = future.exception(timeout=0)
+    if error is None:
+        waiter.set_result(future.result(timeout=0))
+    else:
+        waiter.set_exception(error)
+
+
+_relays = _weakref.WeakKeyDictionary()  # event loop -> _LoopRelay
+
 
 async def _infer_aio(self, model, inputs, **kwargs):
-    """asyncio variant of infer(): `outputs = await client.infer_aio(model, inputs)`."""
-    return await _asyncio.wrap_future(self.infer_async(model, inputs, **kwargs))
+    """asyncio variant of infer(): `outputs = await client.infer_aio(model, inputs)`.
+    Cancelling the await drops the result; the call itself runs to its end."""
+    future = self.infer_async(model, inputs, **kwargs)
+    if future.done():  # ran inline (local://) or was refused: no trip through the loop
+        return future.result(timeout=0)
+    loop = _asyncio.get_running_loop()
+    relay = _relays.get(loop)
+    if relay is None:
+        relay = _relays[loop] = _LoopRelay(loop)
+    waiter = loop.create_future()
+    future.add_done_callback(lambda f: relay.add(waiter, f))
+    return await waiter
 
 
 Client.infer_aio = _infer_aio

@@ -1,10 +1,10 @@
 // quiver.Client's methods: infer (blocking, GIL released, Ctrl-C aware), infer_async
-// (a concurrent.futures.Future completed on the completion thread), infer_batched, and the
-// metadata/health calls. The client's lifecycle is in py_client.cc.
+// (a concurrent.futures.Future completed by the thread waiting for it, or else on the
+// completion thread), infer_batched, and the metadata/health calls. The client's lifecycle is in py_client.cc.
 
 #include <pybind11/stl.h>
 
-#include <atomic>
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
@@ -65,38 +65,123 @@ void Complete(PyObject* future, const Result<InferResponse>& result) {
   }
 }
 
-// Who completes an infer_async future: the caller when the callback ran before Infer
-// returned, the completion thread otherwise. Exactly one of them, decided by one
-// compare-exchange on `state` (0: the caller is inside Infer, 1: completed inline, 2: the
-// caller left).
-struct InlineHandoff {
-  std::atomic<int> state{0};
-  std::optional<Result<InferResponse>> inline_result;  // read by the caller after state 1
+// One infer_async call, shared by its Python future (as `_call`), the transport callback
+// and the completion thread. The callback stores the result here; exactly one party then
+// takes it (Claim, under `mutex`) and completes the future:
+//   - the caller, when the call ended before Infer returned (local://, refused up front);
+//   - a thread waiting in the future's result() or exception(), which the callback wakes
+//     directly: one thread wake-up from the response to the waiting Python code, instead
+//     of two plus a GIL hand-off through the completion thread;
+//   - else the completion thread, to which the callback posts only when nobody waits
+//     (done-callbacks, asyncio, concurrent.futures.wait, a result() that comes later).
+struct AsyncCall {
+  std::mutex mutex;
+  std::condition_variable cv;
+  std::optional<Result<InferResponse>> result;  // guarded by mutex; empty once claimed
+  bool arrived = false;                         // guarded by mutex: the callback ran
+  bool claimed = false;                         // guarded by mutex: result was taken
+  bool caller_inside = true;                    // guarded by mutex: in infer_async still
+  int waiters = 0;                              // guarded by mutex: threads in Wait()
 
-  // The callback: true when it left `result` for the caller (which has not left yet).
-  bool CompletedInline(Result<InferResponse>& result) {
-    if (state.load(std::memory_order_acquire) != 0) return false;
-    inline_result.emplace(std::move(result));
-    int expected = 0;
-    if (state.compare_exchange_strong(expected, 1, std::memory_order_acq_rel)) return true;
-    result = std::move(*inline_result);  // the caller left meanwhile: give it back
-    inline_result.reset();
-    return false;
+  // The transport callback: stores `r`; true when nobody is there to take it, so the
+  // callback must post the completion.
+  bool Deliver(Result<InferResponse> r) {
+    std::lock_guard lock(mutex);
+    result.emplace(std::move(r));
+    arrived = true;
+    if (caller_inside || waiters > 0) {
+      cv.notify_all();
+      return false;
+    }
+    return true;
   }
-  // The caller, after Infer returned: true when it must complete the future with
-  // `inline_result` (only then may it read it); false when the callback posts.
-  bool CallerLeft() {
-    int expected = 0;
-    return !state.compare_exchange_strong(expected, 2, std::memory_order_acq_rel);
+  // The result, if it arrived and nobody took it yet (then the caller completes the
+  // future with it). Call with `mutex` held.
+  std::optional<Result<InferResponse>> ClaimLocked() {
+    if (!arrived || claimed) return std::nullopt;
+    claimed = true;
+    std::optional<Result<InferResponse>> taken = std::move(result);
+    result.reset();
+    return taken;
+  }
+  std::optional<Result<InferResponse>> Claim() {
+    std::lock_guard lock(mutex);
+    return ClaimLocked();
   }
 };
 
-py::object FutureType() {
-  static PyObject* type = [] {
-    py::object future = py::module_::import("concurrent.futures").attr("Future");
-    return future.release().ptr();
-  }();
-  return py::reinterpret_borrow<py::object>(type);
+// The Python face of an AsyncCall: quiver._Future's `_call`.
+struct PyAsyncCall {
+  std::shared_ptr<AsyncCall> call;
+};
+
+// Future.result()/exception() of an infer_async call (quiver._Future, GIL held): waits
+// for the call with the GIL released (Ctrl-C checked every 100 ms) for at most `timeout`
+// seconds (None: no limit) and completes `future` when this thread takes the result.
+// Returns the time left of `timeout` (None for None) for the wait on the future itself,
+// which another thread may be completing.
+py::object WaitAsync(AsyncCall& call, py::handle future, const py::object& timeout) {
+  using Clock = std::chrono::steady_clock;
+  const bool bounded = !timeout.is_none();
+  const Clock::time_point deadline =
+      bounded ? Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                                   std::chrono::duration<double>(
+                                       std::max(0.0, timeout.cast<double>())))
+              : Clock::time_point::max();
+  auto left = [&]() -> py::object {
+    if (!bounded) return py::none();
+    return py::float_(std::max(0.0, std::chrono::duration<double>(deadline - Clock::now()).count()));
+  };
+  std::optional<Result<InferResponse>> taken;
+  bool registered = false;
+  while (true) {
+    bool done = false;
+    {
+      GilRelease release;
+      std::unique_lock lock(call.mutex);
+      if (!registered) {
+        ++call.waiters;
+        registered = true;
+      }
+      const Clock::time_point until = std::min(deadline, Clock::now() + milliseconds(100));
+      call.cv.wait_until(lock, until, [&] { return call.arrived || call.claimed; });
+      taken = call.ClaimLocked();
+      done = taken.has_value() || call.claimed || Clock::now() >= deadline;
+      if (done) --call.waiters;
+    }
+    if (taken) Complete(future.ptr(), *taken);
+    if (done) return left();
+    if (PyErr_CheckSignals() != 0) {
+      // Leaving: a result that arrived meanwhile (the callback saw this waiter and did not
+      // post) is completed here, so that the future still completes exactly once.
+      {
+        std::lock_guard lock(call.mutex);
+        --call.waiters;
+        taken = call.ClaimLocked();
+      }
+      if (taken) Complete(future.ptr(), *taken);
+      throw py::error_already_set();
+    }
+  }
+}
+
+// quiver._Future (a concurrent.futures.Future subclass defined in quiver/__init__.py and
+// registered at import), or concurrent.futures.Future when it is not registered.
+PyObject*& FutureTypeSlot() {
+  static PyObject* type = nullptr;  // a strong reference, never released
+  return type;
+}
+
+// A running future for `call`.
+py::object NewFuture(const std::shared_ptr<AsyncCall>& call) {
+  if (PyObject* type = FutureTypeSlot()) {
+    return py::reinterpret_borrow<py::object>(type)(PyAsyncCall{call});
+  }
+  static PyObject* plain =
+      py::object(py::module_::import("concurrent.futures").attr("Future")).release().ptr();
+  py::object future = py::reinterpret_borrow<py::object>(plain)();
+  future.attr("set_running_or_notify_cancel")();
+  return future;
 }
 
 InferRequest BuildRequest(const std::string& model, const py::object& inputs,
@@ -188,6 +273,23 @@ server's message.)doc";
 
 py::class_<PyClient> RegisterClient(py::module_& m) {
   InstallClientHooks();
+  py::class_<PyAsyncCall>(m, "_AsyncCall", "An infer_async call in flight (quiver._Future._call).")
+      .def(
+          "wait",
+          [](PyAsyncCall& self, py::handle future, const py::object& timeout) {
+            return WaitAsync(*self.call, future, timeout);
+          },
+          py::arg("future"), py::arg("timeout"),
+          "Waits for the call (GIL released) at most `timeout` s and completes `future` if "
+          "this thread takes the result; returns the time left (None for None).");
+  m.def(
+      "_set_future_type",
+      [](const py::object& type) {
+        PyObject*& slot = FutureTypeSlot();
+        Py_XDECREF(slot);
+        slot = type.inc_ref().ptr();
+      },
+      "Registers quiver._Future as the type infer_async returns (package import).");
   py::class_<PyClient> cls(m, "Client", kClientDoc);
   cls.def(py::init([](const py::object& urls, const py::object& fallback,
                       const py::object& timeout, int retries, const py::object& attempt_timeout,
@@ -231,6 +333,7 @@ py::class_<PyClient> RegisterClient(py::module_& m) {
       [](PyClient& self, const std::string& model, const py::object& inputs,
          const py::object& version, const py::object& outputs, const py::object& timeout,
          const py::object& datatypes) {
+        DropReleasedReferences();  // those of earlier calls, without waking a thread for them
         InferRequest request = BuildRequest(model, inputs, version, outputs, timeout, datatypes);
         auto call = std::make_shared<SyncCall>();
         {
@@ -274,33 +377,39 @@ The GIL is released while the call waits; Ctrl-C interrupts the wait.)doc");
       [](PyClient& self, const std::string& model, const py::object& inputs,
          const py::object& version, const py::object& outputs, const py::object& timeout,
          const py::object& datatypes) {
+        DropReleasedReferences();  // those of earlier calls, without waking a thread for them
         InferRequest request = BuildRequest(model, inputs, version, outputs, timeout, datatypes);
-        py::object future = FutureType()();
-        future.attr("set_running_or_notify_cancel")();
+        // local://: a model with dynamic batching gets the request queued rather than run
+        // here, so that infer_async returns at once and calls sent in a row are batched
+        // (as the C++ client's are when it sends from its callbacks).
+        request.queue_for_batching = true;
+        auto call = std::make_shared<AsyncCall>();
+        py::object future = NewFuture(call);
         std::shared_ptr<PyObject> shared_future = Share(future);
         // A call that completes before Infer returns (local://, or refused up front) is
         // completed here, by the caller, once it holds the GIL again: the hop through the
         // completion thread costs two thread wake-ups, more than a small local inference.
-        auto handoff = std::make_shared<InlineHandoff>();
-        bool completes_here = false;
+        std::optional<Result<InferResponse>> inline_result;
         Status error;
         {
           GilRelease release;
           auto client = self.Acquire();
           if (client.ok()) {
-            (*client)->Infer(std::move(request), [shared_future,
-                                                  handoff](Result<InferResponse> r) {
-              if (handoff->CompletedInline(r)) return;
-              auto result = std::make_shared<Result<InferResponse>>(std::move(r));
-              Post([shared_future, result] { Complete(shared_future.get(), *result); });
+            (*client)->Infer(std::move(request), [shared_future, call](Result<InferResponse> r) {
+              if (!call->Deliver(std::move(r))) return;  // the caller or a waiter takes it
+              Post([shared_future, call] {
+                if (auto taken = call->Claim()) Complete(shared_future.get(), *taken);
+              });
             });
-            completes_here = handoff->CallerLeft();
           } else {
             error = client.status();
           }
+          std::lock_guard lock(call->mutex);
+          call->caller_inside = false;
+          inline_result = call->ClaimLocked();
         }
         if (!error.ok()) ThrowStatus(error);
-        if (completes_here) Complete(future.ptr(), *handoff->inline_result);
+        if (inline_result) Complete(future.ptr(), *inline_result);
         return future;
       },
       py::arg("model"), py::arg("inputs"), py::arg("version") = py::none(),
@@ -308,12 +417,14 @@ The GIL is released while the call waits; Ctrl-C interrupts the wait.)doc");
       py::arg("datatypes") = py::none(),
       R"doc(As infer(), but returns a concurrent.futures.Future of the outputs at once.
 
-The future is completed from Quiver's completion thread; its exception is the
-quiver.Error of the call. asyncio: `await asyncio.wrap_future(f)` (or infer_aio). Blocks
-only while max_in_flight calls are outstanding (backpressure) or while the model's
-metadata is fetched for validation the first time. Keep the input arrays unmodified until
-the future is done. Done-callbacks run on that one thread: keep them short, and never wait
-there for another quiver future (it could only be completed by the same thread).)doc");
+The future's exception is the quiver.Error of the call. A thread waiting in its result()
+or exception() is woken by the response itself and completes the future there (GIL
+released while it waits); otherwise Quiver's completion thread completes it. asyncio:
+infer_aio (or `await asyncio.wrap_future(f)`). Blocks only while max_in_flight calls are
+outstanding (backpressure) or while the model's metadata is fetched for validation the
+first time. Keep the input arrays unmodified until the future is done. Done-callbacks run
+on the thread that completes the future (often the one completion thread): keep them
+short, and never wait there with concurrent.futures.wait() for another quiver future.)doc");
 
   cls.def(
       "infer_batched",

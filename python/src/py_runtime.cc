@@ -19,6 +19,8 @@ struct Runtime {
   std::mutex mutex;
   std::condition_variable cv;
   std::vector<std::function<void()>> tasks;  // guarded by mutex
+  std::vector<PyObject*> releases;           // guarded by mutex: references to drop
+  bool release_timer = false;  // the completion thread waits kReleaseDelay; guarded by mutex
   bool finalizing = false;                   // guarded by mutex
   bool busy = false;      // the completion thread runs a batch; guarded by mutex
   bool started = false;   // guarded by mutex
@@ -28,14 +30,25 @@ std::atomic<Runtime*> g_runtime{new Runtime};
 std::atomic<bool> g_finalizing{false};
 std::atomic<std::thread::id> g_finalizer{};  // the thread that ran the atexit handler
 
+// How long a reference released without the GIL may wait for a thread that holds the
+// GIL anyway (the next call into this module, or a batch of tasks) before the completion
+// thread wakes up just to drop it.
+constexpr auto kReleaseDelay = std::chrono::milliseconds(5);
+
 // Moves `tasks` somewhere they are never destroyed (they may own Python references).
 void Leak(std::vector<std::function<void()>>&& tasks) {
   if (tasks.empty()) return;
   new std::vector<std::function<void()>>(std::move(tasks));
 }
 
-void RunBatch(std::vector<std::function<void()>>& batch) {
+void DropAll(std::vector<PyObject*>& releases) {  // GIL held
+  for (PyObject* obj : releases) Py_DECREF(obj);
+  releases.clear();
+}
+
+void RunBatch(std::vector<std::function<void()>>& batch, std::vector<PyObject*>& releases) {
   py::gil_scoped_acquire gil;
+  DropAll(releases);
   for (auto& task : batch) {
     try {
       task();
@@ -51,21 +64,35 @@ void RunBatch(std::vector<std::function<void()>>& batch) {
 
 void CompletionLoop(Runtime* rt) {
   std::vector<std::function<void()>> batch;
+  std::vector<PyObject*> releases;
   while (true) {
     {
       std::unique_lock lock(rt->mutex);
       rt->busy = false;
       rt->cv.notify_all();
-      rt->cv.wait(lock, [&] { return !rt->tasks.empty(); });
+      // Tasks wake this thread at once; references to release only after kReleaseDelay,
+      // by when a thread calling into the module has usually dropped them already.
+      while (rt->tasks.empty()) {
+        if (rt->releases.empty()) {
+          rt->cv.wait(lock);
+          continue;
+        }
+        rt->release_timer = true;
+        const bool expired = rt->cv.wait_for(lock, kReleaseDelay) == std::cv_status::timeout;
+        rt->release_timer = false;
+        if (expired) break;
+      }
       batch.swap(rt->tasks);
+      releases.swap(rt->releases);
       if (rt->finalizing) {
         Leak(std::move(batch));
         batch.clear();
+        releases.clear();  // leaked
         continue;
       }
       rt->busy = true;
     }
-    RunBatch(batch);
+    RunBatch(batch, releases);
   }
 }
 
@@ -75,8 +102,33 @@ void ReleaseReference(PyObject* obj) {
     Py_DECREF(obj);
     return;
   }
-  Post([obj] { Py_DECREF(obj); });
+  Runtime* rt = g_runtime.load();
+  std::lock_guard lock(rt->mutex);
+  if (rt->finalizing) return;  // leaked
+  rt->releases.push_back(obj);
+  if (!rt->started) {
+    rt->started = true;
+    std::thread(CompletionLoop, rt).detach();  // never joined: lives until exit
+  }
+  // The first pending reference starts the completion thread's timer (one wake-up per
+  // kReleaseDelay at most, not one per reference).
+  if (rt->releases.size() == 1 && !rt->release_timer) rt->cv.notify_all();
 }
+
+}  // namespace
+
+void DropReleasedReferences() {
+  Runtime* rt = g_runtime.load();
+  std::vector<PyObject*> releases;
+  {
+    std::lock_guard lock(rt->mutex);
+    if (rt->releases.empty() || rt->finalizing) return;
+    releases.swap(rt->releases);
+  }
+  DropAll(releases);
+}
+
+namespace {
 
 void BeginFinalization() {
   Runtime* rt = g_runtime.load();
@@ -92,6 +144,7 @@ void BeginFinalization() {
   rt->cv.wait(lock, [&] { return !rt->busy; });
   Leak(std::move(rt->tasks));
   rt->tasks.clear();
+  rt->releases.clear();  // leaked
 }
 
 void AfterForkChild() {

@@ -7,7 +7,8 @@
 //     completion thread per process, which takes the GIL once per batch of tasks.
 //   - Python references held by C++ objects (a numpy array a Buffer borrows, a Future a
 //     callback completes) are released with the GIL: inline when the releasing thread
-//     holds it, else on the completion thread.
+//     holds it, else later, in a batch, by the next call into the module or by the
+//     completion thread (within ~5 ms).
 //   - At interpreter exit (an atexit handler), BeginFinalization() waits for the batch in
 //     progress and from then on nothing of this module touches Python again: pending
 //     tasks and references are leaked (the process is ending), so shutdown with calls in
@@ -33,6 +34,12 @@ void Post(std::function<void()> task);
 // the GIL as described above, from any thread. Used as a Buffer keepalive and to hand
 // Python objects to callbacks.
 std::shared_ptr<PyObject> Share(py::handle obj);
+
+// Drops the references released on threads without the GIL that are still pending (they
+// are otherwise dropped by the completion thread, at most ~5 ms later). GIL held. Called
+// on the hot paths that hold the GIL anyway, so that a steady stream of calls does not
+// wake the completion thread for them.
+void DropReleasedReferences();
 
 // True once the atexit handler ran (or the interpreter is finalizing).
 bool Finalizing();

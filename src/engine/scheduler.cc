@@ -162,8 +162,9 @@ void Scheduler::Enqueue(InferRequest request, int64_t batch_size, InferCallback 
     return;
   }
   const bool run_inline = queue_.empty() && !idle_.empty() && tls_callback_depth == 0 &&
-                          (!batching_ || options_.max_queue_delay_us == 0 ||
-                           policy_->DispatchesAlone(batch_size));
+                          (!batching_ || (!request.queue_for_batching &&
+                                          (options_.max_queue_delay_us == 0 ||
+                                           policy_->DispatchesAlone(batch_size))));
   if (!run_inline && options_.max_queue_size > 0 && queue_.size() >= options_.max_queue_size) {
     lock.unlock();
     stats_.RecordFailure(0);

@@ -251,7 +251,10 @@ TEST_F(SchedulerTest, DispatchesPreferredBatchSizeWithoutWaiting) {
   clock_->Advance(microseconds(1000));
   collector_.WaitFor(6);
   EXPECT_EQ(BatchSizes(), (std::vector<int64_t>{2, 4, 1}));
-  for (int i = 0; i < 5; ++i) ExpectOk("r" + std::to_string(i), 1, static_cast<float>(10 * i));
+  for (int i = 0; i < 5; ++i) {
+    // (std::string("r") + ...: g++ 12 -O3 flags "r" + std::string with a false -Wrestrict.)
+    ExpectOk(std::string("r") + std::to_string(i), 1, static_cast<float>(10 * i));
+  }
 }
 
 TEST_F(SchedulerTest, RequestLargerThanPreferredSizeWaitsForDelay) {
@@ -771,6 +774,33 @@ void Stress(bool preserve_ordering, int threads, int per_thread) {
 TEST(SchedulerStressTest, ManyThreadsEveryCallbackOnce) { Stress(false, 8, 2000); }
 
 TEST(SchedulerStressTest, ManyThreadsPreservingOrder) { Stress(true, 4, 1000); }
+
+// queue_for_batching (Python's infer_async over local://): a preferred-size request that
+// would run inline goes to the worker instead, so Enqueue returns at once, and requests
+// sent in a row while the instance is busy are batched.
+TEST_F(SchedulerTest, QueuesRequestMarkedForBatchingInsteadOfRunningInline) {
+  SchedulerOptions o = Batching(16, 1000);
+  o.preferred_batch_sizes = {4, 8};
+  Scheduler& s = Make(o);
+  backend_.CloseGate();  // inline execution would block this thread here
+  auto send = [&](Scheduler& to, const char* key, int64_t batch) {
+    InferRequest request = MakeRequest(key, batch, 1);
+    request.queue_for_batching = true;
+    to.Enqueue(std::move(request), batch, collector_.Callback(key));
+  };
+  send(s, "a", 4);
+  backend_.WaitForBlocked(1);  // "a" alone occupies the instance
+  send(s, "b", 4);
+  send(s, "c", 4);
+  EXPECT_EQ(collector_.size(), 0u);
+  backend_.OpenGate();
+  s.WaitIdleForTest();
+  ASSERT_EQ(collector_.size(), 3u);
+  EXPECT_EQ(BatchSizes(), (std::vector<int64_t>{4, 8}));
+  // A model without dynamic batching runs it inline as before (nothing to batch).
+  send(Make(Options()), "d", 0);
+  EXPECT_EQ(collector_.size(), 4u);
+}
 
 }  // namespace
 }  // namespace quiver::engine

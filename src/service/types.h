@@ -29,6 +29,12 @@ struct InferRequest {
   // The caller's deadline for the whole call (clients: connection, transfer, server).
   // Remote transports fail the call with DEADLINE_EXCEEDED when it passes; max() = none.
   std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
+  // In-process engines (local://): for a model with dynamic batching, queue the request
+  // for the model's worker threads even where it could run inline on the caller's thread,
+  // so that a caller keeping several calls in flight from one thread (Python's
+  // infer_async) gets control back at once and its calls are batched together, as calls
+  // sent from inside callbacks are. Remote transports ignore it.
+  bool queue_for_batching = false;
 };
 
 struct InferResponse {

@@ -9,6 +9,7 @@ reduce_lists); and `import quiver` from Debian's /usr/bin/python3 without PYTHON
 """
 
 import asyncio
+import collections
 import concurrent.futures
 import gc
 import json
@@ -457,6 +458,109 @@ def test_infer_async_completed_by_the_caller_when_the_call_ran_inline(clients):
                for i in range(40) for c in ("local", "grpc")]
     for i, (c, f) in enumerate(futures):
         assert f.result(timeout=WAIT_S)["OUTPUT0"][0, 0] == i // 2, c
+
+
+@pytest.mark.parametrize("transport", ["grpc", "http", "local"])
+def test_infer_async_from_many_threads_completes_each_call_once(clients, transport):
+    """Calls from 8 threads at once, each future waited on by result() in a thread of its
+    own, by exception() in another and by a done-callback: every one ends exactly once
+    with its own values, whoever completes it (the caller, a waiting thread or Quiver's
+    completion thread)."""
+    client = clients[transport]
+    calls, lock = [], threading.Lock()
+    callbacks = collections.Counter()
+    pool = concurrent.futures.ThreadPoolExecutor(16)
+
+    def count(counter, key):
+        with lock:
+            counter[key] += 1
+
+    def send(t):
+        for i in range(25):
+            x = np.full((1, 3), t * 100 + i, np.int64)
+            f = client.infer_async("id_int64", {"INPUT0": x})
+            f.add_done_callback(lambda fut: count(callbacks, id(fut)))
+            waits = (pool.submit(f.result, WAIT_S), pool.submit(f.exception, WAIT_S))
+            with lock:
+                calls.append((x, f, waits))
+
+    senders = [threading.Thread(target=send, args=(t,)) for t in range(8)]
+    for t in senders:
+        t.start()
+    for t in senders:
+        t.join(WAIT_S)
+    outs = [r.result(WAIT_S) for _, _, (r, _) in calls]
+    assert [e.result(WAIT_S) for _, _, (_, e) in calls] == [None] * len(calls)
+    pool.shutdown()
+    assert len(calls) == 200
+    for (x, f, _), out in zip(calls, outs):
+        assert isinstance(f, concurrent.futures.Future) and f.done()
+        np.testing.assert_array_equal(out["OUTPUT0"], x)
+        assert f.result(timeout=0) is out  # one result object per call
+    wait_for(lambda: sum(callbacks.values()) == len(calls), "every done-callback")
+    assert set(callbacks.values()) == {1} and len(callbacks) == len(calls)
+
+
+def test_infer_async_result_timeout_then_completion(clients):
+    """result(timeout) on a call still waiting (batch_pair holds a lone request for its
+    partner) raises TimeoutError after about the timeout, not twice it; the future stays
+    usable: waiters in several threads all get the one result once the partner arrives,
+    and its done-callback runs once."""
+    client = clients["grpc"]
+    f = client.infer_async("batch_pair", {"INPUT0": np.full((1, 3), 1.0, np.float32)})
+    seen = []
+    f.add_done_callback(seen.append)
+    for method in (f.result, f.exception):
+        start = time.monotonic()
+        with pytest.raises(concurrent.futures.TimeoutError):
+            method(timeout=0.3)
+        assert 0.25 < time.monotonic() - start < 0.55
+    assert not f.done() and not seen
+    with concurrent.futures.ThreadPoolExecutor(3) as pool:
+        waiters = [pool.submit(f.result, WAIT_S) for _ in range(3)]
+        time.sleep(0.2)  # let the waiters block in result()
+        partner = client.infer_async("batch_pair",
+                                     {"INPUT0": np.full((1, 3), 2.0, np.float32)})
+        outs = [w.result(WAIT_S) for w in waiters]
+    assert outs[0] is outs[1] is outs[2]
+    np.testing.assert_array_equal(outs[0]["OUTPUT0"], np.full((1, 3), 1.0))
+    np.testing.assert_array_equal(partner.result(WAIT_S)["OUTPUT0"], np.full((1, 3), 2.0))
+    wait_for(lambda: len(seen) == 1, "the done-callback")
+    time.sleep(0.1)
+    assert seen == [f]
+
+
+def test_infer_async_error_through_a_waiting_thread(clients):
+    """An error reaches a thread already waiting in result() as the call's quiver.Error,
+    and exception() afterwards returns the same exception."""
+    f = clients["http"].infer_async("no_such_model", {"INPUT0": np.ones(1, np.float32)})
+    with pytest.raises(quiver.NotFound) as raised:
+        f.result(WAIT_S)
+    assert f.exception(timeout=0) is raised.value
+
+
+@pytest.mark.parametrize("transport", ["grpc", "http", "local"])
+def test_infer_aio_gather_many(clients, transport):
+    """asyncio.gather over 200 infer_aio calls: each result matches its call, errors come
+    back as the call's exception, and a cancelled await leaves the others unharmed."""
+    client = clients[transport]
+
+    async def main():
+        xs = [np.full((1, 4), i, np.int64) for i in range(200)]
+        outs = await asyncio.gather(*(client.infer_aio("id_int64", {"INPUT0": x}) for x in xs))
+        bad = await asyncio.gather(client.infer_aio("no_such_model", {"INPUT0": xs[0]}),
+                                   return_exceptions=True)
+        task = asyncio.ensure_future(client.infer_aio("id_int64", {"INPUT0": xs[1]}))
+        task.cancel()
+        after = await client.infer_aio("id_int64", {"INPUT0": xs[2]})
+        return xs, outs, bad[0], task, after
+
+    xs, outs, bad, task, after = asyncio.run(main())
+    for x, out in zip(xs, outs):
+        np.testing.assert_array_equal(out["OUTPUT0"], x)
+    assert isinstance(bad, quiver.NotFound)
+    assert task.cancelled()
+    np.testing.assert_array_equal(after["OUTPUT0"], xs[2])
 
 
 def test_infer_aio(clients):
