@@ -49,6 +49,32 @@ InferRequest TwoInputs() {
   return r;
 }
 
+// `request` through the gRPC codec with input A at `ref` (B in raw_input_contents).
+std::shared_ptr<inference::ModelInferRequest> GrpcMessage(const InferRequest& request,
+                                                          const SharedMemoryRef& ref) {
+  auto message = std::make_shared<inference::ModelInferRequest>();
+  const std::vector<SharedMemoryRef> placement = {ref};
+  EncodeInferRequestHeader(request, placement, *message);
+  message->add_raw_input_contents(std::string(16, '\7'));
+  return message;
+}
+
+// `request` through the HTTP codec with input A at `ref`, parsed back with `shm`.
+Result<ParsedInferRequest> ThroughHttp(const InferRequest& request, const SharedMemoryRef& ref,
+                                       const SharedMemoryResolver* shm) {
+  const std::vector<InputEncoding> placement = {{Transport::kSharedMemory, ref}};
+  auto body = EncodeInferRequest(request, placement, ResponsePlan{});
+  if (!body.ok()) return body.status();
+  auto owner = std::make_shared<std::string>(body->Flatten());
+  const size_t size = owner->size();
+  owner->append(kJsonPadding, ' ');
+  InferBody in{{reinterpret_cast<const std::byte*>(owner->data()), size},
+               kJsonPadding,
+               owner,
+               body->header_length()};
+  return ParseInferRequest(in, "m", "", shm);
+}
+
 TEST(SharedMemoryRefTest, ParameterNamesAreTritons) {
   EXPECT_EQ(kShmRegionParam, "shared_memory_region");
   EXPECT_EQ(kShmOffsetParam, "shared_memory_offset");
@@ -64,26 +90,10 @@ TEST(SharedMemoryRefTest, OneReferenceRoundTripsThroughBothCodecs) {
   const SharedMemoryRef ref{"r", 64, sizeof values};
   const InferRequest request = TwoInputs();
 
-  // gRPC: input A in shared memory, B in raw_input_contents.
-  auto message = std::make_shared<inference::ModelInferRequest>();
-  const std::vector<SharedMemoryRef> grpc_placement = {ref};
-  EncodeInferRequestHeader(request, grpc_placement, *message);
-  message->add_raw_input_contents(std::string(16, '\7'));
-  auto grpc = DecodeInferRequest(message, &region);
+  // gRPC: input A in shared memory, B in raw_input_contents; HTTP: the same placement.
+  auto grpc = DecodeInferRequest(GrpcMessage(request, ref), &region);
   ASSERT_TRUE(grpc.ok()) << grpc.status().ToString();
-
-  // HTTP: the same placement.
-  const std::vector<InputEncoding> http_placement = {{Transport::kSharedMemory, ref}};
-  auto body = EncodeInferRequest(request, http_placement, ResponsePlan{});
-  ASSERT_TRUE(body.ok()) << body.status().ToString();
-  const std::string flat = body->Flatten();
-  auto owner = std::make_shared<std::string>(flat);
-  owner->append(kJsonPadding, ' ');
-  InferBody in{{reinterpret_cast<const std::byte*>(owner->data()), flat.size()},
-               kJsonPadding,
-               owner,
-               body->header_length()};
-  auto http = ParseInferRequest(in, "m", "", &region);
+  auto http = ThroughHttp(request, ref, &region);
   ASSERT_TRUE(http.ok()) << http.status().ToString();
 
   for (const InferRequest* parsed : {&grpc->request, &http->request}) {
@@ -100,31 +110,17 @@ TEST(SharedMemoryRefTest, UnknownRegionIsNotFoundInBothCodecs) {
   const SharedMemoryRef ref{"gone", 0, 16};
   const InferRequest request = TwoInputs();
 
-  auto message = std::make_shared<inference::ModelInferRequest>();
-  const std::vector<SharedMemoryRef> placement = {ref};
-  EncodeInferRequestHeader(request, placement, *message);
-  message->add_raw_input_contents(std::string(16, '\7'));
+  auto message = GrpcMessage(request, ref);
   auto grpc = DecodeInferRequest(message, &region);
   EXPECT_EQ(grpc.status().code(), StatusCode::kNotFound);
   EXPECT_NE(grpc.status().message().find("gone"), std::string::npos);
-
-  const std::vector<InputEncoding> http_placement = {{Transport::kSharedMemory, ref}};
-  auto body = EncodeInferRequest(request, http_placement, ResponsePlan{});
-  ASSERT_TRUE(body.ok());
-  const std::string flat = body->Flatten();
-  auto owner = std::make_shared<std::string>(flat);
-  owner->append(kJsonPadding, ' ');
-  InferBody in{{reinterpret_cast<const std::byte*>(owner->data()), flat.size()},
-               kJsonPadding,
-               owner,
-               body->header_length()};
-  auto http = ParseInferRequest(in, "m", "", &region);
+  auto http = ThroughHttp(request, ref, &region);
   EXPECT_EQ(http.status().code(), StatusCode::kNotFound);
   EXPECT_NE(http.status().message().find("gone"), std::string::npos);
 
   // Without a resolver both refuse shared memory as unsupported.
   EXPECT_EQ(DecodeInferRequest(message, nullptr).status().code(), StatusCode::kUnsupported);
-  EXPECT_EQ(ParseInferRequest(in, "m", "", nullptr).status().code(), StatusCode::kUnsupported);
+  EXPECT_EQ(ThroughHttp(request, ref, nullptr).status().code(), StatusCode::kUnsupported);
 }
 
 }  // namespace
