@@ -19,7 +19,7 @@
 //   - timeout: the total of one call, from Infer to its callback: the metadata fetch of the
 //     input checks, every attempt, backoff waits and failover included. Nothing waits past
 //     it: the call ends with DEADLINE_EXCEEDED at most a few milliseconds after it (timer
-//     and socket wake-up; the tests allow 1 s on a loaded machine). The sync methods
+//     and socket wake-up; the tests allow 2 s on a loaded machine). The sync methods
 //     (metadata, config, health, index, statistics, load/unload) are bounded by it too,
 //     over all endpoints. 0 = no limit.
 //   - attempt_timeout: one attempt; one that passes it is retried like UNAVAILABLE.

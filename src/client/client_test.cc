@@ -356,8 +356,8 @@ TEST_P(HungServerTest, TimeoutBoundsTheWholeCallAndTheErrorNamesTheEndpoint) {
               AllOf(HasSubstr("identity_fp32"), HasSubstr(url), HasSubstr("deadline of 400 ms")))
       << r.status().message();
   // Not 3 s (connect_timeout) as before: the bound is the timeout plus the documented slack
-  // (generous here: a loaded CI machine).
-  EXPECT_LT(waited, std::chrono::milliseconds(400 + 1000));
+  // (generous here, 2 s: a loaded CI machine; still below the 3 s connect timeout).
+  EXPECT_LT(waited, std::chrono::milliseconds(400 + 2000));
 }
 
 TEST_P(HungServerTest, SyncCallsAreBoundedByTheTimeoutToo) {
@@ -370,7 +370,7 @@ TEST_P(HungServerTest, SyncCallsAreBoundedByTheTimeoutToo) {
   ASSERT_TRUE(client.ok());
   const auto start = std::chrono::steady_clock::now();
   auto metadata = (*client)->GetModelMetadata("identity_fp32", "");
-  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(300 + 1000));
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(300 + 2000));
   ASSERT_FALSE(metadata.ok());
   EXPECT_EQ(metadata.status().code(), StatusCode::kDeadlineExceeded)
       << metadata.status().ToString();

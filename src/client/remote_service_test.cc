@@ -219,7 +219,7 @@ TEST_P(RemoteServiceTest, RegionAbandonedByADeadlineIsNotReusedWhileTheServerRea
   auto service = Connect(Options());
   fake_->CloseGate();
   InferRequest first = Request("gated", Row(Floats(1024, 1000.f)));
-  first.deadline = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+  first.deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
   std::promise<Result<InferResponse>> first_done;
   service->Infer(std::move(first),
                  [&](Result<InferResponse> r) { first_done.set_value(std::move(r)); });
