@@ -158,10 +158,10 @@ Result<ShmPool::Lease> ShmPool::Acquire(size_t bytes,
     if (best != free_.end()) {
       lease.region_ = std::move(*best);
       free_.erase(best);
-      return lease;
+    } else {
+      name = prefix_ + "_" + std::to_string(next_id_++);
+      key = "/" + name;
     }
-    name = prefix_ + "_" + std::to_string(next_id_++);
-    key = "/" + name;
   }
   // Abandoned regions leave the server's registry here, on a caller's thread (never on a
   // transport thread, where a blocking round trip could deadlock). An unanswered
@@ -169,6 +169,7 @@ Result<ShmPool::Lease> ShmPool::Acquire(size_t bytes,
   if (unregister_) {
     for (const auto& old : retired) (void)unregister_(old);
   }
+  if (lease.region_ != nullptr) return lease;  // a free region was reused
   // Create and register outside the lock: registration is a round trip to the server.
   auto region = Region::Create(name, key, size);
   if (!region.ok()) return region.status();

@@ -131,6 +131,23 @@ TEST(ShmPoolTest, AbandonedRegionIsNeverHandedOutAgainAndLeavesTheServer) {
   EXPECT_EQ(f.registrations, 2);
 }
 
+TEST(ShmPoolTest, AbandonedRegionLeavesTheServerAlsoWhenAFreeRegionIsReused) {
+  PoolFixture f;
+  std::string abandoned;
+  {
+    auto a = f.pool->Acquire(100);
+    auto b = f.pool->Acquire(100);
+    ASSERT_TRUE(a.ok() && b.ok());
+    abandoned = a->name();
+    a->Abandon();
+  }  // b goes back to the pool: the next Acquire reuses it
+  auto next = f.pool->Acquire(100);
+  ASSERT_TRUE(next.ok());
+  EXPECT_NE(next->name(), abandoned);
+  EXPECT_EQ(f.registrations, 2);
+  EXPECT_EQ(f.server.Regions(abandoned).status().code(), StatusCode::kNotFound);
+}
+
 TEST(ShmPoolTest, AbandonedRegionKeepsItsBytesForWhoeverStillMapsIt) {
   PoolFixture f;
   auto lease = f.pool->Acquire(100);
