@@ -371,9 +371,9 @@ void Client::OnResult(const std::shared_ptr<Call>& call, int index,
 void Client::Finish(const std::shared_ptr<Call>& call, Result<InferResponse> result) {
   if (!result.ok()) {
     ++failed_calls_;
-    const Status& s = result.status();
-    result = Status(s.code(), FailureMessage(*call, s));
-    if (s.code() == StatusCode::kNotFound || s.code() == StatusCode::kInvalidArgument) {
+    const StatusCode code = result.status().code();
+    result = Status(code, FailureMessage(*call, result.status()));
+    if (code == StatusCode::kNotFound || code == StatusCode::kInvalidArgument) {
       // The model may have changed on the server: fetch its metadata again next time.
       std::lock_guard lock(info_mutex_);
       info_.erase(call->request.model + '\n' + call->request.version);
