@@ -28,6 +28,7 @@ def ideal_detector(base):
                 "ecal_stoch", "ecal_const", "hcal_stoch", "hcal_const"):
         det[key] = 0.0
     det["track_eff_prompt"] = 1.0
+    det["ip_smear"] = 0.0  # the per-track errors stay (significances stay meaningful)
     return det
 
 
@@ -93,13 +94,14 @@ def simulate(particles, pv_true, det, rng):
     degrade = 1.0 + r_prod[t] / det["ip_res_r"]
     d0_err = np.hypot(det["d0_res_const"], det["d0_res_msc"] / pt_t) * degrade
     dz_err = np.hypot(det["dz_res_const"], det["dz_res_msc"] / pt_t) * degrade
+    ip_smear = det.get("ip_smear", 1.0)
     pt_res = np.hypot(det["track_pt_res_const"], det["track_pt_res_slope"] * pt_t)
     trk = {
         "pt": pt_t * np.maximum(1.0 + _gauss(rng, n_t, pt_res), 0.05),
         "eta": eta[t] + _gauss(rng, n_t, det["track_angle_res"]),
         "phi": phi[t] + _gauss(rng, n_t, det["track_angle_res"]),
-        "d0": d0 + _gauss(rng, n_t, d0_err), "d0Err": d0_err,
-        "dz": dz + _gauss(rng, n_t, dz_err), "dzErr": dz_err,
+        "d0": d0 + _gauss(rng, n_t, d0_err * ip_smear), "d0Err": d0_err,
+        "dz": dz + _gauss(rng, n_t, dz_err * ip_smear), "dzErr": dz_err,
         "charge": charge[t], "fromDark": flat["fromDark"][t].astype(np.int8),
     }
     trk["phi"] = (trk["phi"] + np.pi) % (2 * np.pi) - np.pi
