@@ -35,11 +35,23 @@ def _parser():
     g.add_argument("--no-root", action="store_true", help="write the HDF5 file only")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
     g.add_argument("--json", action="store_true", help="print the result as JSON")
+    st = sub.add_parser("stats", help="displaced-track fractions of HDF5 samples "
+                        "(docs/physics.md)")
+    st.add_argument("files", nargs="+", help="HDF5 files written by generate")
+    st.add_argument("--json", action="store_true")
     return p
 
 
 def main(argv=None):
     args = _parser().parse_args(argv)
+    if args.command == "stats":
+        from .h5io import TestbedFileError  # noqa: PLC0415
+        from .stats import main as stats_main  # noqa: PLC0415
+        try:
+            return stats_main(args.files, args.json)
+        except TestbedFileError as err:
+            print(f"stats: {err}", file=sys.stderr)
+            return 1
     jobs = []
     if args.preset:
         jobs += [(s, args.events or n) for s, n in samples.PRESETS[args.preset]]

@@ -1,0 +1,49 @@
+"""`python -m quiver_testbed stats FILE.h5 ...`: displacement summary of samples (the numbers
+in docs/physics.md), computed from the HDF5 files."""
+
+import json
+
+import awkward as ak
+import numpy as np
+
+from .h5io import file_attrs, read_h5
+
+
+def sample_stats(path):
+    """Displaced-track fractions and jet-level numbers of one HDF5 file."""
+    ev = read_h5(path)
+    jets = ev.jets
+    trk = ak.flatten(ak.flatten(jets.tracks, axis=2), axis=1)
+    d0 = np.abs(ak.to_numpy(trk.d0))
+    sig = d0 / ak.to_numpy(trk.d0Err)
+    flat_jets = ak.flatten(jets)
+    has_trk = ak.to_numpy(flat_jets.nTrack) > 0
+    tagged = ak.to_numpy((flat_jets.medianLogIp2d > -1.0) & (flat_jets.alpha3d < 0.25))
+    attrs = file_attrs(path)
+    return {
+        "sample": str(attrs.get("sample")), "events": len(ev),
+        "jets_per_event": float(ak.mean(ak.num(jets))),
+        "tracks_per_jet": float(np.mean(ak.to_numpy(flat_jets.nTrack))),
+        "track_frac_d0_gt_1mm": float(np.mean(d0 > 1.0)),
+        "track_frac_d0_gt_0p1mm": float(np.mean(d0 > 0.1)),
+        "track_frac_d0sig_gt_4": float(np.mean(sig > 4.0)),
+        "track_frac_fromDark": float(np.mean(ak.to_numpy(trk.fromDark) != 0)),
+        "jet_frac_isDark": float(np.mean(ak.to_numpy(flat_jets.isDark) != 0)),
+        "jet_median_medianLogIp2d": float(np.median(ak.to_numpy(flat_jets.medianLogIp2d)
+                                                    [has_trk])),
+        "jet_frac_cut_tagged": float(np.mean(tagged)),
+    }
+
+
+def main(paths, as_json=False):
+    rows = [sample_stats(p) for p in paths]
+    if as_json:
+        print(json.dumps(rows, indent=1))
+        return 0
+    cols = list(rows[0])
+    print("| " + " | ".join(cols) + " |")
+    print("|" + "---|" * len(cols))
+    for r in rows:
+        print("| " + " | ".join(f"{v:.3f}" if isinstance(v, float) else str(v)
+                                for v in r.values()) + " |")
+    return 0
