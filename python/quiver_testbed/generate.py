@@ -56,11 +56,11 @@ def _chunk_worker(job):
     prt, failed = pythia_gen.next_events(pythia, n)
     lookup = pythia_gen._Lookup(pythia)
     parts = pythia_gen.visible_particles(prt, lookup)
-    t1 = time.perf_counter()
     rng = np.random.default_rng([seed, chunk, 7])
     pv = detector.beamspot(n, det, rng)
     if det["pileup_mu"] > 0:
         parts = _add_pileup(parts, settings, chunk, rng)
+    t1 = time.perf_counter()
     parts = _shift_vertices(parts, pv)
     pf, _ = detector.simulate(parts, pv, det, rng)
     ev = reco.reconstruct(pf, settings["reco"])
