@@ -54,7 +54,7 @@ def _chunk_worker(job):
     pythia = pythia_gen.make_pythia(samples.pythia_lines(settings),
                                     samples.chunk_seed(seed, chunk))
     prt, failed = pythia_gen.next_events(pythia, n)
-    lookup = pythia_gen._Lookup(pythia)
+    lookup = pythia_gen.ParticleLookup(pythia)
     parts = pythia_gen.visible_particles(prt, lookup)
     rng = np.random.default_rng([seed, chunk, 7])
     pv = detector.beamspot(n, det, rng)
@@ -103,7 +103,7 @@ def _add_pileup(parts, settings, chunk, rng):
         samples.BEAM + ["SoftQCD:nonDiffractive = on"],
         samples.chunk_seed(settings["seed"], chunk, stream=1))
     prt, _ = pythia_gen.next_events(pythia, total)
-    pu = pythia_gen.visible_particles(prt, pythia_gen._Lookup(pythia))
+    pu = pythia_gen.visible_particles(prt, pythia_gen.ParticleLookup(pythia))
     vtx = detector.beamspot(total, det, rng)
     counts = ak.num(pu, axis=1).to_numpy()
     which = np.repeat(np.arange(total), counts)

@@ -14,8 +14,8 @@ import h5py
 import numpy as np
 
 from .reco import JET_DTYPES, TRACK_DTYPES
+from .samples import FORMAT
 
-FORMAT = "quiver-emj/1"
 EVENT_DTYPES = {"run": np.uint32, "luminosityBlock": np.uint32, "event": np.uint64,
                 "MET_pt": np.float32, "MET_phi": np.float32, "weight": np.float32}
 H5_CHUNK = 65536  # elements per HDF5 chunk

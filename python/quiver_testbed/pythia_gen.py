@@ -44,7 +44,7 @@ def next_events(pythia, n):
     return (batches[0] if len(batches) == 1 else ak.concatenate(batches)), failed
 
 
-class _Lookup:
+class ParticleLookup:
     """Charge and visibility per PDG id, cached (Pythia's particle data is per-id calls)."""
 
     def __init__(self, pythia):
