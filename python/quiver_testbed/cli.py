@@ -22,11 +22,13 @@ def _parser():
     g.add_argument("--preset", choices=sorted(samples.PRESETS),
                    help="a named set of samples with their event counts")
     g.add_argument("--sample", action="append", default=[],
-                   help="sample name (repeatable), e.g. qcd or emj_ctau25")
+                   help="sample name (repeatable): qcd, emj_ctau1/5/25/100/500, or any "
+                   "emj_ctau<X> (c*tau = X mm; 0p5 for 0.5)")
     g.add_argument("--events", type=int, help="events per sample (overrides the preset)")
     g.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
-    g.add_argument("--ctau", type=float, help="dark-pion c*tau in mm for signal samples "
-                   "(overrides the sample's; the folder hash changes)")
+    g.add_argument("--ctau", type=float, action="append", default=[],
+                   help="add the signal sample with this dark-pion c*tau in mm "
+                   "(repeatable; same as --sample emj_ctau<X>)")
     g.add_argument("--pileup", type=float, help="mean pileup interactions (default 0: off)")
     g.add_argument("--pthat-min", type=float, help="QCD pT-hat floor in GeV (default 200)")
     g.add_argument("--workers", type=int, default=default_workers(),
@@ -55,7 +57,8 @@ def main(argv=None):
     jobs = []
     if args.preset:
         jobs += [(s, args.events or n) for s, n in samples.PRESETS[args.preset]]
-    jobs += [(s, args.events or 1000) for s in args.sample]
+    names = args.sample + [samples.signal_name(c) for c in args.ctau]
+    jobs += [(s, args.events or 1000) for s in names]
     if not jobs:
         print("generate: give --preset or --sample (see --help)", file=sys.stderr)
         return 2
@@ -64,9 +67,8 @@ def main(argv=None):
         return 2
     try:
         settings = [samples.sample_settings(
-            s, n, args.seed,
-            ctau_mm=args.ctau if samples.SAMPLES.get(s, {}).get("process") == "signal" else None,
-            pileup_mu=args.pileup, pthat_min=args.pthat_min if s == "qcd" else None)
+            s, n, args.seed, pileup_mu=args.pileup,
+            pthat_min=args.pthat_min if s == "qcd" else None)
             for s, n in jobs]
     except samples.SettingsError as err:
         print(f"generate: {err}", file=sys.stderr)

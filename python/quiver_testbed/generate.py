@@ -36,8 +36,15 @@ def sample_dir(out, settings):
 
 
 def file_stem(settings):
-    """Self-explaining file name: sample, events, seed."""
-    return f"{settings['sample']}_{settings['n_events']}ev_seed{settings['seed']}"
+    """Self-explaining file name: sample, events, seed (+ pileup, non-default pT-hat)."""
+    stem = f"{settings['sample']}_{settings['n_events']}ev_seed{settings['seed']}"
+    mu = settings["detector"]["pileup_mu"]
+    if mu > 0:
+        stem += f"_pu{mu:g}"
+    pthat = settings["generator"].get("pthat_min")
+    if pthat is not None and pthat != samples.SAMPLES["qcd"]["pthat_min"]:
+        stem += f"_pthat{pthat:g}"
+    return stem.replace(".", "p")
 
 
 def _chunk_worker(job):

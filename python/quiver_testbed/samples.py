@@ -6,6 +6,7 @@ its hash names the output folder, so a cached sample is reused only for identica
 """
 
 import copy
+import re
 import hashlib
 import json
 
@@ -126,22 +127,41 @@ class SettingsError(ValueError):
     """An unknown sample or an invalid setting (raised before anything runs)."""
 
 
-def sample_settings(name, n_events, seed, ctau_mm=None, pileup_mu=None, pthat_min=None):
+SIGNAL_NAME = re.compile(r"^emj_ctau(\d+(?:p\d+)?)$")
+
+
+def signal_name(ctau_mm):
+    """Sample name of a signal point: emj_ctau25, emj_ctau0p5."""
+    return "emj_ctau" + f"{ctau_mm:g}".replace(".", "p")
+
+
+def _lookup(name):
+    """(process, base parameters) of a named sample; any emj_ctau<X> is a signal point with
+    c*tau = X mm (p for the decimal point)."""
+    if name in SAMPLES:
+        return copy.deepcopy(SAMPLES[name])
+    m = SIGNAL_NAME.match(name)
+    if m:
+        ctau = float(m.group(1).replace("p", "."))
+        return {"process": "signal", "ctau_mm": ctau, "run": 100000 + round(ctau * 100)}
+    raise SettingsError(f"unknown sample {name!r}; known: {', '.join(SAMPLES)}, or "
+                        f"emj_ctau<X> for c*tau = X mm (e.g. emj_ctau40, emj_ctau0p5)")
+
+
+def sample_settings(name, n_events, seed, pileup_mu=None, pthat_min=None):
     """All settings of one sample as a JSON-able dict (the cache key)."""
-    if name not in SAMPLES:
-        raise SettingsError(f"unknown sample {name!r}; known: {', '.join(SAMPLES)}")
+    base = _lookup(name)
     if n_events <= 0:
         raise SettingsError(f"--events must be positive, got {n_events}")
-    base = copy.deepcopy(SAMPLES[name])
     process = base["process"]
     gen = {}
     if process == "qcd":
-        if ctau_mm is not None:
-            raise SettingsError("--ctau applies to signal samples only")
         gen["pthat_min"] = float(pthat_min if pthat_min is not None else base["pthat_min"])
+        if gen["pthat_min"] < 0:
+            raise SettingsError(f"--pthat-min must be >= 0, got {pthat_min}")
     else:
         gen.update(SIGNAL_DEFAULTS)
-        ctau = float(ctau_mm if ctau_mm is not None else base["ctau_mm"])
+        ctau = float(base["ctau_mm"])
         if not 0.0 < ctau <= 10000.0:
             raise SettingsError(f"c*tau must be in (0, 10000] mm, got {ctau}")
         gen["ctau_mm"] = ctau

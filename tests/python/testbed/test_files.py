@@ -127,6 +127,19 @@ def test_truncated_and_garbage_files_name_the_file(tmp_path, h5file):
         quiver_testbed.read_h5(garbage)
 
 
+def test_corrupt_chunk_names_file_and_dataset(tmp_path, events):
+    path = tmp_path / "badchunk.h5"
+    h5io.write_h5(path, events, ATTRS)
+    with h5py.File(path) as f:
+        info = f["tracks/d0"].id.get_chunk_info(0)
+    with open(path, "r+b") as fh:  # overwrite the compressed chunk with garbage
+        fh.seek(info.byte_offset)
+        fh.write(b"\xff" * info.size)
+    with pytest.raises(quiver_testbed.TestbedFileError,
+                       match=r"badchunk.h5: cannot read dataset 'tracks/d0'"):
+        quiver_testbed.read_h5(path)
+
+
 def test_missing_or_inconsistent_dataset_names_file_and_dataset(tmp_path, events):
     a = tmp_path / "nodataset.h5"
     h5io.write_h5(a, events, ATTRS)

@@ -60,6 +60,16 @@ def test_contents_and_cache(first):
     assert again["cached"] and again["h5"] == first["h5"]
 
 
+def test_incomplete_folder_is_redone(tmp_path):
+    s = small(5, n=10)
+    folder = generate.sample_dir(tmp_path, s)
+    folder.mkdir(parents=True)
+    (folder / (generate.file_stem(s) + ".h5")).write_bytes(b"half a file")  # no COMPLETE
+    r = gen(s, tmp_path)
+    assert not r["cached"] and len(quiver_testbed.read_h5(r["h5"])) == 10
+    assert (folder / generate.COMPLETE).exists()
+
+
 def test_cli_from_repo_root_prints_files(tmp_path):
     # The repository root has a python/ folder that pythia8mc's import would execute.
     cmd = [sys.executable, "-m", "quiver_testbed", "generate", "--sample", "qcd", "--events",
@@ -79,5 +89,9 @@ def test_cli_from_repo_root_prints_files(tmp_path):
 def test_bad_settings_are_refused():
     with pytest.raises(samples.SettingsError, match="unknown sample"):
         samples.sample_settings("nope", 10, 1)
-    with pytest.raises(samples.SettingsError, match="c\\*tau"):
-        samples.sample_settings("emj_ctau1", 10, 1, ctau_mm=-3)
+    with pytest.raises(samples.SettingsError, match="c\\*tau must be in"):
+        samples.sample_settings("emj_ctau0", 10, 1)
+    s = samples.sample_settings("emj_ctau0p5", 10, 1)
+    assert s["generator"]["ctau_mm"] == 0.5 and s["process"] == "signal"
+    assert samples.signal_name(0.5) == "emj_ctau0p5"
+    assert samples.pythia_lines(s)[-3] == "4900111:tau0 = 0.5"
