@@ -19,6 +19,13 @@ def sample_stats(path):
     flat_jets = ak.flatten(jets)
     has_trk = ak.to_numpy(flat_jets.nTrack) > 0
     tagged = ak.to_numpy((flat_jets.medianLogIp2d > -1.0) & (flat_jets.alpha3d < 0.25))
+    # The contract's selection with the cut-based tagger (a cross-check for the analyses).
+    sel = jets[(jets.pt > 50) & (abs(jets.eta) < 2.0)]
+    four = ak.num(sel) >= 4
+    ht_ok = four & (ak.sum(sel.pt, axis=1) > 500)
+    lead = sel[:, :4]
+    n_tag = ak.sum((lead.medianLogIp2d > -1.0) & (lead.alpha3d < 0.25), axis=1)
+    cutflow = [len(ev), int(ak.sum(four)), int(ak.sum(ht_ok)), int(ak.sum(ht_ok & (n_tag >= 2)))]
     attrs = file_attrs(path)
     return {
         "sample": str(attrs.get("sample")), "events": len(ev),
@@ -32,6 +39,7 @@ def sample_stats(path):
         "jet_median_medianLogIp2d": float(np.median(ak.to_numpy(flat_jets.medianLogIp2d)
                                                     [has_trk])),
         "jet_frac_cut_tagged": float(np.mean(tagged)),
+        "cutflow_cut_tagger": "/".join(map(str, cutflow)),
     }
 
 
