@@ -14,7 +14,7 @@ import time
 import awkward as ak
 import numpy as np
 
-from . import samples
+from . import detector, pythia_gen, reco, samples  # pythia8mc itself is imported lazily
 from .h5io import write_h5
 from .rootio import write_root
 
@@ -49,11 +49,11 @@ def file_stem(settings):
 
 def _chunk_worker(job):
     """Generate one chunk in a worker process: (chunk index, events array, failed count,
-    timings). The cwd is the output folder (see pythia_gen's docstring)."""
+    timings). The worker first moves to the output folder: Pythia is imported there (see
+    pythia_gen's docstring)."""
     settings, chunk, n, workdir = job
     os.chdir(workdir)
     os.dup2(2, 1)  # FastJet's banner and Pythia's messages: stderr (stdout lists the files)
-    from . import detector, pythia_gen, reco  # noqa: PLC0415 (after the chdir)
 
     t0 = time.perf_counter()
     seed = settings["seed"]
@@ -97,7 +97,6 @@ def _shift_vertices(parts, pv):
 def _add_pileup(parts, settings, chunk, rng):
     """Merge Poisson(mu) soft-QCD interactions into each event, each at its own vertex from
     the beam spot (particles flagged 'pu': their vertices are absolute)."""
-    from . import detector, pythia_gen  # noqa: PLC0415
 
     det = settings["detector"]
     n = len(parts)
