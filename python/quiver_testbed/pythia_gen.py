@@ -5,6 +5,9 @@ repository root first: importing it executes every file in a directory named `py
 the current working directory (the repository has one).
 """
 
+import os
+import sys
+
 import numpy as np
 import awkward as ak
 
@@ -18,6 +21,9 @@ class GenerationError(RuntimeError):
 
 def make_pythia(lines, seed):
     """An initialised, quiet Pythia with the given settings and seed."""
+    if "pythia8mc" not in sys.modules and os.path.isdir("python"):
+        raise GenerationError(f"refusing to import pythia8mc in {os.getcwd()}: it would "
+                              f"execute the files of ./python; chdir elsewhere first")
     import pythia8mc  # noqa: PLC0415 (see the module docstring)
 
     pythia = pythia8mc.Pythia("", False)
