@@ -7,6 +7,7 @@ import sys
 
 from . import samples
 from .generate import default_out, default_workers, generate_sample
+from .pythia_gen import GenerationError
 
 
 def _parser():
@@ -76,8 +77,12 @@ def main(argv=None):
     out = args.out or default_out()
     results = []
     for st in settings:
-        r = generate_sample(st, out, args.workers, progress=not args.no_progress,
-                            write_root_file=not args.no_root)
+        try:
+            r = generate_sample(st, out, args.workers, progress=not args.no_progress,
+                                write_root_file=not args.no_root)
+        except (GenerationError, OSError) as err:  # the folder stays incomplete: redone next time
+            print(f"generate: {st['sample']}: {err}", file=sys.stderr)
+            return 1
         results.append(r)
         if r["cached"]:
             print(f"{st['sample']}: cached in {r['dir']}", file=sys.stderr)
