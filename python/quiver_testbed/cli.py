@@ -40,8 +40,12 @@ def _parser():
     g.add_argument("--json", action="store_true", help="print the result as JSON")
     st = sub.add_parser("stats", help="displaced-track fractions of HDF5 samples "
                         "(docs/physics.md)")
-    st.add_argument("files", nargs="+", help="HDF5 files written by generate")
+    st.add_argument("files", nargs="*", help="HDF5 files written by generate")
     st.add_argument("--json", action="store_true")
+    st.add_argument("--truth", action="append", default=[], metavar="SAMPLE",
+                    help="generator-level numbers of SAMPLE instead (repeatable; runs Pythia)")
+    st.add_argument("--events", type=int, default=200, help="events for --truth")
+    st.add_argument("--seed", type=int, default=1, help="seed for --truth")
     return p
 
 
@@ -49,7 +53,16 @@ def main(argv=None):
     args = _parser().parse_args(argv)
     if args.command == "stats":
         from .h5io import TestbedFileError  # noqa: PLC0415
-        from .stats import main as stats_main  # noqa: PLC0415
+        from .stats import main as stats_main, truth_main  # noqa: PLC0415
+        if args.truth:
+            try:
+                return truth_main(args.truth, args.events, args.seed)
+            except (samples.SettingsError, GenerationError) as err:
+                print(f"stats: {err}", file=sys.stderr)
+                return 1
+        if not args.files:
+            print("stats: give HDF5 files or --truth SAMPLE", file=sys.stderr)
+            return 2
         try:
             return stats_main(args.files, args.json)
         except TestbedFileError as err:

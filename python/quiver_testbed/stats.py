@@ -1,11 +1,16 @@
 """`python -m quiver_testbed stats FILE.h5 ...`: displacement summary of samples (the numbers
-in docs/physics.md), computed from the HDF5 files."""
+in docs/physics.md), computed from the HDF5 files; `stats --truth SAMPLE ...`: the same at
+generator level (runs Pythia)."""
 
 import json
+import multiprocessing
+import os
+import tempfile
 
 import awkward as ak
 import numpy as np
 
+from . import pythia_gen, samples
 from .h5io import file_attrs, read_h5
 
 
@@ -54,4 +59,30 @@ def main(paths, as_json=False):
     for r in rows:
         print("| " + " | ".join(f"{v:.3f}" if isinstance(v, float) else str(v)
                                 for v in r.values()) + " |")
+    return 0
+
+
+def _truth_worker(job):
+    settings, workdir = job
+    os.chdir(workdir)  # pythia8mc must not be imported in the repository root
+    pythia = pythia_gen.make_pythia(samples.pythia_lines(settings),
+                                    samples.chunk_seed(settings["seed"], 0))
+    prt, _ = pythia_gen.next_events(pythia, settings["n_events"])
+    return pythia_gen.truth_summary(prt, pythia_gen.ParticleLookup(pythia))
+
+
+def truth_main(names, n_events, seed):
+    """Generator-level displacement table (runs Pythia in a worker process)."""
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp, \
+            multiprocessing.get_context("fork").Pool(1) as pool:
+        for name in names:
+            st = samples.sample_settings(name, n_events, seed)
+            rows.append({"sample": name} | pool.apply(_truth_worker, ((st, tmp),)))
+    keys = list(dict.fromkeys(k for r in rows for k in r))
+    print("| " + " | ".join(keys) + " |")
+    print("|" + "---|" * len(keys))
+    for r in rows:
+        print("| " + " | ".join(f"{r[k]:.3f}" if isinstance(r.get(k), float) else
+                                str(r.get(k, "-")) for k in keys) + " |")
     return 0
