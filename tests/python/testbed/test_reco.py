@@ -133,3 +133,15 @@ def test_smearing_is_seeded_and_events_without_particles_survive():
     assert ak.to_list(ev_a) == ak.to_list(ev_b)
     assert ak.to_list(pf_a.pt) != ak.to_list(pf_c.pt)
     assert len(ev_a) == 3 and ak.num(ev_a.jets)[1] == 0
+
+
+def test_dark_ancestry_follows_both_mothers():
+    from quiver_testbed.pythia_gen import from_dark_flags
+    # Two events of 6 entries. Event 0: 1 = dark pion -> 2, 3 (d dbar) -> string hadrons
+    # 4 (mothers 2..3) -> 5 (decay of 4). Event 1: the same shape without a dark pion.
+    ids = np.array([90, 4900111, 1, -1, 313, 211, 90, 23, 1, -1, 313, 211])
+    m1 = np.array([0, 0, 1, 1, 2, 4, 0, 0, 1, 1, 2, 4])
+    m2 = np.array([0, 0, 0, 0, 3, 0, 0, 0, 0, 0, 3, 0])
+    starts = np.repeat([0, 6], 6)
+    flags = from_dark_flags(ids, m1, m2, starts)
+    assert flags.tolist() == [False, False, True, True, True, True] + [False] * 6
