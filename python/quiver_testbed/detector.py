@@ -17,7 +17,6 @@ import numpy as np
 import awkward as ak
 
 PION_MASS = 0.13957
-TRACK_FIELDS = ("pt", "eta", "phi", "d0", "d0Err", "dz", "dzErr", "charge", "fromDark")
 
 
 def ideal_detector(base):

@@ -10,8 +10,6 @@ import vector
 
 vector.register_awkward()
 
-JET_FIELDS = ("pt", "eta", "phi", "mass", "nTrack", "medianLogIp2d", "alpha3d", "isDark")
-TRACK_FIELDS = ("pt", "eta", "phi", "d0", "d0Err", "dz", "dzErr", "charge", "fromDark")
 JET_DTYPES = {"pt": np.float32, "eta": np.float32, "phi": np.float32, "mass": np.float32,
               "nTrack": np.int32, "medianLogIp2d": np.float32, "alpha3d": np.float32,
               "isDark": np.int8}
@@ -110,7 +108,7 @@ def reconstruct(pf, reco):
                 "nTrack": ntrk, "medianLogIp2d": median, "alpha3d": alpha,
                 "isDark": (dark_pt > 0.5 * sum_pt) & (ntrk > 0)}
     jet_cols = {k: np.asarray(v).astype(JET_DTYPES[k]) for k, v in jet_cols.items()}
-    trk_cols = {k: flat[k][tg].astype(TRACK_DTYPES[k]) for k in TRACK_FIELDS}
+    trk_cols = {k: flat[k][tg].astype(TRACK_DTYPES[k]) for k in TRACK_DTYPES}
     tracks = ak.unflatten(ak.zip(trk_cols, depth_limit=1), ntrk)
     jet_cols["tracks"] = tracks
     jets_out = ak.unflatten(ak.zip(jet_cols, depth_limit=1),
