@@ -1,0 +1,90 @@
+#!/usr/bin/env python3
+"""Inference time per batch of the emj_* models: quiver local:// vs the TorchScript file called
+from Python torch (same process, same thread count), and the largest difference of the scores.
+
+  .venv/bin/python python/models/bench_emj.py [--models models] [--threads 1] [--repeats 20]
+
+Inputs are synthetic jets in the contract layout (train_emj.write_synthetic), so the padding
+pattern is realistic. Prints a Markdown table (median and p90 milliseconds per batch).
+"""
+
+import argparse
+import pathlib
+import sys
+import tempfile
+import time
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+import train_emj  # noqa: E402
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+
+
+def inputs_for(tmp, batch):
+    path = train_emj.write_synthetic(pathlib.Path(tmp) / "sig.h5", "signal", 2500, 5, 25.0)
+    s = train_emj.load_file(path, 0, 1, (0.7, 0.1))
+    idx = s["jets"]["idx"]
+    x, m = train_emj.track_tensor(s["J"], s["T"], s["toff"], idx)
+    f = train_emj.jet_feature_matrix(s["J"], idx)
+    ej, em = s["events"]["jets"], s["events"]["mask"]
+
+    def take(a, n):
+        reps = -(-n // len(a))
+        return np.ascontiguousarray(np.concatenate([a] * reps)[:n])
+    return {
+        "emj_gnn": {"tracks": take(x, batch["emj_gnn"]), "mask": take(m, batch["emj_gnn"])},
+        "emj_dnn": {"jet": take(f, batch["emj_dnn"])},
+        "emj_event": {"jets": take(ej, batch["emj_event"]), "mask": take(em, batch["emj_event"])},
+    }
+
+
+def timeit(fn, repeats):
+    fn()  # warm-up (first call optimises the TorchScript graph)
+    fn()
+    t = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        t.append(time.perf_counter() - t0)
+    return 1e3 * np.median(t), 1e3 * np.percentile(t, 90)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--models", type=pathlib.Path, default=REPO / "models")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--repeats", type=int, default=20)
+    ap.add_argument("--batch-gnn", type=int, default=256)
+    ap.add_argument("--batch-dnn", type=int, default=4096)
+    ap.add_argument("--batch-event", type=int, default=1024)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    import quiver
+    batch = {"emj_gnn": args.batch_gnn, "emj_dnn": args.batch_dnn, "emj_event": args.batch_event}
+    with tempfile.TemporaryDirectory() as tmp:
+        ins = inputs_for(tmp, batch)
+    client = quiver.Client("local://" + str(args.models.resolve()))
+    print(f"threads {args.threads} (torch.get_num_threads() = {torch.get_num_threads()})")
+    print("| model | batch | quiver local:// ms (median / p90) | Python torch ms (median / p90) "
+          "| max abs diff |")
+    print("|---|---|---|---|---|")
+    for name in ("emj_gnn", "emj_dnn", "emj_event"):
+        model = torch.jit.load(str(args.models / name / "1" / "model.pt")).eval()
+        tin = [torch.from_numpy(v) for v in ins[name].values()]
+
+        def py():
+            with torch.no_grad():
+                return model(*tin)
+        q = timeit(lambda: client.infer(name, ins[name]), args.repeats)
+        p = timeit(py, args.repeats)
+        diff = float(np.abs(client.infer(name, ins[name])["score"] - py().numpy()).max())
+        print(f"| {name} | {batch[name]} | {q[0]:.2f} / {q[1]:.2f} | {p[0]:.2f} / {p[1]:.2f} "
+              f"| {diff:.1e} |")
+    client.close()
+
+
+if __name__ == "__main__":
+    main()
