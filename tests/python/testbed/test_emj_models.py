@@ -62,6 +62,13 @@ def data(tmp_path_factory):
         out["tracks"].append(x), out["mask"].append(m)
         out["jet"].append(train_emj.jet_feature_matrix(s["J"], idx))
         out["ev_jets"].append(s["events"]["jets"]), out["ev_mask"].append(s["events"]["mask"])
+    # A full jet (64 real tracks): the tracks of the longest jet repeated with small shifts.
+    x, m = out["tracks"][0], out["mask"][0]
+    j = int(np.argmax(m.sum(axis=1)))
+    nr = int(m[j].sum())
+    full = x[j, np.arange(64) % nr].copy()
+    full[:, 1:3] += np.random.default_rng(3).normal(0, 0.02, (64, 2)).astype(np.float32)
+    out["tracks"].append(full[None]), out["mask"].append(np.ones((1, 64), np.float32))
     out = {k: np.ascontiguousarray(np.concatenate(v)) for k, v in out.items()}
     n_real = out["mask"].sum(axis=1)
     # The sample must cover the interesting cases: no track, fewer tracks than k, 64 tracks.
