@@ -310,13 +310,23 @@ def trim(xs):
 
 
 def predict(model, tensors, batch=1024):
+    """Scores in input order; inputs with a mask are run sorted by length (see trim)."""
     model.eval()
+    n = len(tensors[0])
+    if n == 0:
+        return np.zeros(0, np.float32)
+    order = None
+    if len(tensors) == 2 and tensors[0].dim() == 3:
+        order = torch.sort(tensors[1].sum(dim=1), stable=True)[1]
+        tensors = [t[order] for t in tensors]
     out = []
     with torch.no_grad():
-        n = len(tensors[0])
         for i in range(0, n, batch):
             out.append(model.logit(*trim([t[i:i + batch] for t in tensors])).squeeze(1))
-    return torch.sigmoid(torch.cat(out)).numpy() if out else np.zeros(0, np.float32)
+    p = torch.sigmoid(torch.cat(out))
+    if order is not None:
+        p = torch.empty_like(p).index_copy_(0, order, p)
+    return p.numpy()
 
 
 def fit(model, train, val, epochs, batch, lr, seed, log, name):
@@ -494,7 +504,7 @@ def main(argv=None):
             parts[sp].append(np.nonzero(use & (jets["split"] == sp))[0])
 
     def gather_jets(sp, cap=None):
-        X, M, F, Y = [], [], [], []
+        X, M, F, Y, A = [], [], [], [], []
         rows_by_sample = parts[sp]
         if cap is not None:  # cap per class, spread over samples in proportion
             for cls in (0, 1):
@@ -513,10 +523,10 @@ def main(argv=None):
             idx = s["jets"]["idx"][r]
             x, m = track_tensor(s["J"], s["T"], s["toff"], idx)
             X.append(x), M.append(m), F.append(jet_feature_matrix(s["J"], idx))
-            Y.append(s["jets"]["label"][r])
+            Y.append(s["jets"]["label"][r]), A.append(s["jets"]["analysis"][r])
         return (torch.from_numpy(np.concatenate(X)), torch.from_numpy(np.concatenate(M)),
                 torch.from_numpy(np.concatenate(F)),
-                torch.from_numpy(np.concatenate(Y).astype(np.float32)))
+                torch.from_numpy(np.concatenate(Y).astype(np.float32)), np.concatenate(A))
 
     tr = gather_jets(0, args.max_train_jets)
     va = gather_jets(1, args.max_train_jets // 4)
@@ -550,14 +560,20 @@ def main(argv=None):
     p_gnn = predict(gnn, [te[0], te[1]], batch=512)
 
     yt = te[3].numpy()
-    results["jets"] = {
-        "emj_gnn": roc_auc(yt, p_gnn),
-        "emj_dnn": roc_auc(yt, p_dnn),
-        "medianLogIp2d": roc_auc(yt, te[2][:, 4].numpy()),
-        "alpha3d (lower = signal)": roc_auc(yt, -te[2][:, 5].numpy()),
-        "cut tagger (medianLogIp2d > -1 and alpha3d < 0.25)": roc_auc(
-            yt, ((te[2][:, 4] > -1.0) & (te[2][:, 5] < 0.25)).numpy().astype(np.float32)),
+    fte = te[2].numpy()
+    jet_scores = {
+        "emj_gnn": p_gnn,
+        "emj_dnn": p_dnn,
+        "medianLogIp2d": fte[:, 4],
+        "alpha3d (lower = signal)": -fte[:, 5],
+        "cut tagger (medianLogIp2d > -1 and alpha3d < 0.25)":
+            ((fte[:, 4] > -1.0) & (fte[:, 5] < 0.25)).astype(np.float32),
     }
+    results["jets"] = {k: roc_auc(yt, v) for k, v in jet_scores.items()}
+    # The subset the analysis scores: leading 4 selected jets of events passing HT > 500.
+    sub = te[4]
+    results["jets_analysis_subset"] = {k: roc_auc(yt[sub], v[sub]) for k, v in jet_scores.items()}
+    results["n_test_jets_analysis_subset"] = [int((yt[sub] == 0).sum()), int((yt[sub] == 1).sum())]
 
     # ---------------- events
     def ev_count(cls, analysis_only):
@@ -570,15 +586,15 @@ def main(argv=None):
         f"jet {ev_count(0, False)} / {ev_count(1, False)}: using '{ev_mode}'")
 
     def gather_events(sp):
-        E, M, Y, L = [], [], [], []
+        E, M, Y, L, A = [], [], [], [], []
         for s in samples:
             ev = s["events"]
             use = (ev["analysis"] if ev_mode == "analysis" else np.ones(len(ev["label"]), bool))
             r = np.nonzero(use & (ev["split"] == sp))[0]
             E.append(ev["jets"][r]), M.append(ev["mask"][r]), Y.append(ev["label"][r])
-            L.append((s, ev["lead"][r]))
+            L.append((s, ev["lead"][r])), A.append(ev["analysis"][r])
         return (torch.from_numpy(np.concatenate(E)), torch.from_numpy(np.concatenate(M)),
-                torch.from_numpy(np.concatenate(Y).astype(np.float32)), L)
+                torch.from_numpy(np.concatenate(Y).astype(np.float32)), L, np.concatenate(A))
 
     etr, eva, ete = gather_events(0), gather_events(1), gather_events(2)
     log(f"events train {len(etr[2])} ({int(etr[2].sum())} signal), val {len(eva[2])}, "
@@ -617,18 +633,23 @@ def main(argv=None):
 
     ht = (torch.exp(ete[0][:, :, 0]) * ete[1]).sum(dim=1).numpy()
     g4, d4, c4 = lead_scores("gnn"), lead_scores("dnn"), lead_scores("cut")
-    results["events"] = {
-        "emj_event": roc_auc(ye, p_ev),
-        "max emj_gnn of 4 leading jets": roc_auc(ye, g4.max(axis=1)),
-        "n tagged (emj_gnn > 0.5) of 4 leading": roc_auc(ye, (g4 > 0.5).sum(axis=1)),
-        "max emj_dnn of 4 leading jets": roc_auc(ye, d4.max(axis=1)),
-        "n tagged (cut) of 4 leading": roc_auc(ye, c4.sum(axis=1)),
-        "HT of selected jets (first 8)": roc_auc(ye, ht),
+    ev_scores = {
+        "emj_event": p_ev,
+        "max emj_gnn of 4 leading jets": g4.max(axis=1),
+        "n tagged (emj_gnn > 0.5) of 4 leading": (g4 > 0.5).sum(axis=1),
+        "max emj_dnn of 4 leading jets": d4.max(axis=1),
+        "n tagged (cut) of 4 leading": c4.sum(axis=1),
+        "HT of selected jets (first 8)": ht,
     }
-    for k, v in results["jets"].items():
-        log(f"test AUC jets   {k}: {v:.4f}")
-    for k, v in results["events"].items():
-        log(f"test AUC events {k}: {v:.4f}")
+    results["events"] = {k: roc_auc(ye, v) for k, v in ev_scores.items()}
+    sub = ete[4]
+    results["events_analysis_subset"] = {k: roc_auc(ye[sub], v[sub]) for k, v in ev_scores.items()}
+    results["n_test_events_analysis_subset"] = [int((ye[sub] == 0).sum()), int((ye[sub] == 1).sum())]
+    for group in ("jets", "jets_analysis_subset", "events", "events_analysis_subset"):
+        for k, v in results[group].items():
+            log(f"test AUC {group:22s} {k}: {v:.4f}")
+    log(f"analysis subsets of the test split (QCD, signal): jets "
+        f"{results['n_test_jets_analysis_subset']}, events {results['n_test_events_analysis_subset']}")
 
     # ---------------- export
     models_dir = args.models_dir
