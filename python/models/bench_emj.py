@@ -4,8 +4,8 @@ from Python torch (same process, same thread count), and the largest difference 
 
   .venv/bin/python python/models/bench_emj.py [--models models] [--threads 1] [--repeats 20]
 
-Inputs are synthetic jets in the contract layout (train_emj.write_synthetic), so the padding
-pattern is realistic. Prints a Markdown table (median and p90 milliseconds per batch).
+Inputs: the selected jets of an HDF5 file (--data), or synthetic jets in the contract layout
+(train_emj.write_synthetic); jets repeat to fill the batch. Prints a Markdown table (median and p90 milliseconds per batch).
 """
 
 import argparse
@@ -23,8 +23,8 @@ import train_emj  # noqa: E402
 REPO = pathlib.Path(__file__).resolve().parents[2]
 
 
-def inputs_for(tmp, batch):
-    path = train_emj.write_synthetic(pathlib.Path(tmp) / "sig.h5", "signal", 2500, 5, 25.0)
+def inputs_for(tmp, batch, data=None):
+    path = data or train_emj.write_synthetic(pathlib.Path(tmp) / "sig.h5", "signal", 2500, 5, 25.0)
     s = train_emj.load_file(path, 0, 1, (0.7, 0.1))
     idx = s["jets"]["idx"]
     x, m = train_emj.track_tensor(s["J"], s["T"], s["toff"], idx)
@@ -55,6 +55,8 @@ def timeit(fn, repeats):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", type=pathlib.Path, default=REPO / "models")
+    ap.add_argument("--data", type=pathlib.Path,
+                    help="an HDF5 file of the contract layout (default: synthetic jets)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--repeats", type=int, default=20)
     ap.add_argument("--batch-gnn", type=int, default=256)
@@ -65,9 +67,11 @@ def main():
     import quiver
     batch = {"emj_gnn": args.batch_gnn, "emj_dnn": args.batch_dnn, "emj_event": args.batch_event}
     with tempfile.TemporaryDirectory() as tmp:
-        ins = inputs_for(tmp, batch)
+        ins = inputs_for(tmp, batch, args.data)
     client = quiver.Client("local://" + str(args.models.resolve()))
-    print(f"threads {args.threads} (torch.get_num_threads() = {torch.get_num_threads()})")
+    print(f"threads {args.threads} (torch.get_num_threads() = {torch.get_num_threads()}); "
+          f"inputs: {args.data or 'synthetic'}; longest jet in the GNN batch: "
+          f"{int(ins['emj_gnn']['mask'].sum(axis=1).max())} tracks")
     print("| model | batch | quiver local:// ms (median / p90) | Python torch ms (median / p90) "
           "| max abs diff |")
     print("|---|---|---|---|---|")

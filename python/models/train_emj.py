@@ -504,7 +504,7 @@ def main(argv=None):
             parts[sp].append(np.nonzero(use & (jets["split"] == sp))[0])
 
     def gather_jets(sp, cap=None):
-        X, M, F, Y, A = [], [], [], [], []
+        X, M, F, Y, A, S = [], [], [], [], [], []
         rows_by_sample = parts[sp]
         if cap is not None:  # cap per class, spread over samples in proportion
             for cls in (0, 1):
@@ -524,9 +524,11 @@ def main(argv=None):
             x, m = track_tensor(s["J"], s["T"], s["toff"], idx)
             X.append(x), M.append(m), F.append(jet_feature_matrix(s["J"], idx))
             Y.append(s["jets"]["label"][r]), A.append(s["jets"]["analysis"][r])
+            S.append(np.full(len(r), s["fi"]))
         return (torch.from_numpy(np.concatenate(X)), torch.from_numpy(np.concatenate(M)),
                 torch.from_numpy(np.concatenate(F)),
-                torch.from_numpy(np.concatenate(Y).astype(np.float32)), np.concatenate(A))
+                torch.from_numpy(np.concatenate(Y).astype(np.float32)), np.concatenate(A),
+                np.concatenate(S))
 
     tr = gather_jets(0, args.max_train_jets)
     va = gather_jets(1, args.max_train_jets // 4)
@@ -574,6 +576,17 @@ def main(argv=None):
     sub = te[4]
     results["jets_analysis_subset"] = {k: roc_auc(yt[sub], v[sub]) for k, v in jet_scores.items()}
     results["n_test_jets_analysis_subset"] = [int((yt[sub] == 0).sum()), int((yt[sub] == 1).sum())]
+    # Per signal sample: its dark jets against all QCD test jets.
+    results["jets_per_signal_sample"] = {}
+    for s in samples:
+        if s["info"]["process"] != "signal":
+            continue
+        keep = (yt == 0) | (te[5] == s["fi"])
+        if int((yt[keep] == 1).sum()) == 0:
+            continue
+        results["jets_per_signal_sample"][s["info"]["sample"]] = dict(
+            n_dark=int((yt[keep] == 1).sum()),
+            **{k: roc_auc(yt[keep], v[keep]) for k, v in jet_scores.items()})
 
     # ---------------- events
     def ev_count(cls, analysis_only):
@@ -648,6 +661,9 @@ def main(argv=None):
     for group in ("jets", "jets_analysis_subset", "events", "events_analysis_subset"):
         for k, v in results[group].items():
             log(f"test AUC {group:22s} {k}: {v:.4f}")
+    for k, v in results["jets_per_signal_sample"].items():
+        log(f"test AUC dark jets of {k} vs QCD: " + ", ".join(
+            f"{a} {b:.4f}" if isinstance(b, float) else f"{a} {b}" for a, b in v.items()))
     log(f"analysis subsets of the test split (QCD, signal): jets "
         f"{results['n_test_jets_analysis_subset']}, events {results['n_test_events_analysis_subset']}")
 
