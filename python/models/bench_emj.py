@@ -10,6 +10,7 @@ Inputs: the selected jets of an HDF5 file (--data), or synthetic jets in the con
 
 import argparse
 import pathlib
+import subprocess
 import sys
 import tempfile
 import time
@@ -58,6 +59,8 @@ def main():
     ap.add_argument("--data", type=pathlib.Path,
                     help="an HDF5 file of the contract layout (default: synthetic jets)")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--serve", type=pathlib.Path, metavar="QUIVER",
+                    help="also time `QUIVER serve` over gRPC (the same models, its own process)")
     ap.add_argument("--repeats", type=int, default=20)
     ap.add_argument("--batch-gnn", type=int, default=256)
     ap.add_argument("--batch-dnn", type=int, default=4096)
@@ -69,12 +72,24 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         ins = inputs_for(tmp, batch, args.data)
     client = quiver.Client("local://" + str(args.models.resolve()))
+    server = remote = None
+    if args.serve:
+        server = subprocess.Popen(
+            [str(args.serve), "serve", "--model-repository", str(args.models.resolve()),
+             "--http-port", "0", "--grpc-port", "0", "--metrics-port", "0"],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+        line = server.stdout.readline().decode()
+        if not line.startswith("QUIVER_READY"):
+            raise SystemExit(f"quiver serve did not start: {line!r}")
+        port = dict(w.split("=", 1) for w in line.split()[1:])["grpc"]
+        remote = quiver.Client(f"grpc://127.0.0.1:{port}", timeout=60)
     print(f"threads {args.threads} (torch.get_num_threads() = {torch.get_num_threads()}); "
           f"inputs: {args.data or 'synthetic'}; longest jet in the GNN batch: "
           f"{int(ins['emj_gnn']['mask'].sum(axis=1).max())} tracks")
-    print("| model | batch | quiver local:// ms (median / p90) | Python torch ms (median / p90) "
-          "| max abs diff |")
-    print("|---|---|---|---|---|")
+    grpc_head = " quiver serve gRPC ms (median / p90) |" if remote else ""
+    print("| model | batch | quiver local:// ms (median / p90) |" + grpc_head +
+          " Python torch ms (median / p90) | max abs diff |")
+    print("|---|---|---|---|---|" + ("---|" if remote else ""))
     for name in ("emj_gnn", "emj_dnn", "emj_event"):
         model = torch.jit.load(str(args.models / name / "1" / "model.pt")).eval()
         tin = [torch.from_numpy(v) for v in ins[name].values()]
@@ -85,9 +100,19 @@ def main():
         q = timeit(lambda: client.infer(name, ins[name]), args.repeats)
         p = timeit(py, args.repeats)
         diff = float(np.abs(client.infer(name, ins[name])["score"] - py().numpy()).max())
-        print(f"| {name} | {batch[name]} | {q[0]:.2f} / {q[1]:.2f} | {p[0]:.2f} / {p[1]:.2f} "
-              f"| {diff:.1e} |")
+        grpc_col = ""
+        if remote:
+            r = timeit(lambda: remote.infer(name, ins[name]), args.repeats)
+            grpc_col = f" {r[0]:.2f} / {r[1]:.2f} |"
+            diff = max(diff, float(np.abs(remote.infer(name, ins[name])["score"]
+                                          - py().numpy()).max()))
+        print(f"| {name} | {batch[name]} | {q[0]:.2f} / {q[1]:.2f} |{grpc_col} "
+              f"{p[0]:.2f} / {p[1]:.2f} | {diff:.1e} |")
     client.close()
+    if remote:
+        remote.close()
+        server.terminate()
+        server.wait(timeout=30)
 
 
 if __name__ == "__main__":
