@@ -94,10 +94,19 @@ def write_h5(path, events, attrs):
 
 
 def _check_lengths(path, f, n_events):
+    """Dataset lengths and offsets ends agree (reads only the offsets' first and last entries;
+    a dataset that cannot be read is named)."""
     def length(name):
         if name not in f:
             raise TestbedFileError(path, f"dataset {name!r} is missing")
         return f[name].shape[0]
+
+    def ends(name):
+        try:
+            return int(f[name][0]), int(f[name][-1])
+        except (OSError, KeyError, ValueError) as err:
+            raise TestbedFileError(path, f"cannot read dataset {name!r} (corrupt?): "
+                                   f"{err}") from None
 
     for k in EVENT_DTYPES:
         if length(f"events/{k}") != n_events:
@@ -111,12 +120,21 @@ def _check_lengths(path, f, n_events):
             raise TestbedFileError(path, f"dataset '{group}/offsets' has "
                                    f"{f[f'{group}/offsets'].shape[0]} entries, expected "
                                    f"{parent_n + 1}")
-        total = int(f[f"{group}/offsets"][-1])
+        first, total = ends(f"{group}/offsets")
+        if first != 0:
+            raise TestbedFileError(path, f"dataset '{group}/offsets' starts at {first}, not 0")
         for k in fields:
             if length(f"{group}/{k}") != total:
                 raise TestbedFileError(path, f"dataset '{group}/{k}' has "
                                        f"{f[f'{group}/{k}'].shape[0]} entries, the offsets "
                                        f"say {total}")
+
+
+def _check_offsets(path, name, off, total):
+    """Offsets read for a range must be non-decreasing and inside [0, total]."""
+    if len(off) and (off[0] < 0 or off[-1] > total or np.any(np.diff(off) < 0)):
+        raise TestbedFileError(path, f"dataset {name!r} is corrupt: its offsets are not "
+                               f"non-decreasing within [0, {total}]")
 
 
 def read_h5(path, start=None, stop=None):
@@ -148,8 +166,10 @@ def read_h5(path, start=None, stop=None):
             _check_lengths(path, f, n_events)
             current = "jets/offsets"
             joff = f["jets/offsets"][a:b + 1]
+            _check_offsets(path, current, joff, f["jets/pt"].shape[0])
             current = "tracks/offsets"
             toff = f["tracks/offsets"][joff[0]:joff[-1] + 1]
+            _check_offsets(path, current, toff, f["tracks/pt"].shape[0])
             bufs = {"jets/offsets": joff - joff[0], "tracks/offsets": toff - toff[0]}
             for k in EVENT_DTYPES:
                 current = f"events/{k}"
