@@ -3,6 +3,7 @@ reconstruction), merged in chunk order and written as HDF5 + ROOT into a folder 
 the settings hash; a COMPLETE marker makes a rerun with the same settings instant.
 """
 
+import concurrent.futures
 import json
 import multiprocessing
 import os
@@ -150,8 +151,26 @@ def generate_sample(settings, out, workers, progress=True, write_root_file=True,
     if progress:
         from tqdm import tqdm  # noqa: PLC0415
         bar = tqdm(total=n, unit="ev", desc=settings["sample"], file=sys.stderr)
-    with ctx.Pool(processes=min(workers, len(jobs))) as pool:
-        for chunk, arr, nf, (tg, tr) in pool.imap_unordered(_chunk_worker, jobs):
+    # A ProcessPoolExecutor, not a Pool: a worker that dies (crash, out of memory) makes the
+    # executor raise instead of waiting forever for its chunk.
+    with concurrent.futures.ProcessPoolExecutor(max_workers=min(workers, len(jobs)),
+                                                mp_context=ctx) as pool:
+        futures = {pool.submit(_chunk_worker, job): job for job in jobs}
+        for fut in concurrent.futures.as_completed(futures):
+            try:
+                chunk, arr, nf, (tg, tr) = fut.result()
+            except Exception as err:  # noqa: BLE001 (any failure: name the chunk, stop)
+                pool.shutdown(wait=False, cancel_futures=True)
+                if isinstance(err, concurrent.futures.process.BrokenProcessPool):
+                    lost = sorted(j[1] for f, j in futures.items() if not f.done()
+                                  or isinstance(f.exception(), type(err)))
+                    raise pythia_gen.GenerationError(
+                        f"a worker process died (crash or out of memory) while chunk(s) "
+                        f"{', '.join(map(str, lost))} of {len(jobs)} were unfinished") from err
+                c = futures[fut][1]
+                raise pythia_gen.GenerationError(
+                    f"chunk {c} (events {c * per + 1}-{c * per + futures[fut][2]}) failed: "
+                    f"{type(err).__name__}: {err}") from err
             chunks[chunk] = arr
             failed += nf
             gen_s += tg
@@ -163,7 +182,7 @@ def generate_sample(settings, out, workers, progress=True, write_root_file=True,
     wall = time.perf_counter() - t0
     events = ak.concatenate([chunks[c] for c in range(len(jobs))])
     if len(events) != n:
-        raise RuntimeError(f"{settings['sample']}: got {len(events)} events, expected {n}")
+        raise pythia_gen.GenerationError(f"got {len(events)} events, expected {n}")
     attrs = {"sample": settings["sample"], "process": settings["process"],
              "ctau_mm": float(settings["generator"].get("ctau_mm", -1.0)),
              "seed": settings["seed"],

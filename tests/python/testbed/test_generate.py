@@ -3,6 +3,7 @@ cached, and the CLI works from the repository root (pythia8mc import pitfall).""
 
 import json
 import pathlib
+import re
 import subprocess
 import sys
 
@@ -95,3 +96,47 @@ def test_bad_settings_are_refused():
     assert s["generator"]["ctau_mm"] == 0.5 and s["process"] == "signal"
     assert samples.signal_name(0.5) == "emj_ctau0p5"
     assert samples.pythia_lines(s)[-3] == "4900111:tau0 = 0.5"
+
+
+def _chunk1_raises(job):
+    if job[1] == 1:
+        raise ValueError("broken detector")
+    return generate.__dict__["_real_chunk_worker"](job)
+
+
+def test_failed_chunk_is_named(tmp_path, monkeypatch):
+    monkeypatch.setitem(generate.__dict__, "_real_chunk_worker", generate._chunk_worker)
+    monkeypatch.setattr(generate, "_chunk_worker", _chunk1_raises)
+    with pytest.raises(generate.pythia_gen.GenerationError,
+                       match=r"chunk 1 \(events 11-20\) failed: ValueError: broken detector"):
+        gen(small(6, n=20), tmp_path, workers=2)
+    assert not (generate.sample_dir(tmp_path, small(6, n=20)) / generate.COMPLETE).exists()
+
+
+CRASH = """
+import os, sys
+from quiver_testbed import generate, samples
+real = generate._chunk_worker
+def crash(job):
+    if job[1] == 1:
+        os._exit(3)  # a worker killed mid-chunk (segfault, out of memory)
+    return real(job)
+generate._chunk_worker = crash
+s = samples.sample_settings("qcd", 20, 1)
+s["chunk_events"] = 10
+try:
+    generate.generate_sample(s, sys.argv[1], 2, progress=False, write_root_file=False)
+except generate.pythia_gen.GenerationError as err:
+    print(err)
+    sys.exit(1)
+"""
+
+
+def test_dead_worker_is_reported_not_waited_for(tmp_path):
+    # A multiprocessing.Pool waits forever for the chunk of a worker that died.
+    res = subprocess.run([sys.executable, "-c", CRASH, str(tmp_path)], cwd=tmp_path,
+                         env={"PYTHONPATH": str(ROOT / "python"), "PATH": "/usr/bin:/bin"},
+                         capture_output=True, text=True, timeout=90)
+    assert res.returncode == 1, res.stderr
+    assert re.search(r"worker process died .* chunk\(s\) (0, )?1 of 2 were unfinished",
+                     res.stdout), res.stdout
