@@ -140,3 +140,14 @@ def test_dead_worker_is_reported_not_waited_for(tmp_path):
     assert res.returncode == 1, res.stderr
     assert re.search(r"worker process died .* chunk\(s\) (0, )?1 of 2 were unfinished",
                      res.stdout), res.stdout
+
+
+def test_cli_refuses_zero_events(tmp_path, monkeypatch, capsys):
+    # --events 0 must be an error, not silently the default event count.
+    from quiver_testbed import cli
+    calls = []
+    monkeypatch.setattr(cli, "generate_sample", lambda *a, **k: calls.append(a))
+    for extra in (["--sample", "qcd"], ["--preset", "ci"]):
+        rc = cli.main(["generate", *extra, "--events", "0", "--out", str(tmp_path)])
+        assert rc == 2 and not calls
+        assert "--events must be positive" in capsys.readouterr().err
