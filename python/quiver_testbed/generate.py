@@ -59,8 +59,7 @@ def _chunk_worker(job):
     t0 = time.perf_counter()
     seed = settings["seed"]
     det = settings["detector"]
-    pythia = pythia_gen.make_pythia(samples.pythia_lines(settings),
-                                    samples.chunk_seed(seed, chunk))
+    pythia = pythia_gen.make_pythia(settings["pythia"], samples.chunk_seed(seed, chunk))
     prt, failed = pythia_gen.next_events(pythia, n)
     lookup = pythia_gen.ParticleLookup(pythia)
     parts = pythia_gen.visible_particles(prt, lookup)
@@ -107,7 +106,7 @@ def _add_pileup(parts, settings, chunk, rng):
     if total == 0:
         return hard
     pythia = pythia_gen.make_pythia(
-        samples.BEAM + ["SoftQCD:nonDiffractive = on"],
+        settings["pythia_pileup"],
         samples.chunk_seed(settings["seed"], chunk, stream=1))
     prt, _ = pythia_gen.next_events(pythia, total)
     pu = pythia_gen.visible_particles(prt, pythia_gen.ParticleLookup(pythia))

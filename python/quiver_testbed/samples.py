@@ -6,6 +6,7 @@ its hash names the output folder, so a cached sample is reused only for identica
 """
 
 import copy
+import importlib.metadata
 import re
 import hashlib
 import json
@@ -89,6 +90,12 @@ DETECTOR = {
     "pileup_mu": 0.0,  # mean number of pileup interactions (off by default)
 }
 
+# Pileup interactions (each at its own beam-spot vertex).
+PILEUP = ["SoftQCD:nonDiffractive = on"]
+
+# Packages whose version changes the events for the same seed (part of the cache key).
+VERSIONED = ("pythia8mc", "fastjet", "numpy")
+
 RECO = {"jet_r": 0.4, "jet_pt_min": 20.0, "jet_eta_max": 2.5, "prompt_ip3d_sig": 4.0}
 
 SIGNAL_DEFAULTS = {
@@ -170,7 +177,7 @@ def sample_settings(name, n_events, seed, pileup_mu=None, pthat_min=None):
         if pileup_mu < 0:
             raise SettingsError(f"--pileup must be >= 0, got {pileup_mu}")
         det["pileup_mu"] = float(pileup_mu)
-    return {
+    settings = {
         "format": FORMAT,
         "code_version": CODE_VERSION,
         "sample": name,
@@ -182,7 +189,14 @@ def sample_settings(name, n_events, seed, pileup_mu=None, pthat_min=None):
         "generator": gen,
         "detector": det,
         "reco": dict(RECO),
+        "versions": {pkg: importlib.metadata.version(pkg) for pkg in VERSIONED},
     }
+    # The Pythia lines themselves (beam, decays, process) are part of the cache key: editing
+    # one of the tables above must not reuse samples generated with the old lines.
+    settings["pythia"] = pythia_lines(settings)
+    if det["pileup_mu"] > 0:
+        settings["pythia_pileup"] = BEAM + PILEUP
+    return settings
 
 
 def pythia_lines(settings):

@@ -151,3 +151,17 @@ def test_cli_refuses_zero_events(tmp_path, monkeypatch, capsys):
         rc = cli.main(["generate", *extra, "--events", "0", "--out", str(tmp_path)])
         assert rc == 2 and not calls
         assert "--events must be positive" in capsys.readouterr().err
+
+
+def test_cache_key_covers_pythia_lines_and_versions(monkeypatch):
+    # Every Pythia line (not only the formatted parameters) and the generator's version
+    # change the events, so they must change the settings hash (the cache folder).
+    base = samples.sample_settings("emj_ctau25", 10, 1)
+    assert base["versions"]["pythia8mc"] and "Beams:eCM = 13600." in base["pythia"]
+    monkeypatch.setattr(samples, "BEAM", [*samples.BEAM[:-1], "ParticleDecays:zMax = 5000."])
+    changed = samples.sample_settings("emj_ctau25", 10, 1)
+    assert samples.settings_hash(changed) != samples.settings_hash(base)
+    monkeypatch.undo()
+    pu = samples.sample_settings("qcd", 10, 1, pileup_mu=5)
+    assert "SoftQCD:nonDiffractive = on" in pu["pythia_pileup"]
+    assert "pythia_pileup" not in samples.sample_settings("qcd", 10, 1)
