@@ -57,13 +57,13 @@ def _chunk_worker(job):
     os.dup2(2, 1)  # FastJet's banner and Pythia's messages: stderr (stdout lists the files)
 
     t0 = time.perf_counter()
-    seed = settings["seed"]
+    name, seed = settings["sample"], settings["seed"]
     det = settings["detector"]
-    pythia = pythia_gen.make_pythia(settings["pythia"], samples.chunk_seed(seed, chunk))
+    pythia = pythia_gen.make_pythia(settings["pythia"], samples.chunk_seed(name, seed, chunk))
     prt, failed = pythia_gen.next_events(pythia, n)
     lookup = pythia_gen.ParticleLookup(pythia)
     parts = pythia_gen.visible_particles(prt, lookup)
-    rng = np.random.default_rng([seed, chunk, 7])
+    rng = np.random.default_rng(samples.detector_seed(name, seed, chunk))
     pv = detector.beamspot(n, det, rng)
     if det["pileup_mu"] > 0:
         parts = _add_pileup(parts, settings, chunk, rng)
@@ -107,7 +107,7 @@ def _add_pileup(parts, settings, chunk, rng):
         return hard
     pythia = pythia_gen.make_pythia(
         settings["pythia_pileup"],
-        samples.chunk_seed(settings["seed"], chunk, stream=1))
+        samples.chunk_seed(settings["sample"], settings["seed"], chunk, stream=1))
     prt, _ = pythia_gen.next_events(pythia, total)
     pu = pythia_gen.visible_particles(prt, pythia_gen.ParticleLookup(pythia))
     vtx = detector.beamspot(total, det, rng)

@@ -13,7 +13,7 @@ import json
 
 # Bump when the output changes for the same settings (detector code, file layout).
 FORMAT = "quiver-emj/1"
-CODE_VERSION = 1
+CODE_VERSION = 2  # 2: seeds depend on the sample name
 
 # Events per chunk: the unit of parallelism and of seeding (chunk c uses a seed derived from
 # (seed, c)), so the output does not depend on the number of workers.
@@ -212,7 +212,16 @@ def settings_hash(settings):
     return hashlib.sha256(text.encode()).hexdigest()[:10]
 
 
-def chunk_seed(seed, chunk, stream=0):
-    """Pythia seed (1..900000000) of one chunk, derived from the sample seed."""
-    digest = hashlib.sha256(f"{seed}:{chunk}:{stream}".encode()).digest()
+def chunk_seed(sample, seed, chunk, stream=0):
+    """Pythia seed (1..900000000) of one chunk, derived from the sample name and seed (the
+    name too: samples generated with the same --seed must not share random numbers, or
+    emj_ctau1 and emj_ctau5 would be the same events with rescaled decay lengths)."""
+    digest = hashlib.sha256(f"{sample}:{seed}:{chunk}:{stream}".encode()).digest()
     return int.from_bytes(digest[:8], "little") % 900_000_000 + 1
+
+
+def detector_seed(sample, seed, chunk):
+    """numpy SeedSequence entropy of one chunk's detector random numbers (beam spot,
+    pileup counts, smearing, efficiencies)."""
+    key = int.from_bytes(hashlib.sha256(sample.encode()).digest()[:8], "little")
+    return [seed, chunk, 7, key]
