@@ -182,3 +182,19 @@ def test_samples_with_the_same_seed_are_independent(tmp_path):
     assert same.sum() <= 1, (a, b)
     assert samples.chunk_seed("emj_ctau1", 1, 0) != samples.chunk_seed("emj_ctau5", 1, 0)
     assert samples.detector_seed("qcd", 1, 0) != samples.detector_seed("emj_ctau25", 1, 0)
+
+
+def test_pileup_adds_displaced_in_z_tracks(tmp_path):
+    # Pileup vertices spread along the beam (sigma_z 35 mm): their tracks have large dz
+    # w.r.t. the hard vertex. Same hard events (same sample name and seed) without pileup.
+    frac = {}
+    for mu in (None, 8.0):
+        s = samples.sample_settings("qcd", 8, 2, pileup_mu=mu)
+        s["chunk_events"] = 4
+        r = gen(s, tmp_path, workers=2)
+        assert ("_pu8" in r["h5"]) == (mu is not None)
+        ev = quiver_testbed.read_h5(r["h5"])
+        assert len(ev) == 8 and ev.event.to_list() == list(range(1, 9))
+        dz = ak.to_numpy(ak.flatten(ev.jets.tracks.dz, axis=None))
+        frac[mu] = np.mean(np.abs(dz) > 5.0)
+    assert frac[8.0] > frac[None] + 0.01, frac
