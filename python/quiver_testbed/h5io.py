@@ -150,20 +150,34 @@ def read_h5(path, start=None, stop=None):
     except OSError as err:
         raise TestbedFileError(path, f"not a readable HDF5 file (truncated or corrupt?): "
                                f"{err}") from None
+    form = build_form()
+    expected = {ds: np.dtype(t) for group, table in (("events", EVENT_DTYPES),
+                                                     ("jets", JET_DTYPES),
+                                                     ("tracks", TRACK_DTYPES))
+                for ds, t in ((f"{group}/{k}", t) for k, t in table.items())}
+    expected.update({"jets/offsets": np.dtype(np.int64), "tracks/offsets": np.dtype(np.int64)})
     with f:
-        if f.attrs.get("format") != FORMAT:
-            raise TestbedFileError(path, f"format attribute is {f.attrs.get('format')!r}, "
-                                   f"expected {FORMAT!r}")
-        try:
-            n_events = int(f.attrs["n_events"])
-            form = ak.forms.from_json(f.attrs["form"])
-        except (KeyError, ValueError, TypeError) as err:
-            raise TestbedFileError(path, f"bad root attribute: {err}") from None
-        a, b, _ = slice(start, stop).indices(n_events)
-        b = max(a, b)
         current = None
+        # h5py raises OSError, KeyError, ValueError or RuntimeError for damaged metadata.
         try:
+            if f.attrs.get("format") != FORMAT:
+                raise TestbedFileError(path, f"format attribute is {f.attrs.get('format')!r}, "
+                                       f"expected {FORMAT!r}")
+            try:
+                n_events = int(f.attrs["n_events"])
+                file_form = ak.forms.from_json(f.attrs["form"])
+            except (KeyError, ValueError, TypeError) as err:
+                raise TestbedFileError(path, f"bad root attribute: {err}") from None
+            # The layout is fixed by the format: another one is a damaged attribute.
+            if not file_form.is_equal_to(form, all_parameters=True, form_key=True):
+                raise TestbedFileError(path, f"the form attribute is not the {FORMAT} layout")
+            a, b, _ = slice(start, stop).indices(n_events)
+            b = max(a, b)
             _check_lengths(path, f, n_events)
+            for name, dtype in expected.items():
+                if f[name].dtype != dtype:
+                    raise TestbedFileError(path, f"dataset {name!r} has dtype {f[name].dtype}, "
+                                           f"expected {dtype}")
             current = "jets/offsets"
             joff = f["jets/offsets"][a:b + 1]
             _check_offsets(path, current, joff, f["jets/pt"].shape[0])
@@ -182,9 +196,10 @@ def read_h5(path, start=None, stop=None):
                 bufs[current] = f[current][toff[0]:toff[-1]]
         except TestbedFileError:
             raise
-        except (OSError, KeyError, ValueError) as err:
-            raise TestbedFileError(path, f"cannot read dataset {current!r} (corrupt?): "
-                                   f"{err}") from None
+        except (OSError, KeyError, ValueError, TypeError, RuntimeError) as err:
+            what = f"dataset {current!r}" if current else "its metadata"
+            raise TestbedFileError(path, f"cannot read {what} (corrupt?): "
+                                   f"{type(err).__name__}: {err}") from None
     return ak.from_buffers(form, b - a, bufs, buffer_key="{form_key}")
 
 

@@ -208,3 +208,23 @@ def test_corrupt_offsets_chunk_names_the_dataset(tmp_path, events):
     with pytest.raises(quiver_testbed.TestbedFileError,
                        match=r"badoffchunk.h5: cannot read dataset 'jets/offsets'"):
         quiver_testbed.read_h5(path)
+
+
+def test_wrong_dtype_or_form_names_file(tmp_path, events):
+    # A dataset in another dtype would be reinterpreted byte by byte; a damaged form
+    # attribute would rebuild another layout.
+    a = tmp_path / "float64.h5"
+    h5io.write_h5(a, events, ATTRS)
+    with h5py.File(a, "a") as f:
+        pt = f["jets/pt"][:].astype(np.float64)
+        del f["jets/pt"]
+        f["jets/pt"] = pt
+    with pytest.raises(quiver_testbed.TestbedFileError,
+                       match=r"float64.h5: dataset 'jets/pt' has dtype float64"):
+        quiver_testbed.read_h5(a)
+    b = tmp_path / "badform.h5"
+    h5io.write_h5(b, events, ATTRS)
+    with h5py.File(b, "a") as f:
+        f.attrs["form"] = f.attrs["form"].replace('"jets/pt"', '"jets/nope"')
+    with pytest.raises(quiver_testbed.TestbedFileError, match=r"badform.h5: the form attribute"):
+        quiver_testbed.read_h5(b)
