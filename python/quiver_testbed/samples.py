@@ -160,6 +160,8 @@ def sample_settings(name, n_events, seed, pileup_mu=None, pthat_min=None):
     base = _lookup(name)
     if n_events <= 0:
         raise SettingsError(f"--events must be positive, got {n_events}")
+    if seed < 0:  # numpy's SeedSequence (the detector's random numbers) needs seed >= 0
+        raise SettingsError(f"--seed must be >= 0, got {seed}")
     process = base["process"]
     gen = {}
     if process == "qcd":

@@ -91,6 +91,8 @@ def test_cli_from_repo_root_prints_files(tmp_path):
 def test_bad_settings_are_refused():
     with pytest.raises(samples.SettingsError, match="unknown sample"):
         samples.sample_settings("nope", 10, 1)
+    with pytest.raises(samples.SettingsError, match="--seed must be >= 0"):
+        samples.sample_settings("qcd", 10, -1)
     with pytest.raises(samples.SettingsError, match="c\\*tau must be in"):
         samples.sample_settings("emj_ctau0", 10, 1)
     s = samples.sample_settings("emj_ctau0p5", 10, 1)
