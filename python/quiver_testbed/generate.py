@@ -141,8 +141,10 @@ def generate_sample(settings, out, workers, progress=True, write_root_file=True,
     (folder / "settings.json").write_text(json.dumps(settings, indent=1, sort_keys=True) + "\n")
 
     n, per = settings["n_events"], settings["chunk_events"]
-    jobs = [(settings, c, min(per, n - c * per), str(folder)) for c in range((n + per - 1)
-                                                                             // per)]
+    # Absolute: a worker process chdirs there for every chunk it runs (a relative --out would
+    # be taken relative to the folder itself from its second chunk on).
+    workdir = str(folder.resolve())
+    jobs = [(settings, c, min(per, n - c * per), workdir) for c in range((n + per - 1) // per)]
     chunks, failed, gen_s, reco_s = {}, 0, 0.0, 0.0
     t0 = time.perf_counter()
     ctx = multiprocessing.get_context("fork")

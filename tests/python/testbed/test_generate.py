@@ -200,3 +200,10 @@ def test_pileup_adds_displaced_in_z_tracks(tmp_path):
         dz = ak.to_numpy(ak.flatten(ev.jets.tracks.dz, axis=None))
         frac[mu] = np.mean(np.abs(dz) > 5.0)
     assert frac[8.0] > frac[None] + 0.01, frac
+
+
+def test_relative_out_with_more_chunks_than_workers(tmp_path, monkeypatch):
+    # `generate --out data` from the repository root: one worker runs all three chunks.
+    monkeypatch.chdir(tmp_path)
+    r = gen(small(8, name="qcd"), "data", workers=1)
+    assert len(quiver_testbed.read_h5(tmp_path / r["h5"])) == 30
