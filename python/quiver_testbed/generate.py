@@ -126,6 +126,11 @@ def _add_pileup(parts, settings, chunk, rng):
 def generate_sample(settings, out, workers, progress=True, write_root_file=True, log=None):
     """Generate (or reuse) one sample. Returns a dict: dir, h5, root, cached, timings."""
     log = log or (lambda msg: print(msg, file=sys.stderr))
+    # The workers run settings["pythia"] (hashed with the rest): it must match the parameters.
+    if settings["pythia"] != samples.pythia_lines(settings) or (
+            settings["detector"]["pileup_mu"] > 0) != ("pythia_pileup" in settings):
+        raise samples.SettingsError("settings edited after sample_settings(): the Pythia lines "
+                                    "do not match the generator or pileup parameters")
     folder = sample_dir(out, settings)
     stem = file_stem(settings)
     h5_path, root_path = folder / f"{stem}.h5", folder / f"{stem}.root"

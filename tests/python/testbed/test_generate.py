@@ -168,6 +168,10 @@ def test_cache_key_covers_pythia_lines_and_versions(monkeypatch):
     pu = samples.sample_settings("qcd", 10, 1, pileup_mu=5)
     assert "SoftQCD:nonDiffractive = on" in pu["pythia_pileup"]
     assert "pythia_pileup" not in samples.sample_settings("qcd", 10, 1)
+    edited = samples.sample_settings("emj_ctau25", 10, 1)
+    edited["generator"]["ctau_mm"] = 3.0  # the stored Pythia lines still say 25
+    with pytest.raises(samples.SettingsError, match="edited after sample_settings"):
+        generate.generate_sample(edited, "/nonexistent", 1, progress=False)
 
 
 def test_samples_with_the_same_seed_are_independent(tmp_path):
