@@ -28,6 +28,10 @@ class TestbedFileError(RuntimeError):
     def __init__(self, path, message):
         super().__init__(f"{path}: {message}")
         self.path = str(path)
+        self.message = message
+
+    def __reduce__(self):  # picklable (process pools, Dask workers) with its two arguments
+        return type(self), (self.path, self.message)
 
 
 def _numpy_form(path, dtype):

@@ -228,3 +228,12 @@ def test_wrong_dtype_or_form_names_file(tmp_path, events):
         f.attrs["form"] = f.attrs["form"].replace('"jets/pt"', '"jets/nope"')
     with pytest.raises(quiver_testbed.TestbedFileError, match=r"badform.h5: the form attribute"):
         quiver_testbed.read_h5(b)
+
+
+def test_file_error_survives_pickling(tmp_path):
+    # Raised in a worker process (Dask, a process pool), it reaches the caller intact.
+    import pickle
+    with pytest.raises(quiver_testbed.TestbedFileError) as info:
+        quiver_testbed.read_h5(tmp_path / "gone.h5")
+    back = pickle.loads(pickle.dumps(info.value))
+    assert str(back) == str(info.value) and back.path == info.value.path
