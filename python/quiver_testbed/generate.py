@@ -166,13 +166,14 @@ def generate_sample(settings, out, workers, progress=True, write_root_file=True,
             try:
                 chunk, arr, nf, (tg, tr) = fut.result()
             except Exception as err:  # noqa: BLE001 (any failure: name the chunk, stop)
-                pool.shutdown(wait=False, cancel_futures=True)
                 if isinstance(err, concurrent.futures.process.BrokenProcessPool):
-                    lost = sorted(j[1] for f, j in futures.items() if not f.done()
-                                  or isinstance(f.exception(), type(err)))
+                    lost = sorted(j[1] for f, j in futures.items() if f.cancelled()
+                                  or not f.done() or f.exception() is not None)
+                    pool.shutdown(wait=False, cancel_futures=True)
                     raise pythia_gen.GenerationError(
                         f"a worker process died (crash or out of memory) while chunk(s) "
                         f"{', '.join(map(str, lost))} of {len(jobs)} were unfinished") from err
+                pool.shutdown(wait=False, cancel_futures=True)
                 c = futures[fut][1]
                 raise pythia_gen.GenerationError(
                     f"chunk {c} (events {c * per + 1}-{c * per + futures[fut][2]}) failed: "
