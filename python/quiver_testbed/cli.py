@@ -70,9 +70,10 @@ def main(argv=None):
             return 1
     jobs = []
     if args.preset:
-        jobs += [(s, args.events or n) for s, n in samples.PRESETS[args.preset]]
+        jobs += [(s, n if args.events is None else args.events)
+                 for s, n in samples.PRESETS[args.preset]]
     names = args.sample + [samples.signal_name(c) for c in args.ctau]
-    jobs += [(s, args.events or 1000) for s in names]
+    jobs += [(s, 1000 if args.events is None else args.events) for s in names]
     if not jobs:
         print("generate: give --preset or --sample (see --help)", file=sys.stderr)
         return 2

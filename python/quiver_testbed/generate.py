@@ -3,6 +3,7 @@ reconstruction), merged in chunk order and written as HDF5 + ROOT into a folder 
 the settings hash; a COMPLETE marker makes a rerun with the same settings instant.
 """
 
+import concurrent.futures
 import json
 import multiprocessing
 import os
@@ -56,14 +57,13 @@ def _chunk_worker(job):
     os.dup2(2, 1)  # FastJet's banner and Pythia's messages: stderr (stdout lists the files)
 
     t0 = time.perf_counter()
-    seed = settings["seed"]
+    name, seed = settings["sample"], settings["seed"]
     det = settings["detector"]
-    pythia = pythia_gen.make_pythia(samples.pythia_lines(settings),
-                                    samples.chunk_seed(seed, chunk))
+    pythia = pythia_gen.make_pythia(settings["pythia"], samples.chunk_seed(name, seed, chunk))
     prt, failed = pythia_gen.next_events(pythia, n)
     lookup = pythia_gen.ParticleLookup(pythia)
     parts = pythia_gen.visible_particles(prt, lookup)
-    rng = np.random.default_rng([seed, chunk, 7])
+    rng = np.random.default_rng(samples.detector_seed(name, seed, chunk))
     pv = detector.beamspot(n, det, rng)
     if det["pileup_mu"] > 0:
         parts = _add_pileup(parts, settings, chunk, rng)
@@ -106,8 +106,8 @@ def _add_pileup(parts, settings, chunk, rng):
     if total == 0:
         return hard
     pythia = pythia_gen.make_pythia(
-        samples.BEAM + ["SoftQCD:nonDiffractive = on"],
-        samples.chunk_seed(settings["seed"], chunk, stream=1))
+        settings["pythia_pileup"],
+        samples.chunk_seed(settings["sample"], settings["seed"], chunk, stream=1))
     prt, _ = pythia_gen.next_events(pythia, total)
     pu = pythia_gen.visible_particles(prt, pythia_gen.ParticleLookup(pythia))
     vtx = detector.beamspot(total, det, rng)
@@ -126,6 +126,11 @@ def _add_pileup(parts, settings, chunk, rng):
 def generate_sample(settings, out, workers, progress=True, write_root_file=True, log=None):
     """Generate (or reuse) one sample. Returns a dict: dir, h5, root, cached, timings."""
     log = log or (lambda msg: print(msg, file=sys.stderr))
+    # The workers run settings["pythia"] (hashed with the rest): it must match the parameters.
+    if settings["pythia"] != samples.pythia_lines(settings) or (
+            settings["detector"]["pileup_mu"] > 0) != ("pythia_pileup" in settings):
+        raise samples.SettingsError("settings edited after sample_settings(): the Pythia lines "
+                                    "do not match the generator or pileup parameters")
     folder = sample_dir(out, settings)
     stem = file_stem(settings)
     h5_path, root_path = folder / f"{stem}.h5", folder / f"{stem}.root"
@@ -141,8 +146,10 @@ def generate_sample(settings, out, workers, progress=True, write_root_file=True,
     (folder / "settings.json").write_text(json.dumps(settings, indent=1, sort_keys=True) + "\n")
 
     n, per = settings["n_events"], settings["chunk_events"]
-    jobs = [(settings, c, min(per, n - c * per), str(folder)) for c in range((n + per - 1)
-                                                                             // per)]
+    # Absolute: a worker process chdirs there for every chunk it runs (a relative --out would
+    # be taken relative to the folder itself from its second chunk on).
+    workdir = str(folder.resolve())
+    jobs = [(settings, c, min(per, n - c * per), workdir) for c in range((n + per - 1) // per)]
     chunks, failed, gen_s, reco_s = {}, 0, 0.0, 0.0
     t0 = time.perf_counter()
     ctx = multiprocessing.get_context("fork")
@@ -150,8 +157,27 @@ def generate_sample(settings, out, workers, progress=True, write_root_file=True,
     if progress:
         from tqdm import tqdm  # noqa: PLC0415
         bar = tqdm(total=n, unit="ev", desc=settings["sample"], file=sys.stderr)
-    with ctx.Pool(processes=min(workers, len(jobs))) as pool:
-        for chunk, arr, nf, (tg, tr) in pool.imap_unordered(_chunk_worker, jobs):
+    # A ProcessPoolExecutor, not a Pool: a worker that dies (crash, out of memory) makes the
+    # executor raise instead of waiting forever for its chunk.
+    with concurrent.futures.ProcessPoolExecutor(max_workers=min(workers, len(jobs)),
+                                                mp_context=ctx) as pool:
+        futures = {pool.submit(_chunk_worker, job): job for job in jobs}
+        for fut in concurrent.futures.as_completed(futures):
+            try:
+                chunk, arr, nf, (tg, tr) = fut.result()
+            except Exception as err:  # noqa: BLE001 (any failure: name the chunk, stop)
+                if isinstance(err, concurrent.futures.process.BrokenProcessPool):
+                    lost = sorted(j[1] for f, j in futures.items() if f.cancelled()
+                                  or not f.done() or f.exception() is not None)
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    raise pythia_gen.GenerationError(
+                        f"a worker process died (crash or out of memory) while chunk(s) "
+                        f"{', '.join(map(str, lost))} of {len(jobs)} were unfinished") from err
+                pool.shutdown(wait=False, cancel_futures=True)
+                c = futures[fut][1]
+                raise pythia_gen.GenerationError(
+                    f"chunk {c} (events {c * per + 1}-{c * per + futures[fut][2]}) failed: "
+                    f"{type(err).__name__}: {err}") from err
             chunks[chunk] = arr
             failed += nf
             gen_s += tg
@@ -163,7 +189,7 @@ def generate_sample(settings, out, workers, progress=True, write_root_file=True,
     wall = time.perf_counter() - t0
     events = ak.concatenate([chunks[c] for c in range(len(jobs))])
     if len(events) != n:
-        raise RuntimeError(f"{settings['sample']}: got {len(events)} events, expected {n}")
+        raise pythia_gen.GenerationError(f"got {len(events)} events, expected {n}")
     attrs = {"sample": settings["sample"], "process": settings["process"],
              "ctau_mm": float(settings["generator"].get("ctau_mm", -1.0)),
              "seed": settings["seed"],

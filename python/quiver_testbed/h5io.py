@@ -28,6 +28,10 @@ class TestbedFileError(RuntimeError):
     def __init__(self, path, message):
         super().__init__(f"{path}: {message}")
         self.path = str(path)
+        self.message = message
+
+    def __reduce__(self):  # picklable (process pools, Dask workers) with its two arguments
+        return type(self), (self.path, self.message)
 
 
 def _numpy_form(path, dtype):
@@ -94,10 +98,19 @@ def write_h5(path, events, attrs):
 
 
 def _check_lengths(path, f, n_events):
+    """Dataset lengths and offsets ends agree (reads only the offsets' first and last entries;
+    a dataset that cannot be read is named)."""
     def length(name):
         if name not in f:
             raise TestbedFileError(path, f"dataset {name!r} is missing")
         return f[name].shape[0]
+
+    def ends(name):
+        try:
+            return int(f[name][0]), int(f[name][-1])
+        except (OSError, KeyError, ValueError) as err:
+            raise TestbedFileError(path, f"cannot read dataset {name!r} (corrupt?): "
+                                   f"{err}") from None
 
     for k in EVENT_DTYPES:
         if length(f"events/{k}") != n_events:
@@ -111,12 +124,21 @@ def _check_lengths(path, f, n_events):
             raise TestbedFileError(path, f"dataset '{group}/offsets' has "
                                    f"{f[f'{group}/offsets'].shape[0]} entries, expected "
                                    f"{parent_n + 1}")
-        total = int(f[f"{group}/offsets"][-1])
+        first, total = ends(f"{group}/offsets")
+        if first != 0:
+            raise TestbedFileError(path, f"dataset '{group}/offsets' starts at {first}, not 0")
         for k in fields:
             if length(f"{group}/{k}") != total:
                 raise TestbedFileError(path, f"dataset '{group}/{k}' has "
                                        f"{f[f'{group}/{k}'].shape[0]} entries, the offsets "
                                        f"say {total}")
+
+
+def _check_offsets(path, name, off, total):
+    """Offsets read for a range must be non-decreasing and inside [0, total]."""
+    if len(off) and (off[0] < 0 or off[-1] > total or np.any(np.diff(off) < 0)):
+        raise TestbedFileError(path, f"dataset {name!r} is corrupt: its offsets are not "
+                               f"non-decreasing within [0, {total}]")
 
 
 def read_h5(path, start=None, stop=None):
@@ -132,24 +154,40 @@ def read_h5(path, start=None, stop=None):
     except OSError as err:
         raise TestbedFileError(path, f"not a readable HDF5 file (truncated or corrupt?): "
                                f"{err}") from None
+    form = build_form()
+    expected = {ds: np.dtype(t) for group, table in (("events", EVENT_DTYPES),
+                                                     ("jets", JET_DTYPES),
+                                                     ("tracks", TRACK_DTYPES))
+                for ds, t in ((f"{group}/{k}", t) for k, t in table.items())}
+    expected.update({"jets/offsets": np.dtype(np.int64), "tracks/offsets": np.dtype(np.int64)})
     with f:
-        if f.attrs.get("format") != FORMAT:
-            raise TestbedFileError(path, f"format attribute is {f.attrs.get('format')!r}, "
-                                   f"expected {FORMAT!r}")
-        try:
-            n_events = int(f.attrs["n_events"])
-            form = ak.forms.from_json(f.attrs["form"])
-        except (KeyError, ValueError, TypeError) as err:
-            raise TestbedFileError(path, f"bad root attribute: {err}") from None
-        a, b, _ = slice(start, stop).indices(n_events)
-        b = max(a, b)
         current = None
+        # h5py raises OSError, KeyError, ValueError or RuntimeError for damaged metadata.
         try:
+            if f.attrs.get("format") != FORMAT:
+                raise TestbedFileError(path, f"format attribute is {f.attrs.get('format')!r}, "
+                                       f"expected {FORMAT!r}")
+            try:
+                n_events = int(f.attrs["n_events"])
+                file_form = ak.forms.from_json(f.attrs["form"])
+            except (KeyError, ValueError, TypeError) as err:
+                raise TestbedFileError(path, f"bad root attribute: {err}") from None
+            # The layout is fixed by the format: another one is a damaged attribute.
+            if not file_form.is_equal_to(form, all_parameters=True, form_key=True):
+                raise TestbedFileError(path, f"the form attribute is not the {FORMAT} layout")
+            a, b, _ = slice(start, stop).indices(n_events)
+            b = max(a, b)
             _check_lengths(path, f, n_events)
+            for name, dtype in expected.items():
+                if f[name].dtype != dtype:
+                    raise TestbedFileError(path, f"dataset {name!r} has dtype {f[name].dtype}, "
+                                           f"expected {dtype}")
             current = "jets/offsets"
             joff = f["jets/offsets"][a:b + 1]
+            _check_offsets(path, current, joff, f["jets/pt"].shape[0])
             current = "tracks/offsets"
             toff = f["tracks/offsets"][joff[0]:joff[-1] + 1]
+            _check_offsets(path, current, toff, f["tracks/pt"].shape[0])
             bufs = {"jets/offsets": joff - joff[0], "tracks/offsets": toff - toff[0]}
             for k in EVENT_DTYPES:
                 current = f"events/{k}"
@@ -162,9 +200,10 @@ def read_h5(path, start=None, stop=None):
                 bufs[current] = f[current][toff[0]:toff[-1]]
         except TestbedFileError:
             raise
-        except (OSError, KeyError, ValueError) as err:
-            raise TestbedFileError(path, f"cannot read dataset {current!r} (corrupt?): "
-                                   f"{err}") from None
+        except (OSError, KeyError, ValueError, TypeError, RuntimeError) as err:
+            what = f"dataset {current!r}" if current else "its metadata"
+            raise TestbedFileError(path, f"cannot read {what} (corrupt?): "
+                                   f"{type(err).__name__}: {err}") from None
     return ak.from_buffers(form, b - a, bufs, buffer_key="{form_key}")
 
 

@@ -6,13 +6,14 @@ its hash names the output folder, so a cached sample is reused only for identica
 """
 
 import copy
+import importlib.metadata
 import re
 import hashlib
 import json
 
 # Bump when the output changes for the same settings (detector code, file layout).
 FORMAT = "quiver-emj/1"
-CODE_VERSION = 1
+CODE_VERSION = 2  # 2: seeds depend on the sample name
 
 # Events per chunk: the unit of parallelism and of seeding (chunk c uses a seed derived from
 # (seed, c)), so the output does not depend on the number of workers.
@@ -89,6 +90,12 @@ DETECTOR = {
     "pileup_mu": 0.0,  # mean number of pileup interactions (off by default)
 }
 
+# Pileup interactions (each at its own beam-spot vertex).
+PILEUP = ["SoftQCD:nonDiffractive = on"]
+
+# Packages whose version changes the events for the same seed (part of the cache key).
+VERSIONED = ("pythia8mc", "fastjet", "numpy")
+
 RECO = {"jet_r": 0.4, "jet_pt_min": 20.0, "jet_eta_max": 2.5, "prompt_ip3d_sig": 4.0}
 
 SIGNAL_DEFAULTS = {
@@ -153,6 +160,8 @@ def sample_settings(name, n_events, seed, pileup_mu=None, pthat_min=None):
     base = _lookup(name)
     if n_events <= 0:
         raise SettingsError(f"--events must be positive, got {n_events}")
+    if seed < 0:  # numpy's SeedSequence (the detector's random numbers) needs seed >= 0
+        raise SettingsError(f"--seed must be >= 0, got {seed}")
     process = base["process"]
     gen = {}
     if process == "qcd":
@@ -170,7 +179,7 @@ def sample_settings(name, n_events, seed, pileup_mu=None, pthat_min=None):
         if pileup_mu < 0:
             raise SettingsError(f"--pileup must be >= 0, got {pileup_mu}")
         det["pileup_mu"] = float(pileup_mu)
-    return {
+    settings = {
         "format": FORMAT,
         "code_version": CODE_VERSION,
         "sample": name,
@@ -182,7 +191,14 @@ def sample_settings(name, n_events, seed, pileup_mu=None, pthat_min=None):
         "generator": gen,
         "detector": det,
         "reco": dict(RECO),
+        "versions": {pkg: importlib.metadata.version(pkg) for pkg in VERSIONED},
     }
+    # The Pythia lines themselves (beam, decays, process) are part of the cache key: editing
+    # one of the tables above must not reuse samples generated with the old lines.
+    settings["pythia"] = pythia_lines(settings)
+    if det["pileup_mu"] > 0:
+        settings["pythia_pileup"] = BEAM + PILEUP
+    return settings
 
 
 def pythia_lines(settings):
@@ -198,7 +214,16 @@ def settings_hash(settings):
     return hashlib.sha256(text.encode()).hexdigest()[:10]
 
 
-def chunk_seed(seed, chunk, stream=0):
-    """Pythia seed (1..900000000) of one chunk, derived from the sample seed."""
-    digest = hashlib.sha256(f"{seed}:{chunk}:{stream}".encode()).digest()
+def chunk_seed(sample, seed, chunk, stream=0):
+    """Pythia seed (1..900000000) of one chunk, derived from the sample name and seed (the
+    name too: samples generated with the same --seed must not share random numbers, or
+    emj_ctau1 and emj_ctau5 would be the same events with rescaled decay lengths)."""
+    digest = hashlib.sha256(f"{sample}:{seed}:{chunk}:{stream}".encode()).digest()
     return int.from_bytes(digest[:8], "little") % 900_000_000 + 1
+
+
+def detector_seed(sample, seed, chunk):
+    """numpy SeedSequence entropy of one chunk's detector random numbers (beam spot,
+    pileup counts, smearing, efficiencies)."""
+    key = int.from_bytes(hashlib.sha256(sample.encode()).digest()[:8], "little")
+    return [seed, chunk, 7, key]

@@ -65,8 +65,8 @@ def main(paths, as_json=False):
 def _truth_worker(job):
     settings, workdir = job
     os.chdir(workdir)  # pythia8mc must not be imported in the repository root
-    pythia = pythia_gen.make_pythia(samples.pythia_lines(settings),
-                                    samples.chunk_seed(settings["seed"], 0))
+    pythia = pythia_gen.make_pythia(
+        settings["pythia"], samples.chunk_seed(settings["sample"], settings["seed"], 0))
     prt, _ = pythia_gen.next_events(pythia, settings["n_events"])
     return pythia_gen.truth_summary(prt, pythia_gen.ParticleLookup(pythia))
 

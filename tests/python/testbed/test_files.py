@@ -176,3 +176,64 @@ def test_read_many_counts_add_up(tmp_path, h5file, events):
     assert len(report["processed"]) + len(report["failed"]) == len(paths)
     assert "bad.h5" in report["failed"][str(bad)]
     assert len(merged) == 2 * len(events)
+
+
+@pytest.mark.parametrize("name, damage", [
+    ("jets/offsets", lambda off: off.__setitem__(5, off[-1] + 7)),  # beyond the jets
+    ("tracks/offsets", lambda off: off.__setitem__(slice(3, 5), off[4:2:-1])),  # decreasing
+    ("tracks/offsets", lambda off: off.__setitem__(0, 2)),  # does not start at 0
+])
+def test_corrupt_offsets_name_file_and_dataset(tmp_path, events, name, damage):
+    # Offsets that do not describe the content must not give silently wrong events.
+    path = tmp_path / "badoffsets.h5"
+    h5io.write_h5(path, events, ATTRS)
+    with h5py.File(path, "a") as f:
+        off = f[name][:]
+        damage(off)
+        f[name][:] = off
+    with pytest.raises(quiver_testbed.TestbedFileError, match=f"badoffsets.h5: .*'{name}'"):
+        quiver_testbed.read_h5(path)
+    _, report = quiver_testbed.read_many([path])
+    assert list(report["failed"]) == [str(path)]
+
+
+def test_corrupt_offsets_chunk_names_the_dataset(tmp_path, events):
+    path = tmp_path / "badoffchunk.h5"
+    h5io.write_h5(path, events, ATTRS)
+    with h5py.File(path) as f:
+        info = f["jets/offsets"].id.get_chunk_info(0)
+    with open(path, "r+b") as fh:
+        fh.seek(info.byte_offset)
+        fh.write(b"\xff" * info.size)
+    with pytest.raises(quiver_testbed.TestbedFileError,
+                       match=r"badoffchunk.h5: cannot read dataset 'jets/offsets'"):
+        quiver_testbed.read_h5(path)
+
+
+def test_wrong_dtype_or_form_names_file(tmp_path, events):
+    # A dataset in another dtype would be reinterpreted byte by byte; a damaged form
+    # attribute would rebuild another layout.
+    a = tmp_path / "float64.h5"
+    h5io.write_h5(a, events, ATTRS)
+    with h5py.File(a, "a") as f:
+        pt = f["jets/pt"][:].astype(np.float64)
+        del f["jets/pt"]
+        f["jets/pt"] = pt
+    with pytest.raises(quiver_testbed.TestbedFileError,
+                       match=r"float64.h5: dataset 'jets/pt' has dtype float64"):
+        quiver_testbed.read_h5(a)
+    b = tmp_path / "badform.h5"
+    h5io.write_h5(b, events, ATTRS)
+    with h5py.File(b, "a") as f:
+        f.attrs["form"] = f.attrs["form"].replace('"jets/pt"', '"jets/nope"')
+    with pytest.raises(quiver_testbed.TestbedFileError, match=r"badform.h5: the form attribute"):
+        quiver_testbed.read_h5(b)
+
+
+def test_file_error_survives_pickling(tmp_path):
+    # Raised in a worker process (Dask, a process pool), it reaches the caller intact.
+    import pickle
+    with pytest.raises(quiver_testbed.TestbedFileError) as info:
+        quiver_testbed.read_h5(tmp_path / "gone.h5")
+    back = pickle.loads(pickle.dumps(info.value))
+    assert str(back) == str(info.value) and back.path == info.value.path

@@ -70,6 +70,8 @@ def test_met_from_a_lost_particle_and_jet_cuts():
     assert ev.jets.pt[0, 0] == pytest.approx(np.hypot(100.0, 1.0), rel=1e-3)
     # MET balances the visible candidates (the 15 GeV one included, the forward one not).
     assert ev.MET_pt[0] == pytest.approx(np.hypot(100.0, 16.0), rel=1e-3)
+    # MET = -(sum of the visible pT): it points away from the visible jet.
+    assert ev.MET_phi[0] == pytest.approx(np.arctan2(-16.0, -100.0), abs=1e-4)
 
 
 def test_d0_and_dz_of_a_particle_from_a_displaced_vertex():
@@ -78,17 +80,20 @@ def test_d0_and_dz_of_a_particle_from_a_displaced_vertex():
                  [particle(10.0, 0.0, 0.0, x=5.0)],  # radial: points back to the beam line
                  [particle(3.0, 4.0, 0.0, x=-4.0, y=3.0, z=-2.0)]])
     assert ak.to_list(pf.charge) == [[1], [1], [1]]
-    assert abs(pf.d0[0, 0]) == pytest.approx(5.0, rel=1e-6)
+    # CMS sign: d0 = (-dx py + dy px) / pt; here dx = 5, py > 0 -> negative.
+    assert pf.d0[0, 0] == pytest.approx(-5.0, rel=1e-6)
     assert pf.dz[0, 0] == pytest.approx(3.0, rel=1e-6)  # closest point is the vertex itself
     assert pf.d0[1, 0] == pytest.approx(0.0, abs=1e-9)
     # (-4, 3) is perpendicular to (3, 4): |d0| = 5 mm, and the point is at the vertex.
-    assert abs(pf.d0[2, 0]) == pytest.approx(5.0, rel=1e-6)
+    assert pf.d0[2, 0] == pytest.approx(5.0, rel=1e-6)  # (4 * 4 + 3 * 3) / 5
     assert pf.dz[2, 0] == pytest.approx(-2.0, rel=1e-6)
     # Errors grow with the production radius (fewer pixel layers).
     d = samples.DETECTOR
     expected = np.hypot(d["d0_res_const"], d["d0_res_msc"] / 10.0) * (1 + 5.0 / d["ip_res_r"])
     assert pf.d0Err[0, 0] == pytest.approx(expected, rel=1e-6)
-    assert pf.d0Err[0, 0] > pf.d0Err[1, 0] * 0 + np.hypot(d["d0_res_const"], d["d0_res_msc"] / 10)
+    assert pf.d0Err[0, 0] > np.hypot(d["d0_res_const"], d["d0_res_msc"] / 10)
+    assert pf.dzErr[0, 0] == pytest.approx(
+        np.hypot(d["dz_res_const"], d["dz_res_msc"] / np.hypot(0.0, 10.0)) * 1.05, rel=1e-6)
 
 
 def test_tracking_acceptance_and_displacement():
