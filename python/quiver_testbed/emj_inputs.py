@@ -50,23 +50,28 @@ def jet_mask(jets, n: int):
 
 
 def track_features(jets, n_jets: int = N_JETS, max_tracks: int = MAX_TRACKS):
-    """([events, n_jets, 64, 8] features, [events, n_jets, 64] mask) of the jets' tracks.
+    """Features and mask of the jets' tracks.
 
+    jets [events, var] -> ([events, n_jets, 64, 8], [events, n_jets, 64]) (jets padded or
+    clipped to n_jets); flat jets [n] -> ([n, 64, 8], [n, 64]).
     Features: log(pt), eta - jet eta, phi - jet phi wrapped to [-pi, pi), charge, d0,
     d0/d0Err, dz, sqrt(d0^2 + dz^2); the first 64 tracks in pt order; zero padding.
     """
     trk = jets.tracks
-    trk = trk[ak.argsort(trk.pt, axis=-1, ascending=False, stable=True)]
-    trk = trk[:, :, :max_tracks]
+    axis = trk.ndim - 1  # the tracks' dimension
+    trk = trk[ak.argsort(trk.pt, axis=axis, ascending=False, stable=True)]
+    trk = trk[(slice(None),) * axis + (slice(None, max_tracks),)]
     deta = trk.eta - jets.eta
     dphi = trk.phi - jets.phi
     dphi = (dphi + np.float32(np.pi)) % np.float32(2 * np.pi) - np.float32(np.pi)
     feats = _stack([np.log(trk.pt), deta, dphi, trk.charge, trk.d0, trk.d0 / trk.d0Err,
                     trk.dz, np.sqrt(trk.d0 * trk.d0 + trk.dz * trk.dz)])
-    feats = _pad(_pad(feats, max_tracks, axis=2, inner=(8,)), n_jets, axis=1,
-                 inner=(max_tracks, 8))
+    feats = _pad(feats, max_tracks, axis=axis, inner=(8,))
     mask = ak.without_parameters(ak.values_astype(ak.ones_like(trk.pt), np.float32))
-    mask = _pad(_pad(mask, max_tracks, axis=2), n_jets, axis=1, inner=(max_tracks,))
+    mask = _pad(mask, max_tracks, axis=axis)
+    if axis == 2:
+        feats = _pad(feats, n_jets, axis=1, inner=(max_tracks, 8))
+        mask = _pad(mask, n_jets, axis=1, inner=(max_tracks,))
     return feats, mask
 
 
@@ -100,3 +105,21 @@ class event_inputs(_score_output):
         return [], {"output_list": ["score"],
                     "input_dict": {"jets": jet_features(jets, MAX_EVENT_JETS),
                                    "mask": jet_mask(jets, MAX_EVENT_JETS)}}
+
+
+class flat_dnn_inputs(_score_output):
+    """emj_dnn on a flat jet array [n] (the form coffea's triton_wrapper needs: it accepts
+    only the model's own rank): wrapper(flat_jets) -> [n] scores."""
+
+    def prepare_awkward(self, jets):
+        feats = _stack([np.log(jets.pt), jets.eta, jets.mass, jets.nTrack,
+                        jets.medianLogIp2d, jets.alpha3d])
+        return [], {"output_list": ["score"], "input_dict": {"jet": feats}}
+
+
+class flat_gnn_inputs(_score_output):
+    """emj_gnn on a flat jet array [n] with tracks: wrapper(flat_jets) -> [n] scores."""
+
+    def prepare_awkward(self, jets):
+        feats, mask = track_features(jets)
+        return [], {"output_list": ["score"], "input_dict": {"tracks": feats, "mask": mask}}

@@ -23,7 +23,7 @@ MAX_TRACKS = 64
 MAX_JETS = 8
 
 
-def make_events(n_events: int, seed: int = 1, run: int = 1) -> dict:
+def make_events(n_events: int, seed: int = 1, run: int = 1, first_event: int = 0) -> dict:
     """The branches of `n_events` synthetic events as {name: numpy or awkward array}."""
     rng = np.random.default_rng(seed)
     n_jet = rng.integers(0, 11, n_events)
@@ -74,10 +74,9 @@ def make_events(n_events: int, seed: int = 1, run: int = 1) -> dict:
     def jag(x, counts):
         return ak.unflatten(x, counts)
 
-    n_pf = np.add.reduceat(n_track, jet_off[:-1]) if n_jets else np.zeros(n_events, np.int64)
-    n_pf = np.where(n_jet > 0, n_pf, 0)
-    # index of each track's jet inside its event, and of each track inside its event
+    # tracks per event; index of each track's jet inside its event, of each track inside it
     evt_of_jet = np.repeat(np.arange(n_events), n_jet)
+    n_pf = np.bincount(evt_of_jet, weights=n_track, minlength=n_events).astype(np.int64)
     jet_in_evt = np.arange(n_jets) - jet_off[evt_of_jet]
     pf_off = np.concatenate([[0], np.cumsum(n_pf)])
     evt_of_trk = evt_of_jet[trk_jet]
@@ -86,7 +85,7 @@ def make_events(n_events: int, seed: int = 1, run: int = 1) -> dict:
     return {
         "run": np.full(n_events, run, np.uint32),
         "luminosityBlock": (1 + np.arange(n_events) // 100).astype(np.uint32),
-        "event": (1000 * run + np.arange(n_events)).astype(np.uint64),
+        "event": (first_event + np.arange(n_events)).astype(np.uint64),
         "MET_pt": rng.exponential(40.0, n_events).astype(np.float32),
         "MET_phi": rng.uniform(-np.pi, np.pi, n_events).astype(np.float32),
         "genWeight": np.ones(n_events, np.float32),
@@ -110,12 +109,13 @@ def make_events(n_events: int, seed: int = 1, run: int = 1) -> dict:
     }
 
 
-def write_root(path, n_events: int = 500, seed: int = 1, run: int = 1) -> pathlib.Path:
+def write_root(path, n_events: int = 500, seed: int = 1, run: int = 1,
+               first_event: int = 0) -> pathlib.Path:
     """Writes a synthetic NanoAOD-like ROOT file (TTree Events) and returns its path."""
     import uproot
 
     path = pathlib.Path(path)
-    branches = make_events(n_events, seed, run)
+    branches = make_events(n_events, seed, run, first_event)
     with uproot.recreate(path) as f:
         f.mktree("Events", {k: (v.type if isinstance(v, ak.Array) else v.dtype)
                             for k, v in branches.items()})
