@@ -14,7 +14,7 @@ runs eagerly (coffea.processor.Runner + IterativeExecutor) and on Dask
 The JSON has the structure of the C++ analysis' output:
 {"samples": {name: {"cutflow": [all, >=4 jets, HT, >=2 tagged], "histograms": {name:
 {"edges": [...], "counts": [...]}}, "selected": [[run, lumi, event], ...]}}, "timing": {...}}.
-A sample is named after its file (stem) unless given as NAME=PATH.
+A sample is named after its file (stem without `_<N>ev_seed<S>`) unless given as NAME=PATH.
 
 Schema: coffea's `PFNanoAODSchema` gives `Jet.constituents.pf` from the PFNano
 cross-references (`Jet_nConstituents`, `JetPFCands_jetIdx/pFCandsIdx`), which is how the
@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import pathlib
+import re
 import sys
 import time
 
@@ -170,13 +171,21 @@ class EmjProcessor(processor.ProcessorABC):
 # Running it
 
 
+def sample_name(path) -> str:
+    """The sample of a file: its stem without the generator's `_<N>ev_seed<S>` suffix
+    (emj_ctau25_2000ev_seed1.root -> emj_ctau25)."""
+    stem = pathlib.Path(path).stem
+    m = re.match(r"^(.+?)_\d+ev_seed\d+$", stem)
+    return m.group(1) if m else stem
+
+
 def fileset_of(inputs) -> dict:
-    """{sample: [path, ...]} from 'PATH' or 'NAME=PATH' strings (name: the file stem)."""
+    """{sample: [path, ...]} from 'PATH' or 'NAME=PATH' strings (see sample_name)."""
     fileset = {}
     for item in inputs:
         name, sep, path = str(item).partition("=")
         if not sep:
-            path, name = name, pathlib.Path(name).stem
+            path, name = name, sample_name(name)
         fileset.setdefault(name, []).append(str(pathlib.Path(path).resolve()))
     return fileset
 

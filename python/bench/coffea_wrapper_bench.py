@@ -1,0 +1,212 @@
+"""Quiver's coffea.ml_tools wrapper vs coffea's own triton_wrapper, side by side (issue 10).
+
+Same `quiver serve`, same data, same model, same awkward-level work (the flat-jet input
+mixins of quiver_testbed.emj_inputs): only the wrapper base class differs. Rows are the 4
+leading selected jets of the events passing the HT cut (the analysis' inference step),
+flattened (triton_wrapper accepts only the model's own rank), optionally replicated.
+
+    .venv/bin/python python/bench/coffea_wrapper_bench.py [--input F.root ...]
+        [--models REPO] [--url grpc://host:port --http-url http://host:port]
+        [--model emj_dnn --model emj_gnn] [--replicate 8] [--repeat 5] [--json out.json]
+
+Without --url it starts `quiver serve` (QUIVER_BINARY or build/quiver) on 127.0.0.1 port 0
+over --models (default: /work/testbed-data/models when MODELS_READY is there, else the
+TorchScript stand-ins of quiver_testbed.synthetic) and stops it at the end. Without --input
+it writes synthetic events (quiver_testbed.synthetic). Repeats are interleaved across the
+wrappers (a busy machine slows all of them alike); the median is reported. The outputs of
+all wrappers are checked against each other.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import select
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "python"))
+if not any((ROOT / "build" / "python" / "quiver").glob("_quiver*.so")) \
+        and os.environ.get("QUIVER_BINARY"):
+    os.environ.setdefault("QUIVER_BUILD_DIR", str(pathlib.Path(os.environ["QUIVER_BINARY"]).parent))
+
+import awkward as ak  # noqa: E402
+import numpy as np  # noqa: E402
+from coffea.ml_tools.triton_wrapper import triton_wrapper  # noqa: E402
+from coffea.nanoevents import NanoEventsFactory  # noqa: E402
+
+from quiver_testbed import coffea_processor as cp  # noqa: E402
+from quiver_testbed import emj_inputs, synthetic  # noqa: E402
+from quiver_testbed.ml_wrapper import quiver_wrapper  # noqa: E402
+
+TESTBED = pathlib.Path("/work/testbed-data")
+MIXINS = {"emj_dnn": emj_inputs.flat_dnn_inputs, "emj_gnn": emj_inputs.flat_gnn_inputs}
+
+
+def start_server(models: pathlib.Path, log: pathlib.Path):
+    binary = pathlib.Path(os.environ.get("QUIVER_BINARY", ROOT / "build" / "quiver"))
+    proc = subprocess.Popen(
+        [str(binary), "serve", "--model-repository", str(models), "--http-port", "0",
+         "--grpc-port", "0", "--metrics-port", "0", "--http-address", "127.0.0.1",
+         "--grpc-address", "127.0.0.1"],
+        stdout=subprocess.PIPE, stderr=open(log, "wb"), stdin=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    buf = b""
+    while b"\n" not in buf:
+        left = deadline - time.monotonic()
+        if left <= 0 or proc.poll() is not None:
+            proc.kill()
+            raise RuntimeError(f"quiver serve did not get ready; log: {log}")
+        if select.select([proc.stdout], [], [], left)[0]:
+            buf += os.read(proc.stdout.fileno(), 4096)
+    fields = dict(w.split("=", 1) for w in buf.decode().split()[1:])
+    return proc, int(fields["grpc"]), int(fields["http"])
+
+
+def flat_lead_jets(paths, replicate: int, with_tracks: bool):
+    """The 4 leading selected jets of the events passing HT > 500, flattened, x replicate,
+    as plain record arrays (no NanoEvents behaviours or lazy columns: both wrappers get the
+    same materialised columns). Returns (jets, events)."""
+    parts, n_events = [], 0
+    for path in paths:
+        ev = NanoEventsFactory.from_root({str(path): "Events"}, schemaclass=cp.EmjSchema,
+                                         mode="eager").events()
+        jets = ak.with_field(ev.Jet, ev.Jet.constituents.pf, "tracks")
+        jets = jets[(jets.pt > 50) & (abs(jets.eta) < 2.0)]
+        jets = jets[(ak.num(jets) >= 4) & (ak.sum(jets.pt, axis=1) > 500)][:, :4]
+        n_events += len(jets)
+        jets = ak.flatten(jets)
+        fields = {f: ak.without_parameters(jets[f]) for f in
+                  ("pt", "eta", "phi", "mass", "nTrack", "medianLogIp2d", "alpha3d")}
+        if with_tracks:
+            trk = jets.tracks
+            fields["tracks"] = ak.zip({f: ak.without_parameters(ak.fill_none(trk[f], 0))
+                                       for f in ("pt", "eta", "phi", "charge", "d0",
+                                                 "d0Err", "dz")})
+        parts.append(ak.zip(fields, depth_limit=1))
+    return ak.concatenate(parts * replicate), n_events * replicate
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--input", nargs="+", default=None, help="ROOT files (contract layout)")
+    p.add_argument("--synthetic-events", type=int, default=4000)
+    p.add_argument("--models", default=None, help="model repository for the server")
+    p.add_argument("--url", default=None, help="grpc://host:port of a running server")
+    p.add_argument("--http-url", default=None, help="http://host:port of the same server")
+    p.add_argument("--model", action="append", default=None, choices=sorted(MIXINS))
+    p.add_argument("--version", default="1", help="model version for triton_wrapper's URL")
+    p.add_argument("--replicate", type=int, default=8, help="rows = lead jets x this")
+    p.add_argument("--repeat", type=int, default=5)
+    p.add_argument("--max-in-flight", type=int, default=16)
+    p.add_argument("--json", default=None, help="write the results here")
+    args = p.parse_args(argv)
+    models_wanted = args.model or ["emj_dnn"]
+
+    tmp = pathlib.Path(tempfile.mkdtemp(prefix="coffea-wrapper-bench-"))
+    if args.models:
+        models = pathlib.Path(args.models)
+    elif (TESTBED / "models" / "MODELS_READY").exists() or (TESTBED / "MODELS_READY").exists():
+        models = TESTBED / "models"
+    else:
+        models = synthetic.write_models(tmp / "models")
+    inputs = args.input or [synthetic.write_root(tmp / "bench.root", args.synthetic_events,
+                                                 seed=5)]
+
+    server = None
+    if args.url:
+        grpc_hostport = args.url.split("://", 1)[1]
+        http_hostport = args.http_url.split("://", 1)[1] if args.http_url else None
+    else:
+        server, grpc_port, http_port = start_server(models, tmp / "quiver-serve.log")
+        grpc_hostport, http_hostport = f"127.0.0.1:{grpc_port}", f"127.0.0.1:{http_port}"
+    try:
+        flat, n_events = flat_lead_jets(inputs, args.replicate, "emj_gnn" in models_wanted)
+        rows = len(flat)
+        results = {"rows": rows, "events": n_events, "inputs": [str(i) for i in inputs],
+                   "models_repository": str(models), "server": grpc_hostport,
+                   "repeat": args.repeat, "models": {}}
+        print(f"{n_events} events, {rows} jets (x{args.replicate}), server {grpc_hostport}, "
+              f"models {models}")
+        for model in models_wanted:
+            mixin = MIXINS[model]
+            Triton = type("Triton_" + model, (mixin, triton_wrapper), {})
+            Quiver = type("Quiver_" + model, (mixin, quiver_wrapper), {})
+            triton = Triton(f"triton+grpc://{grpc_hostport}/{model}/{args.version}",
+                            client_args={"ssl": False})
+            wrappers = {"coffea triton_wrapper, gRPC": triton}
+            wrappers["quiver_wrapper, gRPC"] = Quiver(
+                model, f"grpc://{grpc_hostport}", max_in_flight=args.max_in_flight)
+            if http_hostport:
+                wrappers["quiver_wrapper, HTTP"] = Quiver(
+                    model, f"http://{http_hostport}", max_in_flight=args.max_in_flight)
+            outputs, times = {}, {name: [] for name in wrappers}
+            for name, w in wrappers.items():  # warm-up: connections, metadata, config
+                outputs[name] = ak.to_numpy(w(flat))
+            # quiver_wrapper at triton_wrapper's request size: what concurrency and the
+            # transport give without the larger batches
+            same = Quiver(model, f"grpc://{grpc_hostport}", max_in_flight=args.max_in_flight,
+                          max_batch_size=triton.batch_size)
+            wrappers[f"quiver_wrapper, gRPC, {triton.batch_size} rows/request"] = same
+            times[f"quiver_wrapper, gRPC, {triton.batch_size} rows/request"] = []
+            outputs["same"] = ak.to_numpy(same(flat))
+            ref = outputs["coffea triton_wrapper, gRPC"]
+            max_diff = max(float(np.max(np.abs(o - ref))) for o in outputs.values())
+            # the awkward -> numpy step is the same for every wrapper (same mixin)
+            _, kw = wrappers["quiver_wrapper, gRPC"].prepare_awkward(flat)
+            np_inputs = {k: ak.to_numpy(v) for k, v in kw["input_dict"].items()}
+            prep, numpy_times = [], {name: [] for name in wrappers}
+            for _ in range(args.repeat):
+                t0 = time.perf_counter()
+                _, kw = triton.prepare_awkward(flat)
+                {k: ak.to_numpy(v) for k, v in kw["input_dict"].items()}
+                prep.append(time.perf_counter() - t0)
+                for name, w in wrappers.items():
+                    t0 = time.perf_counter()
+                    w(flat)
+                    times[name].append(time.perf_counter() - t0)
+                    t0 = time.perf_counter()
+                    w.numpy_call(["score"], np_inputs)
+                    numpy_times[name].append(time.perf_counter() - t0)
+            base = statistics.median(times["coffea triton_wrapper, gRPC"])
+            base_np = statistics.median(numpy_times["coffea triton_wrapper, gRPC"])
+            table = {}
+            print(f"\n{model}: {rows} jets per call; triton_wrapper batch {triton.batch_size}, "
+                  f"quiver_wrapper batch {wrappers['quiver_wrapper, gRPC'].batch_size}; "
+                  f"outputs agree within {max_diff:.2g}; awkward preparation (same for all) "
+                  f"{statistics.median(prep):.4f} s/call")
+            print("| wrapper | s/call | events/s | jets/s | x triton_wrapper | "
+                  "numpy_call s | x triton_wrapper (numpy_call) |")
+            print("|---|---|---|---|---|---|---|")
+            for name, ts in times.items():
+                med = statistics.median(ts)
+                med_np = statistics.median(numpy_times[name])
+                table[name] = {"median_s": med, "events_per_s": n_events / med,
+                               "jets_per_s": rows / med, "speedup": base / med,
+                               "numpy_call_median_s": med_np, "numpy_call_speedup": base_np / med_np,
+                               "times_s": ts, "numpy_call_times_s": numpy_times[name]}
+                print(f"| {name} | {med:.4f} | {n_events / med:,.0f} | {rows / med:,.0f} | "
+                      f"{base / med:.2f} | {med_np:.4f} | {base_np / med_np:.2f} |")
+            results["models"][model] = {
+                "triton_batch_size": triton.batch_size,
+                "quiver_batch_size": wrappers["quiver_wrapper, gRPC"].batch_size,
+                "max_abs_diff": max_diff, "prepare_median_s": statistics.median(prep),
+                "wrappers": table}
+    finally:
+        if server is not None:
+            server.send_signal(signal.SIGTERM)
+            server.wait(timeout=30)
+    if args.json:
+        pathlib.Path(args.json).write_text(json.dumps(results, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
