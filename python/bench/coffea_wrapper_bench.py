@@ -94,6 +94,80 @@ def flat_lead_jets(paths, replicate: int, with_tracks: bool):
     return ak.concatenate(parts * replicate), n_events * replicate
 
 
+TRITON = "coffea triton_wrapper, gRPC"
+
+
+def bench_model(model, flat, n_events, args, grpc_hostport, http_hostport) -> dict:
+    """Times every wrapper on `flat` (interleaved repeats) and prints the table."""
+    mixin = MIXINS[model]
+    Triton = type("Triton_" + model, (mixin, triton_wrapper), {})
+    Quiver = type("Quiver_" + model, (mixin, quiver_wrapper), {})
+    # quiver_wrapper given the same awkward-stacked tensors as triton_wrapper
+    QuiverStacked = type("QuiverStacked_" + model, (mixin, quiver_wrapper),
+                         {"accepts_columns": False})
+    rows = len(flat)
+    triton = Triton(f"triton+grpc://{grpc_hostport}/{model}/{args.version}",
+                    client_args={"ssl": False})
+    grpc = f"grpc://{grpc_hostport}"
+    kw = dict(max_in_flight=args.max_in_flight)
+    wrappers = {TRITON: triton, "quiver_wrapper, gRPC": Quiver(model, grpc, **kw)}
+    if http_hostport:
+        wrappers["quiver_wrapper, HTTP"] = Quiver(model, f"http://{http_hostport}", **kw)
+    wrappers["quiver_wrapper, gRPC, awkward-stacked inputs"] = QuiverStacked(model, grpc, **kw)
+    wrappers[f"quiver_wrapper, gRPC, awkward-stacked, {triton.batch_size} rows/request"] = \
+        QuiverStacked(model, grpc, max_batch_size=triton.batch_size, **kw)
+
+    def prepared(w):  # what numpy_call gets: prepare_awkward, then awkward -> numpy
+        a, k = w.prepare_awkward(flat)
+        (np_args, np_kwargs), _ = w._ak_to_np_(*a, **k)
+        return np_args, np_kwargs
+
+    outputs, inputs = {}, {}
+    for name, w in wrappers.items():  # warm-up: connections, metadata, config
+        outputs[name] = ak.to_numpy(w(flat))
+        inputs[name] = prepared(w)
+    ref = outputs[TRITON]
+    max_diff = max(float(np.max(np.abs(o - ref))) for o in outputs.values())
+    times = {name: {"call": [], "prepare": [], "numpy_call": []} for name in wrappers}
+    for _ in range(args.repeat):
+        for name, w in wrappers.items():
+            t = times[name]
+            t0 = time.perf_counter()
+            w(flat)
+            t1 = time.perf_counter()
+            prepared(w)
+            t2 = time.perf_counter()
+            np_args, np_kwargs = inputs[name]
+            w.numpy_call(*np_args, **np_kwargs)
+            t3 = time.perf_counter()
+            t["call"].append(t1 - t0)
+            t["prepare"].append(t2 - t1)
+            t["numpy_call"].append(t3 - t2)
+    med = {name: {k: statistics.median(v) for k, v in t.items()} for name, t in times.items()}
+    base = med[TRITON]
+    print(f"\n{model}: {rows} jets per call; triton_wrapper {triton.batch_size} rows/request "
+          f"(sequential), quiver_wrapper {wrappers['quiver_wrapper, gRPC'].batch_size} "
+          f"(concurrent, max_in_flight {args.max_in_flight}); outputs agree within "
+          f"{max_diff:.2g}")
+    print("| wrapper | s/call | events/s | jets/s | x triton_wrapper | prepare s | "
+          "numpy_call s | numpy_call x triton_wrapper |")
+    print("|---|---|---|---|---|---|---|---|")
+    table = {}
+    for name, m in med.items():
+        table[name] = {"median_s": m["call"], "events_per_s": n_events / m["call"],
+                       "jets_per_s": rows / m["call"], "speedup": base["call"] / m["call"],
+                       "prepare_median_s": m["prepare"], "numpy_call_median_s": m["numpy_call"],
+                       "numpy_call_speedup": base["numpy_call"] / m["numpy_call"],
+                       "times_s": times[name]}
+        print(f"| {name} | {m['call']:.4f} | {n_events / m['call']:,.0f} | "
+              f"{rows / m['call']:,.0f} | {base['call'] / m['call']:.2f} | "
+              f"{m['prepare']:.4f} | {m['numpy_call']:.4f} | "
+              f"{base['numpy_call'] / m['numpy_call']:.2f} |")
+    return {"triton_batch_size": triton.batch_size,
+            "quiver_batch_size": wrappers["quiver_wrapper, gRPC"].batch_size,
+            "max_abs_diff": max_diff, "wrappers": table}
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--input", nargs="+", default=None, help="ROOT files (contract layout)")
@@ -136,69 +210,8 @@ def main(argv=None) -> int:
         print(f"{n_events} events, {rows} jets (x{args.replicate}), server {grpc_hostport}, "
               f"models {models}")
         for model in models_wanted:
-            mixin = MIXINS[model]
-            Triton = type("Triton_" + model, (mixin, triton_wrapper), {})
-            Quiver = type("Quiver_" + model, (mixin, quiver_wrapper), {})
-            triton = Triton(f"triton+grpc://{grpc_hostport}/{model}/{args.version}",
-                            client_args={"ssl": False})
-            wrappers = {"coffea triton_wrapper, gRPC": triton}
-            wrappers["quiver_wrapper, gRPC"] = Quiver(
-                model, f"grpc://{grpc_hostport}", max_in_flight=args.max_in_flight)
-            if http_hostport:
-                wrappers["quiver_wrapper, HTTP"] = Quiver(
-                    model, f"http://{http_hostport}", max_in_flight=args.max_in_flight)
-            outputs, times = {}, {name: [] for name in wrappers}
-            for name, w in wrappers.items():  # warm-up: connections, metadata, config
-                outputs[name] = ak.to_numpy(w(flat))
-            # quiver_wrapper at triton_wrapper's request size: what concurrency and the
-            # transport give without the larger batches
-            same = Quiver(model, f"grpc://{grpc_hostport}", max_in_flight=args.max_in_flight,
-                          max_batch_size=triton.batch_size)
-            wrappers[f"quiver_wrapper, gRPC, {triton.batch_size} rows/request"] = same
-            times[f"quiver_wrapper, gRPC, {triton.batch_size} rows/request"] = []
-            outputs["same"] = ak.to_numpy(same(flat))
-            ref = outputs["coffea triton_wrapper, gRPC"]
-            max_diff = max(float(np.max(np.abs(o - ref))) for o in outputs.values())
-            # the awkward -> numpy step is the same for every wrapper (same mixin)
-            _, kw = wrappers["quiver_wrapper, gRPC"].prepare_awkward(flat)
-            np_inputs = {k: ak.to_numpy(v) for k, v in kw["input_dict"].items()}
-            prep, numpy_times = [], {name: [] for name in wrappers}
-            for _ in range(args.repeat):
-                t0 = time.perf_counter()
-                _, kw = triton.prepare_awkward(flat)
-                {k: ak.to_numpy(v) for k, v in kw["input_dict"].items()}
-                prep.append(time.perf_counter() - t0)
-                for name, w in wrappers.items():
-                    t0 = time.perf_counter()
-                    w(flat)
-                    times[name].append(time.perf_counter() - t0)
-                    t0 = time.perf_counter()
-                    w.numpy_call(["score"], np_inputs)
-                    numpy_times[name].append(time.perf_counter() - t0)
-            base = statistics.median(times["coffea triton_wrapper, gRPC"])
-            base_np = statistics.median(numpy_times["coffea triton_wrapper, gRPC"])
-            table = {}
-            print(f"\n{model}: {rows} jets per call; triton_wrapper batch {triton.batch_size}, "
-                  f"quiver_wrapper batch {wrappers['quiver_wrapper, gRPC'].batch_size}; "
-                  f"outputs agree within {max_diff:.2g}; awkward preparation (same for all) "
-                  f"{statistics.median(prep):.4f} s/call")
-            print("| wrapper | s/call | events/s | jets/s | x triton_wrapper | "
-                  "numpy_call s | x triton_wrapper (numpy_call) |")
-            print("|---|---|---|---|---|---|---|")
-            for name, ts in times.items():
-                med = statistics.median(ts)
-                med_np = statistics.median(numpy_times[name])
-                table[name] = {"median_s": med, "events_per_s": n_events / med,
-                               "jets_per_s": rows / med, "speedup": base / med,
-                               "numpy_call_median_s": med_np, "numpy_call_speedup": base_np / med_np,
-                               "times_s": ts, "numpy_call_times_s": numpy_times[name]}
-                print(f"| {name} | {med:.4f} | {n_events / med:,.0f} | {rows / med:,.0f} | "
-                      f"{base / med:.2f} | {med_np:.4f} | {base_np / med_np:.2f} |")
-            results["models"][model] = {
-                "triton_batch_size": triton.batch_size,
-                "quiver_batch_size": wrappers["quiver_wrapper, gRPC"].batch_size,
-                "max_abs_diff": max_diff, "prepare_median_s": statistics.median(prep),
-                "wrappers": table}
+            results["models"][model] = bench_model(model, flat, n_events, args,
+                                                   grpc_hostport, http_hostport)
     finally:
         if server is not None:
             server.send_signal(signal.SIGTERM)
