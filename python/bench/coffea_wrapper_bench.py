@@ -44,7 +44,7 @@ from coffea.nanoevents import NanoEventsFactory  # noqa: E402
 
 from quiver_testbed import coffea_processor as cp  # noqa: E402
 from quiver_testbed import emj_inputs, synthetic  # noqa: E402
-from quiver_testbed.ml_wrapper import quiver_wrapper  # noqa: E402
+from quiver_testbed.ml_wrapper import model_max_batch_size, quiver_wrapper  # noqa: E402
 
 TESTBED = pathlib.Path("/work/testbed-data")
 MIXINS = {"emj_dnn": emj_inputs.flat_dnn_inputs, "emj_gnn": emj_inputs.flat_gnn_inputs}
@@ -107,7 +107,17 @@ def bench_model(model, flat, n_events, args, grpc_hostport, http_hostport) -> di
                          {"accepts_columns": False})
     rows = len(flat)
     triton = Triton(f"triton+grpc://{grpc_hostport}/{model}/{args.version}",
-                    client_args={"ssl": False})
+                    client_args={"ssl": False}, batch_size=args.triton_batch_size)
+    try:
+        triton.batch_size
+    except (KeyError, IndexError):
+        # coffea reads dynamic_batching.preferred_batch_size[0] whenever dynamic_batching is
+        # there; a config without preferred sizes (gRPC's JSON omits empty lists) breaks it.
+        fallback = model_max_batch_size(f"grpc://{grpc_hostport}", model)
+        print(f"{model}: coffea's triton_wrapper cannot read a batch size from this config "
+              f"(dynamic_batching without preferred_batch_size): using max_batch_size "
+              f"{fallback}")
+        triton._batch_size = fallback
     grpc = f"grpc://{grpc_hostport}"
     kw = dict(max_in_flight=args.max_in_flight)
     wrappers = {TRITON: triton, "quiver_wrapper, gRPC": Quiver(model, grpc, **kw)}
@@ -180,6 +190,9 @@ def main(argv=None) -> int:
     p.add_argument("--replicate", type=int, default=8, help="rows = lead jets x this")
     p.add_argument("--repeat", type=int, default=5)
     p.add_argument("--max-in-flight", type=int, default=16)
+    p.add_argument("--triton-batch-size", type=int, default=-1,
+                   help="triton_wrapper's batch_size (-1: from the model config, as coffea "
+                        "reads it)")
     p.add_argument("--json", default=None, help="write the results here")
     args = p.parse_args(argv)
     models_wanted = args.model or ["emj_dnn"]

@@ -89,7 +89,8 @@ def model_max_batch_size(url: str, model: str, version=None, timeout: float = 3.
     scheme, hostport = _host_port(url)
     if scheme == "http":
         path = f"/v2/models/{model}" + (f"/versions/{version}" if version else "") + "/config"
-        with urllib.request.urlopen(f"http://{hostport}{path}", timeout=timeout) as r:
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # as the client
+        with opener.open(f"http://{hostport}{path}", timeout=timeout) as r:
             return int(json.load(r).get("max_batch_size", 0))
     if scheme == "grpc":
         import tritonclient.grpc as grpcclient  # optional: only to read the config over gRPC
