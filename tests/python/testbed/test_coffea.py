@@ -88,6 +88,16 @@ def dead_url():
     return f"grpc://127.0.0.1:{port}"
 
 
+def shm_regions(server) -> set:
+    """Names of the system shared-memory regions registered with the server."""
+    tc = pytest.importorskip("tritonclient.http")
+    client = tc.InferenceServerClient(server.http_url)
+    try:
+        return {r["name"] for r in client.get_system_shared_memory_status()}
+    finally:
+        client.close()
+
+
 @pytest.fixture(scope="module")
 def lead_jets(inputs):
     """The 4 leading selected jets (with tracks) of the events passing the HT cut."""
@@ -150,7 +160,12 @@ def test_wrapper_matches_torch_over_each_transport(emj_server, inputs, lead_jets
     dnn = cp.QuiverDnn("emj_dnn", url)
     gnn = cp.QuiverGnn("emj_gnn", url)
     event = cp.QuiverEvent("emj_event", url)
+    regions_before = shm_regions(emj_server)
     got_dnn, got_gnn, got_event = dnn(lead), gnn(lead), event(lead_jets)
+    if transport != "local":
+        # the GNN's requests (128 x 64 x 8 floats) went through shared memory: the server
+        # holds regions this client registered
+        assert shm_regions(emj_server) - regions_before
     assert dnn.batch_size == MAX_BATCH  # read from the model config over this transport
     np.testing.assert_allclose(ak.to_numpy(got_dnn), reference["dnn"], rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(ak.to_numpy(got_gnn), reference["gnn"], rtol=1e-5, atol=1e-6)
@@ -180,6 +195,22 @@ def test_wrapper_splits_by_max_batch_size(emj_server, lead_jets):
     before = successes()
     cp.QuiverDnn("emj_dnn", http_url(emj_server), max_batch_size=50)(lead)
     assert successes() - before == math.ceil(len(lead) * 4 / 50)
+
+
+def test_wrapper_without_a_readable_config_lets_the_client_split(
+        emj_server, lead_jets, reference, monkeypatch):
+    """No config over any URL: a warning, then Client.infer_batched splits by it."""
+    from quiver_testbed import ml_wrapper
+
+    def unreadable(*args, **kwargs):
+        raise OSError("no config here")
+
+    monkeypatch.setattr(ml_wrapper, "model_max_batch_size", unreadable)
+    dnn = cp.QuiverDnn("emj_dnn", grpc_url(emj_server))
+    with pytest.warns(UserWarning, match="no model config"):
+        got = dnn(lead_jets[:, :4])
+    assert dnn.batch_size == -1
+    np.testing.assert_allclose(ak.to_numpy(got), reference["dnn"], rtol=1e-5, atol=1e-6)
 
 
 def test_wrapper_fails_over_and_falls_back(emj_server, inputs, lead_jets, reference):
