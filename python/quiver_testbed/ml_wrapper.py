@@ -30,6 +30,8 @@ keeps its code:
 - An input may be given as a list of k arrays of one shape S (feature columns): it is sent
   as the array S + (k,), stacked in numpy (`accepts_columns`; awkward's concatenate along a
   new axis costs ~50x more). The mixins of quiver_testbed.emj_inputs use this.
+- Missing values (awkward None, e.g. from `ak.pad_none`; numpy masked arrays after
+  coffea's `ak.to_numpy`) are sent as zeros, so padding needs no `fill_none` per column.
 - Inputs may carry extra leading dimensions: a `jet` input of the model's shape [-1, 6]
   given as [events, 4, 6] is sent as [events*4, 6] and the outputs come back as
   [events, 4, ...] (keeps per-event structure without flatten/unflatten under Dask).
@@ -109,7 +111,7 @@ def _stack_columns(columns, dtype) -> np.ndarray:
     first = np.asarray(columns[0])
     out = np.empty(first.shape + (len(columns),), dtype or first.dtype)
     for i, c in enumerate(columns):
-        out[..., i] = c
+        out[..., i] = c.filled(0) if isinstance(c, np.ma.MaskedArray) else c
     return out
 
 
@@ -236,6 +238,8 @@ class quiver_wrapper(nonserializable_attribute, numpy_call_wrapper):
             if isinstance(arr, (list, tuple)):
                 arr = _stack_columns(arr, dtype)
             else:
+                if isinstance(arr, np.ma.MaskedArray):  # awkward None (padding): zeros
+                    arr = arr.filled(0)
                 arr = np.asarray(arr)
                 if dtype is not None and arr.dtype != dtype:
                     arr = arr.astype(dtype)

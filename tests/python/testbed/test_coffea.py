@@ -151,6 +151,25 @@ def test_inputs_follow_the_contract(lead_jets):
     assert ((feats[..., 2] >= -np.pi) & (feats[..., 2] < np.pi)).all()
 
 
+def test_column_inputs_equal_stacked_inputs(lead_jets):
+    """quiver_wrapper's column path (None padding, stacked in numpy) == awkward stacking,
+    also with whole jets of padding (3 jets padded to 4)."""
+    from quiver_testbed.ml_wrapper import _stack_columns
+
+    few = lead_jets[:, :3]
+    cols, mask = emj_inputs.track_features(few, 4, as_columns=True)
+    stacked, stacked_mask = emj_inputs.track_features(few, 4)
+    got = _stack_columns([ak.to_numpy(c) for c in cols], np.float32)
+    np.testing.assert_array_equal(got, ak.to_numpy(stacked))
+    mask = ak.to_numpy(mask)
+    mask = mask.filled(0) if isinstance(mask, np.ma.MaskedArray) else mask
+    np.testing.assert_array_equal(mask, ak.to_numpy(stacked_mask))
+    assert (mask[:, 3] == 0).all() and (got[:, 3] == 0).all() and mask[:, :3].sum() > 0
+    jets = _stack_columns([ak.to_numpy(c) for c in
+                           emj_inputs.jet_features(few, 8, as_columns=True)], np.float32)
+    np.testing.assert_array_equal(jets, ak.to_numpy(emj_inputs.jet_features(few, 8)))
+
+
 @pytest.mark.parametrize("transport", ["grpc", "http", "local"])
 def test_wrapper_matches_torch_over_each_transport(emj_server, inputs, lead_jets, reference,
                                                    transport):
