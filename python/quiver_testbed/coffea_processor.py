@@ -197,18 +197,23 @@ def run_eager(proc: EmjProcessor, fileset: dict, chunksize: int = 100_000) -> di
     return runner(fileset, processor_instance=proc, treename="Events")
 
 
-def run_dask(proc: EmjProcessor, fileset: dict, scheduler=None, steps_per_file: int = 1) -> dict:
+def run_dask(proc: EmjProcessor, fileset: dict, scheduler=None, step_size=None) -> dict:
     """apply_to_fileset + dask.compute (on `scheduler`: an address, a distributed.Client,
-    or None for the current default scheduler); returns {sample: raw output}."""
+    or None for the current default scheduler); returns {sample: raw output}.
+    step_size: events per partition (coffea's preprocess); None: one partition per file."""
     import dask
     from coffea.dataset_tools import apply_to_fileset
 
     dataset = {name: {"files": {p: "Events" for p in paths}} for name, paths in fileset.items()}
-    if steps_per_file > 1:
+    if step_size:
+        import warnings
+
         from coffea.dataset_tools import preprocess
 
-        dataset, _ = preprocess(dataset, step_size=None, files_per_batch=1,
-                                skip_bad_files=False)
+        with warnings.catch_warnings():  # the dict form is deprecated (pydantic specs now)
+            warnings.simplefilter("ignore")
+            dataset, _ = preprocess(dataset, step_size=step_size, files_per_batch=1,
+                                    skip_bad_files=False)
     graphs = apply_to_fileset(proc, dataset, schemaclass=EmjSchema)
     if isinstance(scheduler, str):
         import distributed
@@ -247,7 +252,7 @@ def to_json_result(raw: dict) -> dict:
 
 def run(inputs, urls=None, *, mode="eager", scheduler=None, fallback=None, tagger="gnn",
         ml=True, gnn_threshold=0.5, dnn_threshold=0.5, chunksize=100_000, timeout=120.0,
-        max_in_flight=16) -> dict:
+        max_in_flight=16, step_size=None) -> dict:
     """Runs the analysis and returns the contract's JSON structure (with timing)."""
     proc = EmjProcessor(urls, fallback=fallback, tagger=tagger, ml=ml,
                         gnn_threshold=gnn_threshold, dnn_threshold=dnn_threshold,
@@ -257,7 +262,7 @@ def run(inputs, urls=None, *, mode="eager", scheduler=None, fallback=None, tagge
     if mode == "eager":
         raw = run_eager(proc, fileset, chunksize)
     elif mode == "dask":
-        raw = run_dask(proc, fileset, scheduler)
+        raw = run_dask(proc, fileset, scheduler, step_size)
     else:
         raise ValueError(f"mode must be eager or dask, not {mode!r}")
     wall = time.perf_counter() - t0
@@ -290,6 +295,8 @@ def main(argv=None) -> int:
     p.add_argument("--gnn-threshold", type=float, default=0.5)
     p.add_argument("--dnn-threshold", type=float, default=0.5)
     p.add_argument("--chunksize", type=int, default=100_000, help="events per chunk (eager)")
+    p.add_argument("--step-size", type=int, default=None,
+                   help="events per partition (dask; default: one per file)")
     p.add_argument("--timeout", type=float, default=120.0, help="seconds per request")
     p.add_argument("--output", required=True, help="JSON output file")
     args = p.parse_args(argv)
@@ -298,7 +305,7 @@ def main(argv=None) -> int:
 
     kw = dict(urls=args.url, fallback=args.fallback, tagger=args.tagger, ml=not args.no_ml,
               gnn_threshold=args.gnn_threshold, dnn_threshold=args.dnn_threshold,
-              chunksize=args.chunksize, timeout=args.timeout)
+              chunksize=args.chunksize, timeout=args.timeout, step_size=args.step_size)
     if args.mode == "dask" and args.scheduler is None:
         import distributed
 

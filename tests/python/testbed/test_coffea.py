@@ -325,7 +325,9 @@ def test_eager_equals_dask(emj_server, inputs, eager_result):
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                   dashboard_address=None) as cluster, \
             distributed.Client(cluster) as client:
-        lazy = cp.run(fileset, [http_url(emj_server)], mode="dask", scheduler=client)
+        # several partitions per file (coffea's preprocess), over HTTP this time
+        lazy = cp.run(fileset, [http_url(emj_server)], mode="dask", scheduler=client,
+                      step_size=100)
         workers = client.run(lambda: os.getpid())
     assert len(workers) == 2
     _assert_same_results(eager_result["samples"], lazy["samples"])
