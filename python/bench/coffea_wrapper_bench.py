@@ -20,13 +20,11 @@ all wrappers are checked against each other.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import pathlib
-import select
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -44,30 +42,11 @@ from coffea.nanoevents import NanoEventsFactory  # noqa: E402
 
 from quiver_testbed import coffea_processor as cp  # noqa: E402
 from quiver_testbed import emj_inputs, synthetic  # noqa: E402
+from quiver_testbed.serve import quiver_serve  # noqa: E402
 from quiver_testbed.ml_wrapper import model_max_batch_size, quiver_wrapper  # noqa: E402
 
 TESTBED = pathlib.Path("/work/testbed-data")
 MIXINS = {"emj_dnn": emj_inputs.flat_dnn_inputs, "emj_gnn": emj_inputs.flat_gnn_inputs}
-
-
-def start_server(models: pathlib.Path, log: pathlib.Path):
-    binary = pathlib.Path(os.environ.get("QUIVER_BINARY", ROOT / "build" / "quiver"))
-    proc = subprocess.Popen(
-        [str(binary), "serve", "--model-repository", str(models), "--http-port", "0",
-         "--grpc-port", "0", "--metrics-port", "0", "--http-address", "127.0.0.1",
-         "--grpc-address", "127.0.0.1"],
-        stdout=subprocess.PIPE, stderr=open(log, "wb"), stdin=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    buf = b""
-    while b"\n" not in buf:
-        left = deadline - time.monotonic()
-        if left <= 0 or proc.poll() is not None:
-            proc.kill()
-            raise RuntimeError(f"quiver serve did not get ready; log: {log}")
-        if select.select([proc.stdout], [], [], left)[0]:
-            buf += os.read(proc.stdout.fileno(), 4096)
-    fields = dict(w.split("=", 1) for w in buf.decode().split()[1:])
-    return proc, int(fields["grpc"]), int(fields["http"])
 
 
 def flat_lead_jets(paths, replicate: int, with_tracks: bool):
@@ -207,14 +186,14 @@ def main(argv=None) -> int:
     inputs = args.input or [synthetic.write_root(tmp / "bench.root", args.synthetic_events,
                                                  seed=5)]
 
-    server = None
-    if args.url:
-        grpc_hostport = args.url.split("://", 1)[1]
-        http_hostport = args.http_url.split("://", 1)[1] if args.http_url else None
-    else:
-        server, grpc_port, http_port = start_server(models, tmp / "quiver-serve.log")
-        grpc_hostport, http_hostport = f"127.0.0.1:{grpc_port}", f"127.0.0.1:{http_port}"
-    try:
+    with contextlib.ExitStack() as stack:
+        if args.url:
+            grpc_hostport = args.url.split("://", 1)[1]
+            http_hostport = args.http_url.split("://", 1)[1] if args.http_url else None
+        else:
+            server = stack.enter_context(quiver_serve(models, log=tmp / "quiver-serve.log"))
+            grpc_hostport = f"127.0.0.1:{server.grpc_port}"
+            http_hostport = f"127.0.0.1:{server.http_port}"
         flat, n_events = flat_lead_jets(inputs, args.replicate, "emj_gnn" in models_wanted)
         rows = len(flat)
         results = {"rows": rows, "events": n_events, "inputs": [str(i) for i in inputs],
@@ -225,10 +204,6 @@ def main(argv=None) -> int:
         for model in models_wanted:
             results["models"][model] = bench_model(model, flat, n_events, args,
                                                    grpc_hostport, http_hostport)
-    finally:
-        if server is not None:
-            server.send_signal(signal.SIGTERM)
-            server.wait(timeout=30)
     if args.json:
         pathlib.Path(args.json).write_text(json.dumps(results, indent=1))
     return 0

@@ -8,6 +8,7 @@ runs eagerly (coffea.processor.Runner + IterativeExecutor) and on Dask
 
     python -m quiver_testbed.coffea_processor --input qcd.root emj_ctau25.root \\
         --url grpc://127.0.0.1:8001 [--url http://host-b:8000] [--fallback local:///models] \\
+        [--serve MODELS (starts a quiver serve for the run)] \\
         --mode eager|dask [--scheduler tcp://host:8786] [--tagger gnn|dnn|cut] [--no-ml] \\
         --output out.json
 
@@ -27,6 +28,7 @@ cross-references that this layout does not have are off.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import pathlib
 import re
@@ -285,6 +287,10 @@ def main(argv=None) -> int:
                         "failover, in order")
     p.add_argument("--fallback", default=None, help="URL when all servers are down, "
                    "e.g. local:///path/to/models")
+    p.add_argument("--serve", metavar="MODELS", default=None,
+                   help="start a quiver serve ($QUIVER_BINARY or build/quiver) over this "
+                        "model repository on 127.0.0.1 for the run and use its gRPC URL "
+                        "(before any --url)")
     p.add_argument("--mode", choices=("eager", "dask"), default="eager")
     p.add_argument("--scheduler", default=None,
                    help="Dask scheduler address (dask mode); default: a local cluster "
@@ -300,9 +306,24 @@ def main(argv=None) -> int:
     p.add_argument("--timeout", type=float, default=120.0, help="seconds per request")
     p.add_argument("--output", required=True, help="JSON output file")
     args = p.parse_args(argv)
-    if not args.no_ml and not args.url and not args.fallback:
-        p.error("give --url (or --fallback), or --no-ml")
+    if not args.no_ml and not args.url and not args.fallback and not args.serve:
+        p.error("give --url, --serve or --fallback, or --no-ml")
+    with contextlib.ExitStack() as stack:
+        if args.serve:
+            from .serve import quiver_serve
 
+            server = stack.enter_context(quiver_serve(args.serve))
+            args.url = [server.grpc_url] + args.url
+        result = _run_cli(args)
+    pathlib.Path(args.output).write_text(json.dumps(result, indent=1))
+    for name, s in result["samples"].items():
+        print(f"{name}: cutflow {s['cutflow']}, {len(s['selected'])} selected")
+    t = result["timing"]
+    print(f"{t['events']} events in {t['wall_s']:.2f} s ({t['mode']})", file=sys.stderr)
+    return 0
+
+
+def _run_cli(args) -> dict:
     kw = dict(urls=args.url, fallback=args.fallback, tagger=args.tagger, ml=not args.no_ml,
               gnn_threshold=args.gnn_threshold, dnn_threshold=args.dnn_threshold,
               chunksize=args.chunksize, timeout=args.timeout, step_size=args.step_size)
@@ -312,15 +333,8 @@ def main(argv=None) -> int:
         with distributed.LocalCluster(n_workers=args.workers, threads_per_worker=1,
                                       processes=True, dashboard_address=None) as cluster, \
                 distributed.Client(cluster) as client:
-            result = run(args.input, mode="dask", scheduler=client, **kw)
-    else:
-        result = run(args.input, mode=args.mode, scheduler=args.scheduler, **kw)
-    pathlib.Path(args.output).write_text(json.dumps(result, indent=1))
-    for name, s in result["samples"].items():
-        print(f"{name}: cutflow {s['cutflow']}, {len(s['selected'])} selected")
-    t = result["timing"]
-    print(f"{t['events']} events in {t['wall_s']:.2f} s ({t['mode']})", file=sys.stderr)
-    return 0
+            return run(args.input, mode="dask", scheduler=client, **kw)
+    return run(args.input, mode=args.mode, scheduler=args.scheduler, **kw)
 
 
 if __name__ == "__main__":

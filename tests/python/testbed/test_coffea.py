@@ -361,3 +361,20 @@ def test_cli_writes_the_contract_json(emj_server, inputs, tmp_path, eager_result
     assert set(s) == {"cutflow", "histograms", "selected"}
     assert set(s["histograms"]) == set(cp.HISTOGRAMS)
     assert all(set(h) == {"edges", "counts"} for h in s["histograms"].values())
+
+
+def test_cli_serves_the_models_itself(inputs, tmp_path):
+    """--serve MODELS: the CLI runs its own quiver serve (QUIVER_BINARY) and stops it."""
+    out = tmp_path / "out.json"
+    env = dict(os.environ, QUIVER_BINARY=str(QUIVER), PYTHONPATH=os.pathsep.join(
+        [str(ROOT / "python")] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
+    path = inputs["files"]["emj"][0]
+    done = subprocess.run(
+        [sys.executable, "-m", "quiver_testbed.coffea_processor", "--input", str(path),
+         "--serve", str(inputs["repo"]), "--tagger", "dnn", "--output", str(out)],
+        env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(out.read_text())
+    s = result["samples"]["emj_0"]
+    assert sum(s["histograms"]["gnn_score"]["counts"]) == 4 * s["cutflow"][2] > 0
+    assert result["timing"]["urls"][0].startswith("grpc://127.0.0.1:")
