@@ -24,6 +24,7 @@ import contextlib
 import json
 import os
 import pathlib
+import signal
 import statistics
 import sys
 import tempfile
@@ -102,9 +103,11 @@ def bench_model(model, flat, n_events, args, grpc_hostport, http_hostport) -> di
     wrappers = {TRITON: triton, "quiver_wrapper, gRPC": Quiver(model, grpc, **kw)}
     if http_hostport:
         wrappers["quiver_wrapper, HTTP"] = Quiver(model, f"http://{http_hostport}", **kw)
-    wrappers["quiver_wrapper, gRPC, awkward-stacked inputs"] = QuiverStacked(model, grpc, **kw)
-    wrappers[f"quiver_wrapper, gRPC, awkward-stacked, {triton.batch_size} rows/request"] = \
-        QuiverStacked(model, grpc, max_batch_size=triton.batch_size, **kw)
+    if args.variants:
+        wrappers["quiver_wrapper, gRPC, awkward-stacked inputs"] = QuiverStacked(model, grpc,
+                                                                                 **kw)
+        wrappers[f"quiver_wrapper, gRPC, awkward-stacked, {triton.batch_size} rows/request"] = \
+            QuiverStacked(model, grpc, max_batch_size=triton.batch_size, **kw)
 
     def prepared(w):  # what numpy_call gets: prepare_awkward, then awkward -> numpy
         a, k = w.prepare_awkward(flat)
@@ -173,7 +176,13 @@ def main(argv=None) -> int:
                    help="triton_wrapper's batch_size (-1: from the model config, as coffea "
                         "reads it)")
     p.add_argument("--json", default=None, help="write the results here")
+    p.add_argument("--no-variants", dest="variants", action="store_false",
+                   help="only triton_wrapper and quiver_wrapper (gRPC, HTTP), not the "
+                        "quiver_wrapper rows with triton_wrapper's inputs/request size")
     args = p.parse_args(argv)
+    sys.stdout.reconfigure(line_buffering=True)
+    # SIGTERM unwinds (stops the server this started) instead of killing the interpreter
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     models_wanted = args.model or ["emj_dnn"]
 
     tmp = pathlib.Path(tempfile.mkdtemp(prefix="coffea-wrapper-bench-"))
