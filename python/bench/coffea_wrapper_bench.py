@@ -183,7 +183,7 @@ def main(argv=None) -> int:
     sys.stdout.reconfigure(line_buffering=True)
     # SIGTERM unwinds (stops the server this started) instead of killing the interpreter
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    models_wanted = args.model or ["emj_dnn"]
+    models_wanted = list(dict.fromkeys(args.model or ["emj_dnn"]))
 
     tmp = pathlib.Path(tempfile.mkdtemp(prefix="coffea-wrapper-bench-"))
     if args.models:
