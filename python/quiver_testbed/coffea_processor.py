@@ -36,7 +36,6 @@ import sys
 import time
 
 import awkward as ak
-import numpy as np
 from coffea import processor
 from coffea.nanoevents import PFNanoAODSchema
 
