@@ -230,11 +230,9 @@ class quiver_wrapper(nonserializable_attribute, numpy_call_wrapper):
         """
         info = self.model_info
         output_list = list(output_list)
-        lead = None
-        flat = {}
+        arrays = {}
         for name, arr in input_dict.items():
-            spec = info["inputs"][name]
-            dtype = _DTYPES.get(spec["datatype"])
+            dtype = _DTYPES.get(info["inputs"][name]["datatype"])
             if isinstance(arr, (list, tuple)):
                 arr = _stack_columns(arr, dtype)
             else:
@@ -243,6 +241,16 @@ class quiver_wrapper(nonserializable_attribute, numpy_call_wrapper):
                 arr = np.asarray(arr)
                 if dtype is not None and arr.dtype != dtype:
                     arr = arr.astype(dtype)
+            arrays[name] = np.ascontiguousarray(arr)
+        if self.batch_size == 0:  # a model without a batch dimension: one request as given
+            out = self.client.infer(self.model, arrays, version=self.version,
+                                    outputs=output_list)
+            return {o: np.array(out[o]) for o in output_list}
+
+        lead = None
+        flat = {}
+        for name, arr in arrays.items():
+            spec = info["inputs"][name]
             n_trailing = len(spec["shape"]) - 1
             this_lead = arr.shape[:arr.ndim - n_trailing]
             if lead is None:
@@ -266,7 +274,7 @@ class quiver_wrapper(nonserializable_attribute, numpy_call_wrapper):
                                             max_in_flight=self.max_in_flight)
             out = {o: np.asarray(out[o]) for o in output_list}
         else:
-            step = rows if mbs == 0 else mbs
+            step = mbs
             parts = {o: [] for o in output_list}
             pending = deque()
 

@@ -378,3 +378,15 @@ def test_cli_serves_the_models_itself(inputs, tmp_path):
     s = result["samples"]["emj_0"]
     assert sum(s["histograms"]["gnn_score"]["counts"]) == 4 * s["cutflow"][2] > 0
     assert result["timing"]["urls"][0].startswith("grpc://127.0.0.1:")
+
+
+def test_wrapper_on_a_model_without_batching():
+    """max_batch_size 0 (the shipped identity_fp32, local://): one request, shapes as given."""
+    from quiver_testbed.ml_wrapper import quiver_wrapper
+
+    wrapper = quiver_wrapper("identity_fp32", f"local://{ROOT / 'models'}")
+    x = np.arange(5000, dtype=np.float64)  # converted to the model's FP32
+    out = wrapper.numpy_call(["OUTPUT0"], {"INPUT0": x})
+    assert wrapper.batch_size == 0
+    assert out["OUTPUT0"].dtype == np.float32
+    np.testing.assert_array_equal(out["OUTPUT0"], x.astype(np.float32))
