@@ -86,9 +86,9 @@ TEST(ChunkPlanTest, CutTaggerSelectsTheDisplacedEvent) {
   EXPECT_EQ(r.cutflow, (std::array<int64_t, 4>{3, 2, 1, 1}));
   ASSERT_EQ(r.selected.size(), 1u);
   EXPECT_EQ(r.selected[0], (EventId{1, 7, 10}));
-  EXPECT_EQ(r.n_tagged.at(2), 1);  // jets 0 and 2
-  EXPECT_EQ(r.ht.at(12), 1);       // 480 GeV, bin [480, 500)
-  EXPECT_EQ(r.ht.at(8), 1);        // 800 GeV
+  EXPECT_EQ(static_cast<double>(r.n_tagged.at(2)), 1.0);  // jets 0 and 2
+  EXPECT_EQ(static_cast<double>(r.ht.at(4)), 1.0);        // 480 GeV, bin [400, 500)
+  EXPECT_EQ(static_cast<double>(r.ht.at(8)), 1.0);        // 800 GeV
 }
 
 TEST(ChunkPlanTest, ScoresDecideWithTheGnnTagger) {
@@ -96,12 +96,12 @@ TEST(ChunkPlanTest, ScoresDecideWithTheGnnTagger) {
   AnalysisOptions o;
   auto plan = PlanChunk(c, o);
   ASSERT_TRUE(plan.ok());
-  const std::vector<float> gnn = {0.9f, 0.1f, 0.2f, 0.3f}, dnn = {0, 0, 0, 0}, event = {0.7f};
+  const std::vector<float> gnn = {0.9f, 0.1f, 0.2f, 0.3f}, dnn = {0, 0, 0, 0}, event = {0.72f};
   SampleResult r;
   ASSERT_TRUE(FinishChunk(c, *plan, gnn, dnn, event, o, r).ok());
   EXPECT_EQ(r.cutflow[3], 0);  // one tagged jet only
-  EXPECT_EQ(r.n_tagged.at(1), 1);
-  EXPECT_EQ(r.event_score.at(14), 1);
+  EXPECT_EQ(static_cast<double>(r.n_tagged.at(1)), 1.0);
+  EXPECT_EQ(static_cast<double>(r.event_score.at(14)), 1.0);
   EXPECT_FALSE(FinishChunk(c, *plan, {}, dnn, event, o, r).ok());  // scores missing
 }
 
