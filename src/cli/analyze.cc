@@ -180,6 +180,7 @@ CLI::App* AddGenerateCommand(CLI::App& app, GenerateOptions& options) {
       "generate", "Generate test bed samples: python -m quiver_testbed generate <args>");
   cmd->prefix_command();  // everything after `generate` goes to the generator
   cmd->allow_extras();
+  cmd->set_help_flag();  // `quiver generate --help` is the generator's help
   (void)options;
   return cmd;
 }
