@@ -4,12 +4,14 @@
 
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "analysis/test_models.h"
 #include "client/client.h"
 #include "physics/emj_test_file.h"
 #include "testing/engine_fixture.h"
+#include "testing/fake_inference_service.h"
 
 namespace quiver::analysis {
 namespace {
@@ -139,6 +141,34 @@ TEST_F(AnalysisTest, ColumnarAndEventLoopAgreeWithTheDnnAndCutTaggers) {
       EXPECT_EQ(models_.dnn->execution_count(), executions_before);
     }
   }
+}
+
+TEST_F(AnalysisTest, NextChunkIsSentBeforeTheCurrentOneIsAnswered) {
+  // Every call is held until the test answers it. Chunks of 16 events give at most one
+  // emj_event request each (max_batch_size 16), so two emj_event requests outstanding at
+  // once mean chunk k+1 was read, prepared and sent while chunk k's inference was open.
+  quiver::testing::FakeInferenceService held(*engine_);
+  AnalysisOptions options;
+  options.chunk_size = 16;
+  Result<RunReport> report = Status::Unknown("not run");
+  std::thread runner([&] { report = RunAnalysis({signal_}, &held, options); });
+  std::vector<quiver::testing::FakeInferenceService::Held> taken;
+  int event_requests = 0;
+  while (event_requests < 2) {
+    for (auto& h : held.TakeHeld(1)) {
+      event_requests += h.request.model == kEventModel;
+      taken.push_back(std::move(h));
+    }
+  }
+  EXPECT_EQ(held.answered(), 0);
+  held.set_mode(quiver::testing::FakeInferenceService::Mode::kAnswer);
+  for (auto& h : taken) held.Answer(std::move(h));
+  while (held.ReleaseOne()) {
+  }
+  runner.join();
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  EXPECT_EQ(report->events_processed, 700);
+  EXPECT_EQ(report->events_failed, 0);
 }
 
 TEST_F(AnalysisTest, BadChunkIsReportedAndTheRestIsProcessed) {
