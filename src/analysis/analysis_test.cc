@@ -9,6 +9,7 @@
 
 #include "analysis/test_models.h"
 #include "client/client.h"
+#include "client/local_service.h"
 #include "physics/emj_test_file.h"
 #include "testing/engine_fixture.h"
 #include "testing/fake_inference_service.h"
@@ -231,6 +232,30 @@ TEST_F(AnalysisTest, JsonHasTheContractShape) {
   for (const char* key : {"io_s", "preprocess_s", "inference_s", "rest_s", "events_per_s", "jets_per_s"}) {
     EXPECT_TRUE(j["timing"].contains(key)) << key;
   }
+}
+
+// local:// for real: the Client opens an Engine with the libtorch backend over TorchScript
+// stand-ins (src/analysis/testdata, made by python/models/make_emj_standins.py).
+TEST_F(AnalysisTest, ColumnarAndEventLoopAgreeOverLocalUrlWithTorchStandIns) {
+  client::EnableLocalUrls();
+  client::ClientOptions options;
+  options.urls = {std::string("local://") + QUIVER_SOURCE_DIR + "/src/analysis/testdata/models"};
+  auto local = client::Client::Create(options);
+  ASSERT_TRUE(local.ok()) << local.status().ToString();
+  AnalysisOptions columnar;
+  columnar.chunk_size = 300;
+  AnalysisOptions event_loop = columnar;
+  event_loop.mode = Mode::kEventLoop;
+  auto a = RunAnalysis({signal_, qcd_}, local->get(), columnar);
+  auto b = RunAnalysis({signal_, qcd_}, local->get(), event_loop);
+  ASSERT_TRUE(a.ok()) << a.status().ToString();
+  ASSERT_TRUE(b.ok()) << b.status().ToString();
+  EXPECT_EQ(a->events_failed + b->events_failed, 0);
+  EXPECT_EQ(Samples(*a, columnar), Samples(*b, event_loop));
+  EXPECT_GT(a->samples.at("emj_ctau25").cutflow[3], 0);
+  // The stand-ins score like the fake backends of the other tests: same selection.
+  const RunReport fake = Run(columnar);
+  EXPECT_EQ(Samples(*a, columnar), Samples(fake, columnar));
 }
 
 TEST(AnalysisOptionsTest, ParsesNames) {
