@@ -11,6 +11,7 @@
 #include <memory>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "analysis/analysis.h"
 #include "client/client.h"
@@ -144,6 +145,16 @@ int RunAnalyze(AnalyzeOptions o) {
       return 1;
     }
     client = std::move(made).value();
+    // A missing model would fail every chunk; say so once, before reading anything.
+    for (const char* model : {analysis::kGnnModel, analysis::kDnnModel, analysis::kEventModel}) {
+      auto metadata = client->GetModelMetadata(model, a.model_version);
+      if (!metadata.ok()) {
+        std::fprintf(stderr, "quiver analyze: model '%s' at %s: %s\n", model,
+                     fmt::format("{}", fmt::join(options.urls, ",")).c_str(),
+                     metadata.status().ToString().c_str());
+        return 1;
+      }
+    }
   }
   ProgressBar bar(o.progress || ::isatty(STDERR_FILENO));
   auto report = analysis::RunAnalysis(o.inputs, client.get(), a,

@@ -98,6 +98,16 @@ TEST_F(AnalyzeCliTest, BadChunkAndMissingFileAreCountedAndFailTheRun) {
   EXPECT_EQ(j["timing"]["failures"].size(), 2u);
 }
 
+TEST_F(AnalyzeCliTest, MissingModelIsNamedBeforeAnyWork) {
+  testing::TempRepository empty("analyze-cli-models");
+  const int rc = RunQuiver({"analyze", "-i", Path("sig.h5"), "-u", "local://" + empty.path().string()},
+                           Path("log"));
+  const std::string log = ReadAll(Path("log"));
+  EXPECT_EQ(rc, 1);
+  EXPECT_NE(log.find("model 'emj_gnn'"), std::string::npos) << log;
+  EXPECT_EQ(log.find("events processed"), std::string::npos) << log;
+}
+
 TEST_F(AnalyzeCliTest, BadFlagsExitTwo) {
   EXPECT_EQ(RunQuiver({"analyze", "-i", Path("sig.h5"), "--mode", "sideways"}, Path("log")), 2);
 }
