@@ -1,8 +1,8 @@
 #include "analysis/analysis.h"
 
-#include <memory>
-
 #include <fmt/format.h>
+
+#include <memory>
 
 #include "analysis/file_runner.h"
 #include "physics/emj_file.h"
@@ -18,9 +18,12 @@ Result<Tagger> ParseTagger(std::string_view name) {
 
 std::string_view TaggerName(Tagger tagger) {
   switch (tagger) {
-    case Tagger::kGnn: return "gnn";
-    case Tagger::kDnn: return "dnn";
-    case Tagger::kCut: return "cut";
+    case Tagger::kGnn:
+      return "gnn";
+    case Tagger::kDnn:
+      return "dnn";
+    case Tagger::kCut:
+      return "cut";
   }
   return "?";
 }
@@ -31,17 +34,15 @@ Result<Mode> ParseMode(std::string_view name) {
   return Status::InvalidArgument(fmt::format("unknown mode '{}' (columnar|eventloop)", name));
 }
 
-std::string_view ModeName(Mode mode) {
-  return mode == Mode::kColumnar ? "columnar" : "eventloop";
-}
+std::string_view ModeName(Mode mode) { return mode == Mode::kColumnar ? "columnar" : "eventloop"; }
 
 double RunTiming::rest_s() const {
   const double rest = wall_s - io_s - preprocess_s - inference_s;
   return rest > 0 ? rest : 0;
 }
 
-Result<std::span<const float>> ScoresOf(const std::vector<Tensor>& outputs,
-                                        std::string_view name, int64_t rows) {
+Result<std::span<const float>> ScoresOf(const std::vector<Tensor>& outputs, std::string_view name,
+                                        int64_t rows) {
   for (const Tensor& t : outputs) {
     if (t.name != name) continue;
     const int64_t count = ElementCount(t.shape);
@@ -122,31 +123,31 @@ nlohmann::json RunReport::ToJson(const AnalysisOptions& options) const {
   for (const auto& [name, result] : samples) samples_json[name] = result.ToJson();
   nlohmann::json failures_json = nlohmann::json::array();
   for (const ChunkFailure& f : failures) {
-    failures_json.push_back({{"file", f.file}, {"begin", f.begin}, {"end", f.end}, {"error", f.message}});
+    failures_json.push_back(
+        {{"file", f.file}, {"begin", f.begin}, {"end", f.end}, {"error", f.message}});
   }
   const double wall = timing.wall_s > 0 ? timing.wall_s : 1e-9;
-  nlohmann::json timing_json = {
-      {"mode", ModeName(options.mode)},
-      {"tagger", options.use_ml ? TaggerName(options.tagger) : "cut"},
-      {"ml", options.use_ml},
-      {"chunk_size", options.chunk_size},
-      {"wall_s", timing.wall_s},
-      {"io_s", timing.io_s},
-      {"preprocess_s", timing.preprocess_s},
-      {"inference_s", timing.inference_s},
-      {"inference_busy_s", timing.inference_busy_s},
-      {"rest_s", timing.rest_s()},
-      {"events_total", events_total},
-      {"events_processed", events_processed},
-      {"events_failed", events_failed},
-      {"jets_processed", jets_processed},
-      {"chunks_processed", chunks_processed},
-      {"chunks_failed", chunks_failed},
-      {"files_failed", files_failed},
-      {"inference_calls", inference_calls},
-      {"events_per_s", static_cast<double>(events_processed) / wall},
-      {"jets_per_s", static_cast<double>(jets_processed) / wall},
-      {"failures", std::move(failures_json)}};
+  nlohmann::json timing_json = {{"mode", ModeName(options.mode)},
+                                {"tagger", options.use_ml ? TaggerName(options.tagger) : "cut"},
+                                {"ml", options.use_ml},
+                                {"chunk_size", options.chunk_size},
+                                {"wall_s", timing.wall_s},
+                                {"io_s", timing.io_s},
+                                {"preprocess_s", timing.preprocess_s},
+                                {"inference_s", timing.inference_s},
+                                {"inference_busy_s", timing.inference_busy_s},
+                                {"rest_s", timing.rest_s()},
+                                {"events_total", events_total},
+                                {"events_processed", events_processed},
+                                {"events_failed", events_failed},
+                                {"jets_processed", jets_processed},
+                                {"chunks_processed", chunks_processed},
+                                {"chunks_failed", chunks_failed},
+                                {"files_failed", files_failed},
+                                {"inference_calls", inference_calls},
+                                {"events_per_s", static_cast<double>(events_processed) / wall},
+                                {"jets_per_s", static_cast<double>(jets_processed) / wall},
+                                {"failures", std::move(failures_json)}};
   return {{"samples", std::move(samples_json)}, {"timing", std::move(timing_json)}};
 }
 

@@ -14,10 +14,10 @@ inline constexpr const char* kGnnModel = "emj_gnn";
 inline constexpr const char* kDnnModel = "emj_dnn";
 inline constexpr const char* kEventModel = "emj_event";
 
-inline constexpr int64_t kMaxTracks = 64;     // emj_gnn slots per jet
+inline constexpr int64_t kMaxTracks = 64;  // emj_gnn slots per jet
 inline constexpr int64_t kTrackFeatures = 8;
-inline constexpr int64_t kJetFeatures = 6;    // emj_dnn row, emj_event slot
-inline constexpr int64_t kEventJets = 8;      // emj_event slots per event
+inline constexpr int64_t kJetFeatures = 6;  // emj_dnn row, emj_event slot
+inline constexpr int64_t kEventJets = 8;    // emj_event slots per event
 
 // Cutflow steps: all, >= 4 selected jets, HT, >= 2 tagged.
 inline constexpr int kCutflowSteps = 4;
@@ -39,9 +39,9 @@ struct AnalysisOptions {
   int64_t chunk_size = 10000;  // events per read (columnar: per inference batch)
   float jet_pt_min = 50;       // GeV
   float jet_abs_eta_max = 2.0f;
-  float ht_min = 500;          // GeV, strictly greater
+  float ht_min = 500;  // GeV, strictly greater
   int64_t min_jets = 4;
-  int64_t lead_jets = 4;       // leading selected jets that are scored and tagged
+  int64_t lead_jets = 4;  // leading selected jets that are scored and tagged
   int64_t min_tagged = 2;
   float score_threshold = 0.5f;       // gnn/dnn: tagged when score > threshold
   float cut_median_log_ip2d = -1.0f;  // cut: tagged when medianLogIp2d > this

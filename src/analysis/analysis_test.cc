@@ -32,8 +32,9 @@ class AnalysisTest : public ::testing::Test {
     options.urls = {"local://" + engine_.repo().path().string()};
     engine::Engine* engine = engine_.get();
     auto made = client::Client::Create(
-        options, [engine](const client::Url&, const client::ClientOptions&)
-                     -> Result<std::shared_ptr<InferenceService>> {
+        options,
+        [engine](const client::Url&,
+                 const client::ClientOptions&) -> Result<std::shared_ptr<InferenceService>> {
           return std::shared_ptr<InferenceService>(engine, [](InferenceService*) {});
         });
     ASSERT_TRUE(made.ok()) << made.status().ToString();
@@ -229,7 +230,8 @@ TEST_F(AnalysisTest, JsonHasTheContractShape) {
     EXPECT_EQ(sample["selected"][0].size(), 3u);
   }
   EXPECT_EQ(j["timing"]["events_processed"].get<int64_t>(), 1300);
-  for (const char* key : {"io_s", "preprocess_s", "inference_s", "rest_s", "events_per_s", "jets_per_s"}) {
+  for (const char* key :
+       {"io_s", "preprocess_s", "inference_s", "rest_s", "events_per_s", "jets_per_s"}) {
     EXPECT_TRUE(j["timing"].contains(key)) << key;
   }
 }

@@ -1,9 +1,9 @@
 #include "analysis/chunk_plan.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <array>
-
-#include <fmt/format.h>
 
 #include "analysis/features.h"
 #include "columnar/pad.h"
@@ -90,9 +90,8 @@ Result<ChunkPlan> PlanChunk(const physics::EventChunk& c, const AnalysisOptions&
     const int64_t end = std::min(c.track_offsets[j + 1], begin + kMaxTracks);
     std::array<float, kTrackFeatures> f;
     for (int64_t t = begin; t < end; ++t) {
-      TrackFeatures(c.track_pt[t], c.track_eta[t], c.track_phi[t], c.track_charge[t],
-                    c.track_d0[t], c.track_d0_err[t], c.track_dz[t], c.jet_eta[j], c.jet_phi[j],
-                    f.data());
+      TrackFeatures(c.track_pt[t], c.track_eta[t], c.track_phi[t], c.track_charge[t], c.track_d0[t],
+                    c.track_d0_err[t], c.track_dz[t], c.jet_eta[j], c.jet_phi[j], f.data());
       tracks.Append(f.data());
     }
     tracks.offsets.push_back(static_cast<int64_t>(tracks.fields[0].size()));
@@ -108,7 +107,8 @@ Result<ChunkPlan> PlanChunk(const physics::EventChunk& c, const AnalysisOptions&
     JetFeatures(c.jet_pt[j], c.jet_eta[j], c.jet_mass[j], c.jet_n_track[j],
                 c.jet_median_log_ip2d[j], c.jet_alpha3d[j], out);
   };
-  for (size_t k = 0; k < plan.lead_jets.size(); ++k) jet_features(plan.lead_jets[k], row + k * kJetFeatures);
+  for (size_t k = 0; k < plan.lead_jets.size(); ++k)
+    jet_features(plan.lead_jets[k], row + k * kJetFeatures);
   plan.dnn_inputs.push_back(
       Tensor{"jet", DataType::kFp32, {plan.n_lead(), kJetFeatures}, std::move(jet_rows)});
 
@@ -128,9 +128,9 @@ Result<ChunkPlan> PlanChunk(const physics::EventChunk& c, const AnalysisOptions&
   return plan;
 }
 
-Status FinishChunk(const physics::EventChunk& c, const ChunkPlan& plan,
-                   std::span<const float> gnn, std::span<const float> dnn,
-                   std::span<const float> event, const AnalysisOptions& o, SampleResult& out) {
+Status FinishChunk(const physics::EventChunk& c, const ChunkPlan& plan, std::span<const float> gnn,
+                   std::span<const float> dnn, std::span<const float> event,
+                   const AnalysisOptions& o, SampleResult& out) {
   const bool ml = o.use_ml;
   if (ml && (static_cast<int64_t>(gnn.size()) != plan.n_lead() ||
              static_cast<int64_t>(dnn.size()) != plan.n_lead() ||

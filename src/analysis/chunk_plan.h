@@ -41,7 +41,6 @@ Result<ChunkPlan> PlanChunk(const physics::EventChunk& chunk, const AnalysisOpti
 // plan.n_passing()); empty spans without ML. Fills `out` (cutflow, histograms, selected).
 Status FinishChunk(const physics::EventChunk& chunk, const ChunkPlan& plan,
                    std::span<const float> gnn, std::span<const float> dnn,
-                   std::span<const float> event, const AnalysisOptions& options,
-                   SampleResult& out);
+                   std::span<const float> event, const AnalysisOptions& options, SampleResult& out);
 
 }  // namespace quiver::analysis

@@ -58,13 +58,13 @@ TEST(ChunkPlanTest, SelectsAndBuildsInputs) {
   const float* t = tracks.data_as<float>();
   EXPECT_FLOAT_EQ(t[0], std::log(10.f));
   EXPECT_NEAR(t[2], -6.2f + 2 * 3.14159265f, 1e-5);  // -3.1 - 3.1 wrapped
-  EXPECT_FLOAT_EQ(t[5], 2);                           // d0 / d0Err
-  EXPECT_FLOAT_EQ(t[8 + 3], -1);                      // second track's charge
-  EXPECT_FLOAT_EQ(t[2 * 8], 0);                       // padding
+  EXPECT_FLOAT_EQ(t[5], 2);                          // d0 / d0Err
+  EXPECT_FLOAT_EQ(t[8 + 3], -1);                     // second track's charge
+  EXPECT_FLOAT_EQ(t[2 * 8], 0);                      // padding
   const float* m = mask.data_as<float>();
   EXPECT_EQ(m[0] + m[1] + m[2], 2.f);
-  EXPECT_EQ(m[64], 0.f);       // jet 1 has no track
-  EXPECT_EQ(m[2 * 64], 1.f);   // jet 2 has one
+  EXPECT_EQ(m[64], 0.f);                    // jet 1 has no track
+  EXPECT_EQ(m[2 * 64], 1.f);                // jet 2 has one
   EXPECT_FLOAT_EQ(t[2 * 64 * 8 + 7], 3.f);  // sqrt(0 + 3^2)
 
   EXPECT_EQ(plan->dnn_inputs[0].shape, (Shape{4, 6}));

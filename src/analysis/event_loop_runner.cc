@@ -40,7 +40,7 @@ void RunEventLoop(FileRun& run) {
   RunTiming& timing = run.report.timing;
   const bool ml = o.use_ml && run.service != nullptr;
   const int64_t n = run.file.n_events();
-  std::vector<int64_t> selected;  // this event's selected jets (file order)
+  std::vector<int64_t> selected;       // this event's selected jets (file order)
   std::vector<float> gnn, dnn, event;  // this event's scores
 
   for (int64_t a = 0; a < n; a += o.chunk_size) {
@@ -117,7 +117,8 @@ void RunEventLoop(FileRun& run) {
         };
         status = ask(kGnnModel, {std::move(tracks), std::move(track_mask)}, n_lead, gnn.data());
         if (status.ok()) status = ask(kDnnModel, {std::move(jet)}, n_lead, dnn.data());
-        if (status.ok()) status = ask(kEventModel, {std::move(jets), std::move(jet_mask)}, 1, event.data());
+        if (status.ok())
+          status = ask(kEventModel, {std::move(jets), std::move(jet_mask)}, 1, event.data());
         const double spent = SecondsSince(t);
         timing.inference_s += spent;
         timing.inference_busy_s += spent;

@@ -24,9 +24,12 @@ inline bool IsCutTagged(float median_log_ip2d, float alpha3d, const AnalysisOpti
 inline bool IsTaggedJet(float gnn, float dnn, float median_log_ip2d, float alpha3d,
                         const AnalysisOptions& o) {
   switch (o.use_ml ? o.tagger : Tagger::kCut) {
-    case Tagger::kGnn: return gnn > o.score_threshold;
-    case Tagger::kDnn: return dnn > o.score_threshold;
-    case Tagger::kCut: break;
+    case Tagger::kGnn:
+      return gnn > o.score_threshold;
+    case Tagger::kDnn:
+      return dnn > o.score_threshold;
+    case Tagger::kCut:
+      break;
   }
   return IsCutTagged(median_log_ip2d, alpha3d, o);
 }

@@ -31,8 +31,8 @@ inline double SecondsSince(std::chrono::steady_clock::time_point start) {
 }
 
 // The FP32 output `name` of `outputs` with exactly `rows` values ([rows] or [rows, 1]).
-Result<std::span<const float>> ScoresOf(const std::vector<Tensor>& outputs,
-                                        std::string_view name, int64_t rows);
+Result<std::span<const float>> ScoresOf(const std::vector<Tensor>& outputs, std::string_view name,
+                                        int64_t rows);
 
 // Reports events [begin, end) of the run's file as failed.
 void RecordFailure(FileRun& run, int64_t begin, int64_t end, const Status& status);

@@ -7,17 +7,16 @@
 #include <boost/histogram.hpp>
 #include <cstdint>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "analysis/analysis_options.h"
 
 namespace quiver::analysis {
 
-using Histogram1D = decltype(boost::histogram::make_histogram(
-    boost::histogram::axis::regular<>(1, 0.0, 1.0)));
+using Histogram1D =
+    decltype(boost::histogram::make_histogram(boost::histogram::axis::regular<>(1, 0.0, 1.0)));
 
 // (run, luminosityBlock, event).
 struct EventId {
@@ -31,12 +30,12 @@ struct SampleResult {
   SampleResult();
 
   std::array<int64_t, kCutflowSteps> cutflow{};
-  Histogram1D ht;           // after step 2
-  Histogram1D jet_pt;       // leading selected jets, after step 3
-  Histogram1D gnn_score;    // same jets (ML only)
-  Histogram1D dnn_score;    // same jets (ML only)
-  Histogram1D event_score;  // after step 3 (ML only)
-  Histogram1D n_tagged;     // after step 3
+  Histogram1D ht;                 // after step 2
+  Histogram1D jet_pt;             // leading selected jets, after step 3
+  Histogram1D gnn_score;          // same jets (ML only)
+  Histogram1D dnn_score;          // same jets (ML only)
+  Histogram1D event_score;        // after step 3 (ML only)
+  Histogram1D n_tagged;           // after step 3
   std::vector<EventId> selected;  // events passing step 4, in file order
 
   // Adds `other`'s counts and appends its selected events.

@@ -43,28 +43,30 @@ inline StandInModels AddStandInModels(quiver::testing::TestEngineBuilder& builde
                                       int max_batch_size = 16) {
   StandInModels m;
   // gnn: how many tracks are displaced (|d0 / d0Err| > 10), squashed.
-  m.gnn = ScoreBackend(kMaxTracks * kTrackFeatures, kMaxTracks, [](const float* t, const float* mask) {
-    float displaced = 0;
-    for (int64_t s = 0; s < kMaxTracks; ++s) {
-      if (mask[s] > 0 && std::abs(t[s * kTrackFeatures + 5]) > 10) displaced += 1;
-    }
-    return Sigmoid(displaced - 3);
-  });
+  m.gnn =
+      ScoreBackend(kMaxTracks * kTrackFeatures, kMaxTracks, [](const float* t, const float* mask) {
+        float displaced = 0;
+        for (int64_t s = 0; s < kMaxTracks; ++s) {
+          if (mask[s] > 0 && std::abs(t[s * kTrackFeatures + 5]) > 10) displaced += 1;
+        }
+        return Sigmoid(displaced - 3);
+      });
   // dnn: the median log IP and the prompt fraction.
   m.dnn = ScoreBackend(kJetFeatures, 0, [](const float* j, const float*) {
     return Sigmoid(2 * (j[4] + 1) - 4 * j[5]);
   });
   // event: the mean median log IP of the real jets.
-  m.event = ScoreBackend(kEventJets * kJetFeatures, kEventJets, [](const float* j, const float* mask) {
-    float sum = 0, n = 0;
-    for (int64_t s = 0; s < kEventJets; ++s) {
-      if (mask[s] > 0) {
-        sum += j[s * kJetFeatures + 4];
-        n += 1;
-      }
-    }
-    return Sigmoid(n > 0 ? sum / n + 1 : -5);
-  });
+  m.event =
+      ScoreBackend(kEventJets * kJetFeatures, kEventJets, [](const float* j, const float* mask) {
+        float sum = 0, n = 0;
+        for (int64_t s = 0; s < kEventJets; ++s) {
+          if (mask[s] > 0) {
+            sum += j[s * kJetFeatures + 4];
+            n += 1;
+          }
+        }
+        return Sigmoid(n > 0 ? sum / n + 1 : -5);
+      });
   const std::string batching = "max_batch_size: " + std::to_string(max_batch_size) +
                                "\ndynamic_batching { max_queue_delay_microseconds: 100 }\n";
   using quiver::testing::TensorConfig;

@@ -1,5 +1,7 @@
 #include "cli/analyze.h"
 
+#include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -9,9 +11,6 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
-
-#include <fmt/format.h>
-#include <fmt/ranges.h>
 
 #include "analysis/analysis.h"
 #include "client/client.h"
@@ -42,10 +41,9 @@ class ProgressBar {
     const double elapsed = std::chrono::duration<double>(now - start_).count();
     const int width = 30;
     const int filled = static_cast<int>(width * done / total);
-    std::fprintf(stderr, "\r[%s%s] %lld/%lld events  %.0f ev/s ",
-                 std::string(filled, '#').c_str(), std::string(width - filled, '.').c_str(),
-                 static_cast<long long>(done), static_cast<long long>(total),
-                 elapsed > 0 ? done / elapsed : 0.0);
+    std::fprintf(stderr, "\r[%s%s] %lld/%lld events  %.0f ev/s ", std::string(filled, '#').c_str(),
+                 std::string(width - filled, '.').c_str(), static_cast<long long>(done),
+                 static_cast<long long>(total), elapsed > 0 ? done / elapsed : 0.0);
     if (done >= total) std::fputc('\n', stderr);
     std::fflush(stderr);
   }
@@ -57,8 +55,7 @@ class ProgressBar {
 };
 
 void PrintSummary(const analysis::RunReport& r, const analysis::AnalysisOptions& o) {
-  static const char* kSteps[analysis::kCutflowSteps] = {"all", ">=4 jets", "HT>500",
-                                                        ">=2 tagged"};
+  static const char* kSteps[analysis::kCutflowSteps] = {"all", ">=4 jets", "HT>500", ">=2 tagged"};
   std::printf("%-16s", "sample");
   for (const char* step : kSteps) std::printf(" %11s", step);
   std::printf(" %9s\n", "eff");
@@ -92,7 +89,8 @@ CLI::App* AddAnalyzeCommand(CLI::App& app, AnalyzeOptions& o) {
   cmd->add_option("--input,-i", o.inputs, "HDF5 file (repeatable)")->required();
   cmd->add_option("--url,-u", o.urls,
                   "Inference endpoint(s): local://<repo>, grpc://host:port, http://host:port; "
-                  "repeat or comma-separate for failover (default local://" QUIVER_DEFAULT_MODELS ")")
+                  "repeat or comma-separate for failover (default local://" QUIVER_DEFAULT_MODELS
+                  ")")
       ->delimiter(',');
   cmd->add_option("--mode", o.mode, "columnar|eventloop")->capture_default_str();
   cmd->add_option("--chunk-size", o.analysis.chunk_size, "Events per chunk")->capture_default_str();
@@ -101,7 +99,8 @@ CLI::App* AddAnalyzeCommand(CLI::App& app, AnalyzeOptions& o) {
   cmd->add_option("--score-threshold", o.analysis.score_threshold, "ML tag: score > this")
       ->capture_default_str();
   cmd->add_option("--cut-median-log-ip2d", o.analysis.cut_median_log_ip2d,
-                  "Cut tag: medianLogIp2d > this")->capture_default_str();
+                  "Cut tag: medianLogIp2d > this")
+      ->capture_default_str();
   cmd->add_option("--cut-alpha3d", o.analysis.cut_alpha3d_max, "Cut tag: alpha3d < this")
       ->capture_default_str();
   cmd->add_option("--jet-pt-min", o.analysis.jet_pt_min, "Jet selection pt > this (GeV)")
@@ -111,7 +110,8 @@ CLI::App* AddAnalyzeCommand(CLI::App& app, AnalyzeOptions& o) {
   cmd->add_option("--ht-min", o.analysis.ht_min, "HT > this (GeV)")->capture_default_str();
   cmd->add_option("--model-version", o.analysis.model_version, "Model version (default: latest)");
   cmd->add_option("--max-in-flight", o.analysis.max_in_flight,
-                  "Columnar: requests per model outstanding at once")->capture_default_str();
+                  "Columnar: requests per model outstanding at once")
+      ->capture_default_str();
   cmd->add_option("--timeout-ms", o.timeout_ms, "Per-call deadline (0 = none)");
   cmd->add_option("--output,-o", o.output, "Write the results and timing as JSON");
   cmd->add_flag("--progress", o.progress, "Progress bar even when stderr is not a terminal");
@@ -157,8 +157,8 @@ int RunAnalyze(AnalyzeOptions o) {
     }
   }
   ProgressBar bar(o.progress || ::isatty(STDERR_FILENO));
-  auto report = analysis::RunAnalysis(o.inputs, client.get(), a,
-                                      [&bar](int64_t done, int64_t total) { bar.Update(done, total); });
+  auto report = analysis::RunAnalysis(
+      o.inputs, client.get(), a, [&bar](int64_t done, int64_t total) { bar.Update(done, total); });
   if (!report.ok()) {
     std::fprintf(stderr, "quiver analyze: %s\n", report.status().ToString().c_str());
     return 1;
@@ -219,7 +219,8 @@ int RunGenerate(const GenerateOptions& options) {
   for (std::string& s : args) argv.push_back(s.data());
   argv.push_back(nullptr);
   ::execv(python.c_str(), argv.data());
-  std::fprintf(stderr, "quiver generate: cannot run %s: %s\n", python.c_str(), std::strerror(errno));
+  std::fprintf(stderr, "quiver generate: cannot run %s: %s\n", python.c_str(),
+               std::strerror(errno));
   return 1;
 }
 

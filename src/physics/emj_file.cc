@@ -1,5 +1,7 @@
 #include "physics/emj_file.h"
 
+#include <fmt/format.h>
+
 #include <array>
 #include <cstring>
 #include <filesystem>
@@ -7,8 +9,6 @@
 #include <string_view>
 #include <type_traits>
 #include <vector>
-
-#include <fmt/format.h>
 
 namespace quiver::physics {
 namespace {
@@ -26,11 +26,32 @@ struct Spec {
 
 // Indices into kSpecs.
 enum D : size_t {
-  kRun, kLumi, kEvent, kMetPt, kMetPhi, kWeight,
-  kJetOffsets, kJetPt, kJetEta, kJetPhi, kJetMass, kJetNTrack, kJetMedianLogIp2d,
-  kJetAlpha3d, kJetIsDark,
-  kTrackOffsets, kTrackPt, kTrackEta, kTrackPhi, kTrackD0, kTrackD0Err, kTrackDz,
-  kTrackDzErr, kTrackCharge, kTrackFromDark, kCount
+  kRun,
+  kLumi,
+  kEvent,
+  kMetPt,
+  kMetPhi,
+  kWeight,
+  kJetOffsets,
+  kJetPt,
+  kJetEta,
+  kJetPhi,
+  kJetMass,
+  kJetNTrack,
+  kJetMedianLogIp2d,
+  kJetAlpha3d,
+  kJetIsDark,
+  kTrackOffsets,
+  kTrackPt,
+  kTrackEta,
+  kTrackPhi,
+  kTrackD0,
+  kTrackD0Err,
+  kTrackDz,
+  kTrackDzErr,
+  kTrackCharge,
+  kTrackFromDark,
+  kCount
 };
 
 constexpr std::array<Spec, kCount> kSpecs{{
@@ -81,20 +102,27 @@ std::string_view TypeName(H5T_class_t c, size_t size, bool is_signed) {
   if (c == H5T_FLOAT) return size == 4 ? "float32" : size == 8 ? "float64" : "float?";
   if (c != H5T_INTEGER) return "non-numeric";
   switch (size) {
-    case 1: return is_signed ? "int8" : "uint8";
-    case 2: return is_signed ? "int16" : "uint16";
-    case 4: return is_signed ? "int32" : "uint32";
-    case 8: return is_signed ? "int64" : "uint64";
-    default: return "int?";
+    case 1:
+      return is_signed ? "int8" : "uint8";
+    case 2:
+      return is_signed ? "int16" : "uint16";
+    case 4:
+      return is_signed ? "int32" : "uint32";
+    case 8:
+      return is_signed ? "int64" : "uint64";
+    default:
+      return "int?";
   }
 }
 
 bool HasAttribute(hid_t object, const char* name) { return H5Aexists(object, name) > 0; }
 
 Result<std::string> ReadStringAttribute(hid_t object, const char* name) {
-  if (!HasAttribute(object, name)) return Status::InvalidArgument(fmt::format("no attribute '{}'", name));
+  if (!HasAttribute(object, name))
+    return Status::InvalidArgument(fmt::format("no attribute '{}'", name));
   H5Handle attr(H5Aopen(object, name, H5P_DEFAULT), H5Aclose);
-  if (!attr.valid()) return Status::InvalidArgument(fmt::format("cannot open attribute '{}'", name));
+  if (!attr.valid())
+    return Status::InvalidArgument(fmt::format("cannot open attribute '{}'", name));
   H5Handle type(H5Aget_type(attr.get()), H5Tclose);
   if (!type.valid() || H5Tget_class(type.get()) != H5T_STRING) {
     return Status::InvalidArgument(fmt::format("attribute '{}' is not a string", name));
@@ -127,7 +155,8 @@ Result<std::string> ReadStringAttribute(hid_t object, const char* name) {
 
 template <typename T>
 Result<T> ReadNumberAttribute(hid_t object, const char* name) {
-  if (!HasAttribute(object, name)) return Status::InvalidArgument(fmt::format("no attribute '{}'", name));
+  if (!HasAttribute(object, name))
+    return Status::InvalidArgument(fmt::format("no attribute '{}'", name));
   H5Handle attr(H5Aopen(object, name, H5P_DEFAULT), H5Aclose);
   H5Handle type(attr.valid() ? H5Aget_type(attr.get()) : H5I_INVALID_HID, H5Tclose);
   const H5T_class_t c = type.valid() ? H5Tget_class(type.get()) : H5T_NO_CLASS;
@@ -156,9 +185,15 @@ Status ReadSlice(hid_t dataset, size_t index, int64_t start, int64_t count, void
     mem_type = H5T_NATIVE_FLOAT;
   } else {
     switch (spec.size) {
-      case 1: mem_type = spec.is_signed ? H5T_NATIVE_INT8 : H5T_NATIVE_UINT8; break;
-      case 4: mem_type = spec.is_signed ? H5T_NATIVE_INT32 : H5T_NATIVE_UINT32; break;
-      default: mem_type = spec.is_signed ? H5T_NATIVE_INT64 : H5T_NATIVE_UINT64; break;
+      case 1:
+        mem_type = spec.is_signed ? H5T_NATIVE_INT8 : H5T_NATIVE_UINT8;
+        break;
+      case 4:
+        mem_type = spec.is_signed ? H5T_NATIVE_INT32 : H5T_NATIVE_UINT32;
+        break;
+      default:
+        mem_type = spec.is_signed ? H5T_NATIVE_INT64 : H5T_NATIVE_UINT64;
+        break;
     }
   }
   H5Handle file_space(H5Dget_space(dataset), H5Sclose);
@@ -168,9 +203,10 @@ Status ReadSlice(hid_t dataset, size_t index, int64_t start, int64_t count, void
   if (!file_space.valid() || !mem_space.valid() ||
       H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, &offset, nullptr, &n, nullptr) < 0 ||
       H5Dread(dataset, mem_type, mem_space.get(), file_space.get(), H5P_DEFAULT, out) < 0) {
-    return Status::InvalidArgument(fmt::format("dataset '{}': reading entries [{}, {}) failed "
-                                               "(corrupt or truncated file?)",
-                                               spec.path, start, start + count));
+    return Status::InvalidArgument(
+        fmt::format("dataset '{}': reading entries [{}, {}) failed "
+                    "(corrupt or truncated file?)",
+                    spec.path, start, start + count));
   }
   return Status::Ok();
 }
@@ -196,7 +232,8 @@ Result<std::unique_ptr<EmjFile>> EmjFile::Open(const std::string& path) {
   }
   std::unique_ptr<EmjFile> file(new EmjFile(path));
   file->file_ = H5Handle(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose);
-  if (!file->file_.valid()) return Status::InvalidArgument(path + ": cannot open as HDF5 (corrupt?)");
+  if (!file->file_.valid())
+    return Status::InvalidArgument(path + ": cannot open as HDF5 (corrupt?)");
   const hid_t f = file->file_.get();
   auto bad = [&](const std::string& what) { return Status::InvalidArgument(path + ": " + what); };
 
@@ -208,7 +245,8 @@ Result<std::unique_ptr<EmjFile>> EmjFile::Open(const std::string& path) {
   auto sample = ReadStringAttribute(f, "sample");
   if (!sample.ok()) return bad(sample.status().message());
   file->info_.sample = *sample;
-  if (auto process = ReadStringAttribute(f, "process"); process.ok()) file->info_.process = *process;
+  if (auto process = ReadStringAttribute(f, "process"); process.ok())
+    file->info_.process = *process;
   if (auto ctau = ReadNumberAttribute<double>(f, "ctau_mm"); ctau.ok()) file->info_.ctau_mm = *ctau;
   if (auto seed = ReadNumberAttribute<int64_t>(f, "seed"); seed.ok()) file->info_.seed = *seed;
 
@@ -224,7 +262,8 @@ Result<std::unique_ptr<EmjFile>> EmjFile::Open(const std::string& path) {
     H5Handle type(H5Dget_type(d.get()), H5Tclose);
     const H5T_class_t c = H5Tget_class(type.get());
     const size_t size = H5Tget_size(type.get());
-    const bool is_signed = c == H5T_FLOAT || (c == H5T_INTEGER && H5Tget_sign(type.get()) == H5T_SGN_2);
+    const bool is_signed =
+        c == H5T_FLOAT || (c == H5T_INTEGER && H5Tget_sign(type.get()) == H5T_SGN_2);
     if (c != spec.type_class || size != spec.size || is_signed != spec.is_signed) {
       return bad(fmt::format("dataset '{}' is {}, expected {}", spec.path,
                              TypeName(c, size, is_signed),
@@ -255,26 +294,28 @@ Result<std::unique_ptr<EmjFile>> EmjFile::Open(const std::string& path) {
                              expected_length, why));
     }
     int64_t first = 0;
-    QUIVER_RETURN_IF_ERROR(ReadSlice(ds.handles[index].get(), index, 0, 1, &first).WithContext(path));
-    if (first != 0) return bad(fmt::format("dataset '{}' starts at {}, expected 0", spec.path, first));
+    QUIVER_RETURN_IF_ERROR(
+        ReadSlice(ds.handles[index].get(), index, 0, 1, &first).WithContext(path));
+    if (first != 0)
+      return bad(fmt::format("dataset '{}' starts at {}, expected 0", spec.path, first));
     QUIVER_RETURN_IF_ERROR(
         ReadSlice(ds.handles[index].get(), index, length - 1, 1, &last).WithContext(path));
     if (last < 0) return bad(fmt::format("dataset '{}' ends at {} (negative)", spec.path, last));
     return Status::Ok();
   };
   QUIVER_RETURN_IF_ERROR(ends(kJetOffsets, info.n_events + 1, "n_events + 1", info.n_jets));
-  QUIVER_RETURN_IF_ERROR(ends(kTrackOffsets, info.n_jets + 1,
-                               "the last entry of jets/offsets + 1", info.n_tracks));
+  QUIVER_RETURN_IF_ERROR(
+      ends(kTrackOffsets, info.n_jets + 1, "the last entry of jets/offsets + 1", info.n_tracks));
   for (size_t i = 0; i < kCount; ++i) {
     const Spec& spec = kSpecs[i];
-    const int64_t expected = spec.len == Len::kEvents       ? info.n_events
+    const int64_t expected = spec.len == Len::kEvents        ? info.n_events
                              : spec.len == Len::kEventsPlus1 ? info.n_events + 1
                              : spec.len == Len::kJets        ? info.n_jets
                              : spec.len == Len::kJetsPlus1   ? info.n_jets + 1
                                                              : info.n_tracks;
     if (ds.lengths[i] != expected) {
-      return bad(fmt::format("dataset '{}' has {} entries, expected {}{}", spec.path,
-                             ds.lengths[i], expected,
+      return bad(fmt::format("dataset '{}' has {} entries, expected {}{}", spec.path, ds.lengths[i],
+                             expected,
                              spec.len == Len::kJets     ? " (the end of jets/offsets)"
                              : spec.len == Len::kTracks ? " (the end of tracks/offsets)"
                                                         : ""));
@@ -287,8 +328,8 @@ Result<EventChunk> EmjFile::Read(int64_t begin, int64_t end) const {
   SilenceHdf5();
   const std::string& path = info_.path;
   if (begin < 0 || end < begin || end > info_.n_events) {
-    return Status::InvalidArgument(fmt::format("{}: events [{}, {}) outside [0, {})", path, begin,
-                                               end, info_.n_events));
+    return Status::InvalidArgument(
+        fmt::format("{}: events [{}, {}) outside [0, {})", path, begin, end, info_.n_events));
   }
   const std::string where = fmt::format("{}: events [{}, {})", path, begin, end);
   EventChunk c;
@@ -312,39 +353,42 @@ Result<EventChunk> EmjFile::Read(int64_t begin, int64_t end) const {
     QUIVER_RETURN_IF_ERROR(read(index, start, count + 1, out));
     for (int64_t i = 0; i < count; ++i) {
       if (out[i + 1] < out[i]) {
-        return Status::InvalidArgument(fmt::format("dataset '{}' decreases at entry {}",
-                                                   kSpecs[index].path, start + i + 1));
+        return Status::InvalidArgument(
+            fmt::format("dataset '{}' decreases at entry {}", kSpecs[index].path, start + i + 1));
       }
     }
     if (out.front() < 0 || out.back() > content) {
-      return Status::InvalidArgument(fmt::format(
-          "dataset '{}' entries [{}, {}] run outside its content [0, {}]", kSpecs[index].path,
-          start, start + count, content));
+      return Status::InvalidArgument(
+          fmt::format("dataset '{}' entries [{}, {}] run outside its content [0, {}]",
+                      kSpecs[index].path, start, start + count, content));
     }
     const int64_t base = out.front();
     for (int64_t& o : out) o -= base;
     return Status::Ok();
   };
-  QUIVER_RETURN_IF_ERROR(offsets(kJetOffsets, begin, n, info_.n_jets, c.jet_offsets).WithContext(where));
+  QUIVER_RETURN_IF_ERROR(
+      offsets(kJetOffsets, begin, n, info_.n_jets, c.jet_offsets).WithContext(where));
   int64_t jet_begin = 0;
-  QUIVER_RETURN_IF_ERROR(ReadSlice(ds_->handles[kJetOffsets].get(), kJetOffsets, begin, 1, &jet_begin)
-                             .WithContext(where));
+  QUIVER_RETURN_IF_ERROR(
+      ReadSlice(ds_->handles[kJetOffsets].get(), kJetOffsets, begin, 1, &jet_begin)
+          .WithContext(where));
   const int64_t nj = c.jet_offsets.back();
   QUIVER_RETURN_IF_ERROR(read(kJetPt, jet_begin, nj, c.jet_pt).WithContext(where));
   QUIVER_RETURN_IF_ERROR(read(kJetEta, jet_begin, nj, c.jet_eta).WithContext(where));
   QUIVER_RETURN_IF_ERROR(read(kJetPhi, jet_begin, nj, c.jet_phi).WithContext(where));
   QUIVER_RETURN_IF_ERROR(read(kJetMass, jet_begin, nj, c.jet_mass).WithContext(where));
   QUIVER_RETURN_IF_ERROR(read(kJetNTrack, jet_begin, nj, c.jet_n_track).WithContext(where));
-  QUIVER_RETURN_IF_ERROR(read(kJetMedianLogIp2d, jet_begin, nj, c.jet_median_log_ip2d).WithContext(where));
+  QUIVER_RETURN_IF_ERROR(
+      read(kJetMedianLogIp2d, jet_begin, nj, c.jet_median_log_ip2d).WithContext(where));
   QUIVER_RETURN_IF_ERROR(read(kJetAlpha3d, jet_begin, nj, c.jet_alpha3d).WithContext(where));
   QUIVER_RETURN_IF_ERROR(read(kJetIsDark, jet_begin, nj, c.jet_is_dark).WithContext(where));
 
   QUIVER_RETURN_IF_ERROR(
       offsets(kTrackOffsets, jet_begin, nj, info_.n_tracks, c.track_offsets).WithContext(where));
   int64_t track_begin = 0;
-  QUIVER_RETURN_IF_ERROR(ReadSlice(ds_->handles[kTrackOffsets].get(), kTrackOffsets, jet_begin, 1,
-                                   &track_begin)
-                             .WithContext(where));
+  QUIVER_RETURN_IF_ERROR(
+      ReadSlice(ds_->handles[kTrackOffsets].get(), kTrackOffsets, jet_begin, 1, &track_begin)
+          .WithContext(where));
   const int64_t nt = c.track_offsets.back();
   QUIVER_RETURN_IF_ERROR(read(kTrackPt, track_begin, nt, c.track_pt).WithContext(where));
   QUIVER_RETURN_IF_ERROR(read(kTrackEta, track_begin, nt, c.track_eta).WithContext(where));
@@ -354,7 +398,8 @@ Result<EventChunk> EmjFile::Read(int64_t begin, int64_t end) const {
   QUIVER_RETURN_IF_ERROR(read(kTrackDz, track_begin, nt, c.track_dz).WithContext(where));
   QUIVER_RETURN_IF_ERROR(read(kTrackDzErr, track_begin, nt, c.track_dz_err).WithContext(where));
   QUIVER_RETURN_IF_ERROR(read(kTrackCharge, track_begin, nt, c.track_charge).WithContext(where));
-  QUIVER_RETURN_IF_ERROR(read(kTrackFromDark, track_begin, nt, c.track_from_dark).WithContext(where));
+  QUIVER_RETURN_IF_ERROR(
+      read(kTrackFromDark, track_begin, nt, c.track_from_dark).WithContext(where));
   return c;
 }
 

@@ -33,7 +33,7 @@ struct WriteOptions {
   int64_t extra_jet_offset = 0;   // added to the last jets/offsets entry (runs past content)
   int64_t jet_offset_index = -1;  // >= 0: jets/offsets[index] is set to jet_offset_value
   int64_t jet_offset_value = 0;
-  hsize_t chunk = 64;             // HDF5 chunk length (gzip needs chunking)
+  hsize_t chunk = 64;  // HDF5 chunk length (gzip needs chunking)
 };
 
 // `n` events with 0..9 jets (pt-ordered, some above the analysis cuts) and 0..24 tracks per
@@ -175,7 +175,8 @@ inline bool WriteEmjFile(const std::string& path, const EventChunk& c,
     const hsize_t n = values.size();
     H5Handle space(H5Screate_simple(1, &n, nullptr), H5Sclose);
     H5Handle plist(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
-    const hsize_t chunk = std::max<hsize_t>(1, std::min<hsize_t>(options.chunk, std::max<hsize_t>(n, 1)));
+    const hsize_t chunk =
+        std::max<hsize_t>(1, std::min<hsize_t>(options.chunk, std::max<hsize_t>(n, 1)));
     H5Pset_chunk(plist.get(), 1, &chunk);
     H5Pset_deflate(plist.get(), 4);
     const bool f64 = name == options.as_float64;
@@ -199,7 +200,8 @@ inline bool WriteEmjFile(const std::string& path, const EventChunk& c,
   write("events/weight", c.weight);
   std::vector<int64_t> jet_offsets = c.jet_offsets;
   jet_offsets.back() += options.extra_jet_offset;
-  if (options.jet_offset_index >= 0) jet_offsets[options.jet_offset_index] = options.jet_offset_value;
+  if (options.jet_offset_index >= 0)
+    jet_offsets[options.jet_offset_index] = options.jet_offset_value;
   write("jets/offsets", jet_offsets);
   write("jets/pt", c.jet_pt);
   write("jets/eta", c.jet_eta);

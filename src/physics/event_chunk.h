@@ -24,8 +24,7 @@ struct EventChunk {
 
   // Tracks of jet j (chunk-local index): [track_offsets[j], track_offsets[j+1]); starts at 0.
   std::vector<int64_t> track_offsets;
-  std::vector<float> track_pt, track_eta, track_phi, track_d0, track_d0_err, track_dz,
-      track_dz_err;
+  std::vector<float> track_pt, track_eta, track_phi, track_d0, track_d0_err, track_dz, track_dz_err;
   std::vector<int8_t> track_charge, track_from_dark;
 
   int64_t size() const { return end - begin; }

@@ -10,10 +10,9 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "physics/emj_test_file.h"
 #include "server_process.h"
@@ -32,7 +31,8 @@ int RunQuiver(std::vector<std::string> args, const std::string& log) {
   argv.push_back(nullptr);
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, log.c_str(),
+                                   O_WRONLY | O_CREAT | O_TRUNC, 0644);
   posix_spawn_file_actions_adddup2(&actions, STDOUT_FILENO, STDERR_FILENO);
   pid_t pid = -1;
   const int rc = ::posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ);
@@ -54,12 +54,12 @@ class AnalyzeCliTest : public ::testing::Test {
     physics::testing::EmjAttributes sig;
     sig.sample = "emj_ctau25";
     sig.process = "signal";
-    ASSERT_TRUE(physics::testing::WriteEmjFile(Path("sig.h5"),
-                                               physics::testing::MakeSyntheticSample(500, 3, true, 2), sig));
+    ASSERT_TRUE(physics::testing::WriteEmjFile(
+        Path("sig.h5"), physics::testing::MakeSyntheticSample(500, 3, true, 2), sig));
     physics::testing::EmjAttributes qcd;
     qcd.sample = "qcd";
-    ASSERT_TRUE(physics::testing::WriteEmjFile(Path("qcd.h5"),
-                                               physics::testing::MakeSyntheticSample(400, 4, false, 1), qcd));
+    ASSERT_TRUE(physics::testing::WriteEmjFile(
+        Path("qcd.h5"), physics::testing::MakeSyntheticSample(400, 4, false, 1), qcd));
   }
   std::string Path(const std::string& name) const { return (dir_.path() / name).string(); }
   testing::TempRepository dir_{"analyze-cli"};
@@ -100,8 +100,8 @@ TEST_F(AnalyzeCliTest, BadChunkAndMissingFileAreCountedAndFailTheRun) {
 
 TEST_F(AnalyzeCliTest, MissingModelIsNamedBeforeAnyWork) {
   testing::TempRepository empty("analyze-cli-models");
-  const int rc = RunQuiver({"analyze", "-i", Path("sig.h5"), "-u", "local://" + empty.path().string()},
-                           Path("log"));
+  const int rc = RunQuiver(
+      {"analyze", "-i", Path("sig.h5"), "-u", "local://" + empty.path().string()}, Path("log"));
   const std::string log = ReadAll(Path("log"));
   EXPECT_EQ(rc, 1);
   EXPECT_NE(log.find("model 'emj_gnn'"), std::string::npos) << log;
@@ -125,10 +125,10 @@ TEST_F(AnalyzeCliTest, ColumnarAndEventLoopAgreeOverGrpc) {
   const char* modes[2] = {"columnar", "eventloop"};
   for (int m = 0; m < 2; ++m) {
     const std::string out = Path(std::string(modes[m]) + ".json");
-    const int rc = RunQuiver({"analyze", "-i", Path("sig.h5"), "-i", Path("qcd.h5"), "--url",
-                              server.Url("grpc"), "--mode", modes[m], "--chunk-size", "150",
-                              "-o", out},
-                             Path("log"));
+    const int rc =
+        RunQuiver({"analyze", "-i", Path("sig.h5"), "-i", Path("qcd.h5"), "--url",
+                   server.Url("grpc"), "--mode", modes[m], "--chunk-size", "150", "-o", out},
+                  Path("log"));
     ASSERT_EQ(rc, 0) << ReadAll(Path("log"));
     samples[m] = nlohmann::json::parse(ReadAll(out))["samples"];
   }
