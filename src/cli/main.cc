@@ -10,6 +10,7 @@
 #ifdef QUIVER_WITH_PERF
 #include "bench/perf_command.h"
 #endif
+#include "cli/analyze.h"
 #include "cli/serve.h"
 
 int main(int argc, char** argv) {
@@ -36,12 +37,22 @@ int main(int argc, char** argv) {
   quiver::bench::AddPerfFlags(*perf, perf_options);
 #endif
 
+  quiver::cli::AnalyzeOptions analyze_options;
+  auto* analyze = quiver::cli::AddAnalyzeCommand(app, analyze_options);
+  quiver::cli::GenerateOptions generate_options;
+  auto* generate = quiver::cli::AddGenerateCommand(app, generate_options);
+
   CLI11_PARSE(app, argc, argv);
   // Logs go to stderr: stdout carries results (bench tables, serve's QUIVER_READY line).
   spdlog::set_default_logger(spdlog::stderr_color_mt("quiver"));
   spdlog::set_level(spdlog::level::from_str(log_level));
   if (engine->parsed()) return quiver::bench::RunEngineBench(engine_options);
   if (serve->parsed()) return quiver::cli::RunServe(serve_options);
+  if (analyze->parsed()) return quiver::cli::RunAnalyze(analyze_options);
+  if (generate->parsed()) {
+    generate_options.args = generate->remaining();
+    return quiver::cli::RunGenerate(generate_options);
+  }
 #ifdef QUIVER_WITH_PERF
   if (perf->parsed()) return quiver::bench::RunPerf(perf_options);
 #endif
