@@ -54,7 +54,12 @@ def _chunk_worker(job):
     pythia_gen's docstring)."""
     settings, chunk, n, workdir = job
     os.chdir(workdir)
-    os.dup2(2, 1)  # FastJet's banner and Pythia's messages: stderr (stdout lists the files)
+    # FastJet's banner and Pythia's messages go to a log in the output folder, not to the
+    # terminal (stdout lists the files; the progress bar is on stderr).
+    log = os.open("generator.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    os.close(log)
 
     t0 = time.perf_counter()
     name, seed = settings["sample"], settings["seed"]

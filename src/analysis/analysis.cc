@@ -130,6 +130,7 @@ nlohmann::json RunReport::ToJson(const AnalysisOptions& options) const {
   nlohmann::json timing_json = {{"mode", ModeName(options.mode)},
                                 {"tagger", options.use_ml ? TaggerName(options.tagger) : "cut"},
                                 {"ml", options.use_ml},
+                                {"gnn", options.use_ml && options.use_gnn},
                                 {"chunk_size", options.chunk_size},
                                 {"wall_s", timing.wall_s},
                                 {"io_s", timing.io_s},

@@ -35,6 +35,9 @@ struct AnalysisOptions {
   // false (--no-ml): no inference at all; the cut-based tagger decides, score histograms
   // stay empty.
   bool use_ml = true;
+  // false (--no-gnn): emj_gnn is not run (the benchmark of inference without the GNN);
+  // gnn_score stays empty and the gnn tagger is refused.
+  bool use_gnn = true;
   Mode mode = Mode::kColumnar;
   int64_t chunk_size = 10000;  // events per read (columnar: per inference batch)
   float jet_pt_min = 50;       // GeV

@@ -145,6 +145,27 @@ TEST_F(AnalysisTest, ColumnarAndEventLoopAgreeWithTheDnnAndCutTaggers) {
   }
 }
 
+TEST_F(AnalysisTest, WithoutTheGnnNoGnnRequestIsSentAndBothStylesAgree) {
+  AnalysisOptions columnar;
+  columnar.tagger = Tagger::kDnn;
+  columnar.use_gnn = false;
+  columnar.chunk_size = 128;
+  AnalysisOptions event_loop = columnar;
+  event_loop.mode = Mode::kEventLoop;
+  const int gnn_before = models_.gnn->execution_count();
+  const RunReport a = Run(columnar);
+  const RunReport b = Run(event_loop);
+  EXPECT_EQ(Samples(a, columnar), Samples(b, event_loop));
+  EXPECT_EQ(models_.gnn->execution_count(), gnn_before);
+  const SampleResult& sig = a.samples.at("emj_ctau25");
+  ASSERT_GT(sig.cutflow[2], 0);
+  EXPECT_EQ(boost::histogram::algorithm::sum(sig.gnn_score, boost::histogram::coverage::all), 0);
+  EXPECT_EQ(boost::histogram::algorithm::sum(sig.dnn_score, boost::histogram::coverage::all),
+            4.0 * sig.cutflow[2]);
+  // Event loop: emj_dnn and emj_event per passing event.
+  EXPECT_EQ(b.inference_calls, 2 * (sig.cutflow[2] + b.samples.at("qcd").cutflow[2]));
+}
+
 TEST_F(AnalysisTest, NextChunkIsSentBeforeTheCurrentOneIsAnswered) {
   // Every call is held until the test answers it. Chunks of 16 events give at most one
   // emj_event request each (max_batch_size 16), so two emj_event requests outstanding at

@@ -39,6 +39,25 @@ Result<std::vector<Tensor>> Pad(const columnar::JaggedView& view, int64_t max_le
   return std::vector<Tensor>{std::move(padded->values), std::move(padded->mask)};
 }
 
+// emj_gnn's inputs: the tracks of `jets` (the first 64 of each, pt order) as feature
+// columns, padded.
+Result<std::vector<Tensor>> GnnInputs(const physics::EventChunk& c,
+                                      const std::vector<int64_t>& jets) {
+  Columns<kTrackFeatures> tracks;
+  for (int64_t j : jets) {
+    const int64_t begin = c.track_offsets[j];
+    const int64_t end = std::min(c.track_offsets[j + 1], begin + kMaxTracks);
+    std::array<float, kTrackFeatures> f;
+    for (int64_t t = begin; t < end; ++t) {
+      TrackFeatures(c.track_pt[t], c.track_eta[t], c.track_phi[t], c.track_charge[t], c.track_d0[t],
+                    c.track_d0_err[t], c.track_dz[t], c.jet_eta[j], c.jet_phi[j], f.data());
+      tracks.Append(f.data());
+    }
+    tracks.offsets.push_back(static_cast<int64_t>(tracks.fields[0].size()));
+  }
+  return Pad(tracks.View("tracks"), kMaxTracks, "tracks");
+}
+
 }  // namespace
 
 Result<ChunkPlan> PlanChunk(const physics::EventChunk& c, const AnalysisOptions& o) {
@@ -83,22 +102,11 @@ Result<ChunkPlan> PlanChunk(const physics::EventChunk& c, const AnalysisOptions&
   }
   if (!o.use_ml) return plan;
 
-  // Tracks of the lead jets (the first 64 of each, pt order) as feature columns.
-  Columns<kTrackFeatures> tracks;
-  for (int64_t j : plan.lead_jets) {
-    const int64_t begin = c.track_offsets[j];
-    const int64_t end = std::min(c.track_offsets[j + 1], begin + kMaxTracks);
-    std::array<float, kTrackFeatures> f;
-    for (int64_t t = begin; t < end; ++t) {
-      TrackFeatures(c.track_pt[t], c.track_eta[t], c.track_phi[t], c.track_charge[t], c.track_d0[t],
-                    c.track_d0_err[t], c.track_dz[t], c.jet_eta[j], c.jet_phi[j], f.data());
-      tracks.Append(f.data());
-    }
-    tracks.offsets.push_back(static_cast<int64_t>(tracks.fields[0].size()));
+  if (o.use_gnn) {
+    auto gnn = GnnInputs(c, plan.lead_jets);
+    if (!gnn.ok()) return gnn.status();
+    plan.gnn_inputs = std::move(gnn).value();
   }
-  auto gnn = Pad(tracks.View("tracks"), kMaxTracks, "tracks");
-  if (!gnn.ok()) return gnn.status();
-  plan.gnn_inputs = std::move(gnn).value();
 
   // Jet features: one row per lead jet; lists of the first 8 selected jets per event.
   Buffer jet_rows = Buffer::Allocate(plan.lead_jets.size() * kJetFeatures * sizeof(float));
@@ -132,7 +140,8 @@ Status FinishChunk(const physics::EventChunk& c, const ChunkPlan& plan, std::spa
                    std::span<const float> dnn, std::span<const float> event,
                    const AnalysisOptions& o, SampleResult& out) {
   const bool ml = o.use_ml;
-  if (ml && (static_cast<int64_t>(gnn.size()) != plan.n_lead() ||
+  const bool with_gnn = ml && o.use_gnn;
+  if (ml && ((with_gnn && static_cast<int64_t>(gnn.size()) != plan.n_lead()) ||
              static_cast<int64_t>(dnn.size()) != plan.n_lead() ||
              static_cast<int64_t>(event.size()) != plan.n_passing())) {
     return Status::Internal(fmt::format(
@@ -152,11 +161,9 @@ Status FinishChunk(const physics::EventChunk& c, const ChunkPlan& plan, std::spa
     for (int64_t r = plan.lead_offsets[k]; r < plan.lead_offsets[k + 1]; ++r) {
       const int64_t j = plan.lead_jets[r];
       out.jet_pt(c.jet_pt[j]);
-      if (ml) {
-        out.gnn_score(gnn[r]);
-        out.dnn_score(dnn[r]);
-      }
-      n_tagged += IsTaggedJet(ml ? gnn[r] : 0.f, ml ? dnn[r] : 0.f, c.jet_median_log_ip2d[j],
+      if (with_gnn) out.gnn_score(gnn[r]);
+      if (ml) out.dnn_score(dnn[r]);
+      n_tagged += IsTaggedJet(with_gnn ? gnn[r] : 0.f, ml ? dnn[r] : 0.f, c.jet_median_log_ip2d[j],
                               c.jet_alpha3d[j], o);
     }
     if (ml) out.event_score(event[k]);

@@ -65,11 +65,15 @@ void RunColumnar(FileRun& run) {
     Status status;
     if (ml && p.plan.n_passing() > 0) {
       const auto wait = std::chrono::steady_clock::now();
-      ModelCall calls[3] = {p.gnn.get(), p.dnn.get(), p.event.get()};
+      ModelCall calls[3];
+      if (o.use_gnn) calls[0] = p.gnn.get();
+      calls[1] = p.dnn.get();
+      calls[2] = p.event.get();
       timing.inference_s += SecondsSince(wait);
-      run.report.inference_calls += 3;
+      run.report.inference_calls += o.use_gnn ? 3 : 2;
       for (const ModelCall& c : calls) timing.inference_busy_s += c.seconds;
-      auto g = Scores(calls[0], kGnnModel, p.plan.n_lead(), keep[0]);
+      auto g = o.use_gnn ? Scores(calls[0], kGnnModel, p.plan.n_lead(), keep[0])
+                         : Result<std::span<const float>>(std::span<const float>());
       auto d = Scores(calls[1], kDnnModel, p.plan.n_lead(), keep[1]);
       auto e = Scores(calls[2], kEventModel, p.plan.n_passing(), keep[2]);
       status = !g.ok() ? g.status() : !d.ok() ? d.status() : e.status();
@@ -111,7 +115,7 @@ void RunColumnar(FileRun& run) {
     next->chunk = std::move(chunk).value();
     next->plan = std::move(plan).value();
     if (ml && next->plan.n_passing() > 0) {
-      next->gnn = Launch(*run.service, kGnnModel, next->plan.gnn_inputs, o);
+      if (o.use_gnn) next->gnn = Launch(*run.service, kGnnModel, next->plan.gnn_inputs, o);
       next->dnn = Launch(*run.service, kDnnModel, next->plan.dnn_inputs, o);
       next->event = Launch(*run.service, kEventModel, next->plan.event_inputs, o);
     }

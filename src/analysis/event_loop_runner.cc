@@ -115,7 +115,8 @@ void RunEventLoop(FileRun& run) {
           std::copy(scores->begin(), scores->end(), out);
           return Status::Ok();
         };
-        status = ask(kGnnModel, {std::move(tracks), std::move(track_mask)}, n_lead, gnn.data());
+        if (o.use_gnn)
+          status = ask(kGnnModel, {std::move(tracks), std::move(track_mask)}, n_lead, gnn.data());
         if (status.ok()) status = ask(kDnnModel, {std::move(jet)}, n_lead, dnn.data());
         if (status.ok())
           status = ask(kEventModel, {std::move(jets), std::move(jet_mask)}, 1, event.data());
@@ -141,10 +142,8 @@ void RunEventLoop(FileRun& run) {
         for (int64_t k = 0; k < n_lead; ++k) {
           const int64_t j = selected[k];
           r.jet_pt(c.jet_pt[j]);
-          if (ml) {
-            r.gnn_score(gnn[k]);
-            r.dnn_score(dnn[k]);
-          }
+          if (ml && o.use_gnn) r.gnn_score(gnn[k]);
+          if (ml) r.dnn_score(dnn[k]);
           n_tagged += IsTaggedJet(gnn[k], dnn[k], c.jet_median_log_ip2d[j], c.jet_alpha3d[j], o);
         }
         if (ml) r.event_score(event[0]);

@@ -96,6 +96,8 @@ CLI::App* AddAnalyzeCommand(CLI::App& app, AnalyzeOptions& o) {
   cmd->add_option("--chunk-size", o.analysis.chunk_size, "Events per chunk")->capture_default_str();
   cmd->add_option("--tagger", o.tagger, "gnn|dnn|cut")->capture_default_str();
   cmd->add_flag("--no-ml", o.no_ml, "Cut-based tagger, no inference at all");
+  cmd->add_flag("--no-gnn", o.no_gnn,
+                "Run emj_dnn and emj_event only (tagger dnn or cut; gnn_score stays empty)");
   cmd->add_option("--score-threshold", o.analysis.score_threshold, "ML tag: score > this")
       ->capture_default_str();
   cmd->add_option("--cut-median-log-ip2d", o.analysis.cut_median_log_ip2d,
@@ -130,7 +132,12 @@ int RunAnalyze(AnalyzeOptions o) {
   a.mode = *mode;
   a.tagger = *tagger;
   a.use_ml = !o.no_ml;
+  a.use_gnn = !o.no_gnn;
   if (o.no_ml) a.tagger = analysis::Tagger::kCut;
+  if (a.use_ml && !a.use_gnn && a.tagger == analysis::Tagger::kGnn) {
+    std::fprintf(stderr, "quiver analyze: --no-gnn needs --tagger dnn or cut\n");
+    return 2;
+  }
 
   std::shared_ptr<client::Client> client;
   if (a.use_ml) {
@@ -147,6 +154,7 @@ int RunAnalyze(AnalyzeOptions o) {
     client = std::move(made).value();
     // A missing model would fail every chunk; say so once, before reading anything.
     for (const char* model : {analysis::kGnnModel, analysis::kDnnModel, analysis::kEventModel}) {
+      if (!a.use_gnn && model == std::string_view(analysis::kGnnModel)) continue;
       auto metadata = client->GetModelMetadata(model, a.model_version);
       if (!metadata.ok()) {
         std::fprintf(stderr, "quiver analyze: model '%s' at %s: %s\n", model,

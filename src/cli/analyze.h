@@ -23,6 +23,7 @@ struct AnalyzeOptions {
   std::string mode = "columnar";
   std::string tagger = "gnn";
   bool no_ml = false;
+  bool no_gnn = false;  // --no-gnn: emj_dnn and emj_event only
   bool progress = false;  // --progress: force the bar when stderr is not a terminal
   int timeout_ms = 0;     // per call, 0 = none
   analysis::AnalysisOptions analysis;

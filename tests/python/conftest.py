@@ -10,11 +10,14 @@ import pathlib
 import select
 import signal
 import subprocess
+import sys
 import time
 
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
+# This checkout's python/ first (the .pth written by scripts/setup may name another clone).
+sys.path.insert(0, str(ROOT / "python"))
 QUIVER = pathlib.Path(os.environ.get("QUIVER_BINARY", ROOT / "build" / "quiver"))
 READY_TIMEOUT_S = 60.0  # simple_mlp loads libtorch: a few seconds on a busy 2-core box
 EXIT_TIMEOUT_S = 30.0
