@@ -260,6 +260,9 @@ TEST_F(AnalysisTest, JsonHasTheContractShape) {
 // local:// for real: the Client opens an Engine with the libtorch backend over TorchScript
 // stand-ins (src/analysis/testdata, made by python/models/make_emj_standins.py).
 TEST_F(AnalysisTest, ColumnarAndEventLoopAgreeOverLocalUrlWithTorchStandIns) {
+#ifndef QUIVER_WITH_TORCH
+  GTEST_SKIP() << "built without libtorch (QUIVER_WITH_TORCH=OFF)";
+#endif
   client::EnableLocalUrls();
   client::ClientOptions options;
   options.urls = {std::string("local://") + QUIVER_SOURCE_DIR + "/src/analysis/testdata/models"};

@@ -390,10 +390,12 @@ void Client::Finish(const std::shared_ptr<Call>& call, Result<InferResponse> res
   window_cv_.notify_all();
   done(std::move(result));
   {
+    // Notify under the lock: once `completing_` is 0 the destructor may return and destroy
+    // window_cv_, so the notify must not run after the unlock.
     std::lock_guard lock(window_mutex_);
     --completing_;
+    window_cv_.notify_all();
   }
-  window_cv_.notify_all();
 }
 
 std::string Client::FailureMessage(const Call& call, const Status& status) const {
