@@ -29,6 +29,8 @@ class Balancer {
   virtual void Done(std::string_view upstream, std::string_view model) = 0;
   // Requests in flight on `upstream` for `model` ("" = over all its models).
   virtual size_t InFlight(std::string_view upstream, std::string_view model) const = 0;
+  // `upstream` has left the pool: its state goes once its last request is Done.
+  virtual void Forget(std::string_view upstream) = 0;
 };
 
 }  // namespace quiver::gateway

@@ -101,7 +101,9 @@ bool OutlierDetector::Report(std::string_view upstream, std::string_view model, 
     return false;
   }
   u.consecutive_failures = 0;
-  Latency& l = u.latency[std::string(model)];
+  auto found = u.latency.find(model);  // no string built per report once the model is known
+  if (found == u.latency.end()) found = u.latency.emplace(std::string(model), Latency{}).first;
+  Latency& l = found->second;
   const auto x = static_cast<double>(
       std::chrono::duration_cast<std::chrono::nanoseconds>(latency).count());
   l.ewma_ns = l.samples == 0 ? x : options_.ewma_alpha * x + (1 - options_.ewma_alpha) * l.ewma_ns;

@@ -36,7 +36,10 @@ Result<std::string> P2cBalancer::Choose(std::string_view model,
     chosen = Load(candidates[j], model) < Load(candidates[i], model) ? &candidates[j]
                                                                     : &candidates[i];
   }
-  Counts& counts = busy_[*chosen];
+  auto it = busy_.find(*chosen);
+  if (it == busy_.end()) it = busy_.emplace(*chosen, Counts{}).first;
+  Counts& counts = it->second;
+  counts.forgotten = false;  // chosen again: back in the pool
   ++counts.total;
   auto m = counts.per_model.find(model);
   if (m == counts.per_model.end()) m = counts.per_model.emplace(std::string(model), 0).first;
@@ -56,8 +59,23 @@ void P2cBalancer::Done(std::string_view upstream, std::string_view model) {
     assert(false && "P2cBalancer::Done without a matching Choose");
     return;
   }
-  if (--m->second == 0) it->second.per_model.erase(m);
-  if (--it->second.total == 0) busy_.erase(it);
+  if (m->second == 0) {
+    assert(false && "P2cBalancer::Done more often than Choose");
+    return;
+  }
+  --m->second;
+  if (--it->second.total == 0 && it->second.forgotten) busy_.erase(it);
+}
+
+void P2cBalancer::Forget(std::string_view upstream) {
+  std::lock_guard lock(mutex_);
+  auto it = busy_.find(upstream);
+  if (it == busy_.end()) return;
+  if (it->second.total == 0) {
+    busy_.erase(it);
+  } else {
+    it->second.forgotten = true;
+  }
 }
 
 size_t P2cBalancer::InFlight(std::string_view upstream, std::string_view model) const {

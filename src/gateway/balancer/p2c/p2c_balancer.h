@@ -17,7 +17,8 @@
 // distinct candidates; one candidate is returned without drawing.
 //
 // Thread-safe: one mutex over the counters and the random generator, held for a few
-// comparisons per call (never across a call to an upstream).
+// comparisons per call (never across a call to an upstream). Memory: one counter per
+// (upstream, model) pair ever chosen, until Forget(upstream).
 
 #include <cstdint>
 #include <functional>
@@ -47,13 +48,15 @@ class P2cBalancer final : public Balancer {
                              std::span<const std::string> candidates) override;
   void Done(std::string_view upstream, std::string_view model) override;
   size_t InFlight(std::string_view upstream, std::string_view model) const override;
+  void Forget(std::string_view upstream) override;
 
  private:
-  // Requests in flight on one upstream; entries with total 0 are erased, so the map stays
-  // as small as the set of busy upstreams.
+  // Requests in flight on one upstream. Entries stay at zero (no allocation per request
+  // once an (upstream, model) pair has been seen); Forget drops an upstream's.
   struct Counts {
     size_t total = 0;
-    std::map<std::string, size_t, std::less<>> per_model;  // no zero entries
+    bool forgotten = false;  // erase when total reaches 0
+    std::map<std::string, size_t, std::less<>> per_model;
   };
   // Per-model and total counts of `upstream`; both 0 when it has nothing in flight.
   std::pair<size_t, size_t> Load(std::string_view upstream, std::string_view model) const;

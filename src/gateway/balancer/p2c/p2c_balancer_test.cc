@@ -140,6 +140,22 @@ TEST(P2cBalancerTest, NeverChoosesOutsideTheCandidates) {
   EXPECT_EQ(b.InFlight("ejected", ""), 0u);
 }
 
+TEST(P2cBalancerTest, ForgetDropsAnUpstreamOnceItsLastRequestIsDone) {
+  P2cBalancer b(Seeded(2));
+  std::vector<std::string> a = {"a"};
+  ASSERT_TRUE(b.Choose("m", a).ok());
+  ASSERT_TRUE(b.Choose("m", a).ok());
+  b.Forget("a");
+  EXPECT_EQ(b.InFlight("a", "m"), 2u);  // still counted while in flight
+  b.Done("a", "m");
+  b.Done("a", "m");
+  EXPECT_EQ(b.InFlight("a", ""), 0u);
+  b.Forget("never-seen");
+  // Chosen again after a Forget (re-added): counted as usual.
+  ASSERT_TRUE(b.Choose("m", a).ok());
+  EXPECT_EQ(b.InFlight("a", "m"), 1u);
+}
+
 TEST(P2cBalancerTest, ConcurrentChooseAndDoneBalanceToZero) {
   P2cBalancer b;  // the random_device-seeded default
   std::vector<std::string> c = {"a", "b", "c"};
