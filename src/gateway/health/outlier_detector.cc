@@ -7,9 +7,12 @@ namespace quiver::gateway {
 
 std::string_view UpstreamHealthName(UpstreamHealth health) {
   switch (health) {
-    case UpstreamHealth::kAvailable: return "available";
-    case UpstreamHealth::kEjected: return "ejected";
-    case UpstreamHealth::kProbing: return "probing";
+    case UpstreamHealth::kAvailable:
+      return "available";
+    case UpstreamHealth::kEjected:
+      return "ejected";
+    case UpstreamHealth::kProbing:
+      return "probing";
   }
   return "unknown";
 }
@@ -17,8 +20,7 @@ std::string_view UpstreamHealthName(UpstreamHealth health) {
 OutlierDetector::OutlierDetector(std::shared_ptr<Clock> clock, OutlierOptions options)
     : clock_(std::move(clock)), options_(options) {}
 
-OutlierDetector::Upstream& OutlierDetector::Track(std::string_view upstream,
-                                                  Clock::TimePoint now) {
+OutlierDetector::Upstream& OutlierDetector::Track(std::string_view upstream, Clock::TimePoint now) {
   auto it = upstreams_.find(upstream);
   if (it == upstreams_.end()) {
     it = upstreams_.emplace(std::string(upstream), Upstream{}).first;
@@ -42,7 +44,8 @@ bool OutlierDetector::MayEject() const {
   const size_t out = std::count_if(upstreams_.begin(), upstreams_.end(),
                                    [](const auto& u) { return u.second.ejected; });
   const auto allowed = std::max<size_t>(
-      1, static_cast<size_t>(options_.max_ejected_fraction * static_cast<double>(upstreams_.size())));
+      1,
+      static_cast<size_t>(options_.max_ejected_fraction * static_cast<double>(upstreams_.size())));
   return out < allowed;
 }
 
@@ -104,8 +107,8 @@ bool OutlierDetector::Report(std::string_view upstream, std::string_view model, 
   auto found = u.latency.find(model);  // no string built per report once the model is known
   if (found == u.latency.end()) found = u.latency.emplace(std::string(model), Latency{}).first;
   Latency& l = found->second;
-  const auto x = static_cast<double>(
-      std::chrono::duration_cast<std::chrono::nanoseconds>(latency).count());
+  const auto x =
+      static_cast<double>(std::chrono::duration_cast<std::chrono::nanoseconds>(latency).count());
   l.ewma_ns = l.samples == 0 ? x : options_.ewma_alpha * x + (1 - options_.ewma_alpha) * l.ewma_ns;
   ++l.samples;
   if (options_.latency_factor > 0 && l.samples >= options_.min_samples &&
@@ -127,7 +130,7 @@ UpstreamHealth OutlierDetector::Health(std::string_view upstream) const {
   auto it = upstreams_.find(upstream);
   if (it == upstreams_.end() || !it->second.ejected) return UpstreamHealth::kAvailable;
   return clock_->Now() < it->second.ejected_until ? UpstreamHealth::kEjected
-                                                   : UpstreamHealth::kProbing;
+                                                  : UpstreamHealth::kProbing;
 }
 
 EjectionReason OutlierDetector::LastEjectionReason(std::string_view upstream) const {

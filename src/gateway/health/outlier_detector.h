@@ -71,8 +71,7 @@ class OutlierDetector {
   // upstream's fault; `latency` counts only for successes. Reports about an upstream that
   // is ejected or probing (requests sent before its ejection) change nothing.
   // Returns true when this report ejected the upstream.
-  bool Report(std::string_view upstream, std::string_view model, bool ok,
-              Clock::Duration latency);
+  bool Report(std::string_view upstream, std::string_view model, bool ok, Clock::Duration latency);
 
   // Whether `upstream` may get traffic now. Unknown upstreams are available.
   bool Available(std::string_view upstream) const;
@@ -101,8 +100,8 @@ class OutlierDetector {
   };
   using UpstreamMap = std::map<std::string, Upstream, std::less<>>;
 
-  Upstream& Track(std::string_view upstream, Clock::TimePoint now);  // requires mutex_
-  bool MayEject() const;                                               // requires mutex_
+  Upstream& Track(std::string_view upstream, Clock::TimePoint now);      // requires mutex_
+  bool MayEject() const;                                                 // requires mutex_
   void Eject(Upstream& u, EjectionReason reason, Clock::TimePoint now);  // requires mutex_
   bool LatencyOutlier(std::string_view self, std::string_view model,
                       const Latency& mine) const;  // requires mutex_

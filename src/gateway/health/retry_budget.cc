@@ -8,8 +8,7 @@ namespace quiver::gateway {
 RetryBudget::RetryBudget(RetryBudgetOptions options) : options_(options) {}
 
 size_t RetryBudget::LimitLocked() const {
-  const auto share =
-      static_cast<size_t>(options_.budget_fraction * static_cast<double>(requests_));
+  const auto share = static_cast<size_t>(options_.budget_fraction * static_cast<double>(requests_));
   return std::max(options_.min_retry_concurrency, share);
 }
 

@@ -23,7 +23,7 @@
 namespace quiver::gateway {
 
 struct RetryBudgetOptions {
-  double budget_fraction = 0.2;     // of the requests in flight
+  double budget_fraction = 0.2;      // of the requests in flight
   size_t min_retry_concurrency = 3;  // retries always allowed in flight at once
 };
 

@@ -62,7 +62,8 @@ Result<PlacementDecision> DecidePlacement(std::string_view model,
   if (!best) {
     return Status::ResourceExhausted("model '" + std::string(model) +
                                      "' cannot be loaded: every upstream that has it is at its "
-                                     "cap of " + std::to_string(max_loaded_models) +
+                                     "cap of " +
+                                     std::to_string(max_loaded_models) +
                                      " loaded models, all busy");
   }
   return PlacementDecision{*best->upstream, std::move(best->unload)};

@@ -40,8 +40,9 @@ TEST(DecidePlacementTest, UnderTheCapNothingIsUnloaded) {
 TEST(DecidePlacementTest, AtTheCapTheLeastRecentlyUsedIdleModelsGoFirst) {
   // Cap 3 with 4 loaded (the cap was lowered): two must go to make room for one.
   std::vector<PlacementCandidate> c = {
-      {"a", {Loaded("new", 40), Loaded("old", 10, /*in_flight=*/2), Loaded("older", 5),
-             Loaded("mid", 20)}},
+      {"a",
+       {Loaded("new", 40), Loaded("old", 10, /*in_flight=*/2), Loaded("older", 5),
+        Loaded("mid", 20)}},
   };
   Result<PlacementDecision> d = DecidePlacement("m", c, 3);
   ASSERT_TRUE(d.ok()) << d.status().ToString();
@@ -63,7 +64,7 @@ TEST(DecidePlacementTest, AtEqualLoadFewerUnloadsWin) {
 
 TEST(DecidePlacementTest, LoadComesBeforeUnloads) {
   std::vector<PlacementCandidate> c = {
-      {"busy", {Loaded("x", 1, 10)}},          // room, but 10 requests in flight
+      {"busy", {Loaded("x", 1, 10)}},              // room, but 10 requests in flight
       {"idle", {Loaded("y", 1), Loaded("z", 2)}},  // full, idle
   };
   Result<PlacementDecision> d = DecidePlacement("m", c, 2);

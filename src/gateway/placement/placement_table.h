@@ -61,7 +61,7 @@ struct UpstreamPlacementInfo {
   uint64_t snapshots = 0;       // accepted snapshots
   Clock::TimePoint taken_at{};  // of the last accepted snapshot
   bool stale = false;
-  size_t ready_versions = 0;    // READY (model, version) pairs
+  size_t ready_versions = 0;  // READY (model, version) pairs
 };
 
 struct PlacementOptions {
@@ -124,7 +124,7 @@ class PlacementTable {
   const std::shared_ptr<Clock> clock_;
   const PlacementOptions options_;
   mutable std::mutex mutex_;
-  UpstreamMap upstreams_;   // guarded by mutex_
+  UpstreamMap upstreams_;    // guarded by mutex_
   uint64_t generation_ = 0;  // guarded by mutex_
 };
 

@@ -33,8 +33,8 @@ Result<std::string> P2cBalancer::Choose(std::string_view model,
     uint64_t j = rng_(n - 1) % (n - 1);
     if (j >= i) ++j;
     // Lexicographic (per model, total): fewer in flight wins; a full tie keeps the first.
-    chosen = Load(candidates[j], model) < Load(candidates[i], model) ? &candidates[j]
-                                                                    : &candidates[i];
+    chosen =
+        Load(candidates[j], model) < Load(candidates[i], model) ? &candidates[j] : &candidates[i];
   }
   auto it = busy_.find(*chosen);
   if (it == busy_.end()) it = busy_.emplace(*chosen, Counts{}).first;

@@ -125,6 +125,13 @@ TEST(P2cBalancerTest, HeldRequestsStayEvenlySpread) {
     hi = std::max(hi, b.InFlight(u, "m"));
   }
   EXPECT_LE(hi - lo, 4u) << "lo " << lo << " hi " << hi;
+
+  // The same number of uniformly random choices, for comparison: a far wider spread.
+  P2cBalancer::Rng rng = Seeded(5);
+  std::vector<size_t> random(c.size(), 0);
+  for (int i = 0; i < 4000; ++i) ++random[rng(c.size())];
+  auto [rlo, rhi] = std::minmax_element(random.begin(), random.end());
+  EXPECT_GT(*rhi - *rlo, 4 * (hi - lo + 1)) << "random lo " << *rlo << " hi " << *rhi;
 }
 
 TEST(P2cBalancerTest, NeverChoosesOutsideTheCandidates) {
