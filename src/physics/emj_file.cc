@@ -347,9 +347,10 @@ Result<EventChunk> EmjFile::Read(int64_t begin, int64_t end) const {
   QUIVER_RETURN_IF_ERROR(read(kMetPhi, begin, n, c.met_phi).WithContext(where));
   QUIVER_RETURN_IF_ERROR(read(kWeight, begin, n, c.weight).WithContext(where));
 
-  // Offsets of the slice, checked and rebased to 0.
+  // Offsets of the slice, checked and rebased to 0; `base` gets the first one (where the
+  // slice's content starts).
   auto offsets = [&](size_t index, int64_t start, int64_t count, int64_t content,
-                     std::vector<int64_t>& out) -> Status {
+                     std::vector<int64_t>& out, int64_t& base) -> Status {
     QUIVER_RETURN_IF_ERROR(read(index, start, count + 1, out));
     for (int64_t i = 0; i < count; ++i) {
       if (out[i + 1] < out[i]) {
@@ -362,16 +363,13 @@ Result<EventChunk> EmjFile::Read(int64_t begin, int64_t end) const {
           fmt::format("dataset '{}' entries [{}, {}] run outside its content [0, {}]",
                       kSpecs[index].path, start, start + count, content));
     }
-    const int64_t base = out.front();
+    base = out.front();
     for (int64_t& o : out) o -= base;
     return Status::Ok();
   };
-  QUIVER_RETURN_IF_ERROR(
-      offsets(kJetOffsets, begin, n, info_.n_jets, c.jet_offsets).WithContext(where));
   int64_t jet_begin = 0;
   QUIVER_RETURN_IF_ERROR(
-      ReadSlice(ds_->handles[kJetOffsets].get(), kJetOffsets, begin, 1, &jet_begin)
-          .WithContext(where));
+      offsets(kJetOffsets, begin, n, info_.n_jets, c.jet_offsets, jet_begin).WithContext(where));
   const int64_t nj = c.jet_offsets.back();
   QUIVER_RETURN_IF_ERROR(read(kJetPt, jet_begin, nj, c.jet_pt).WithContext(where));
   QUIVER_RETURN_IF_ERROR(read(kJetEta, jet_begin, nj, c.jet_eta).WithContext(where));
@@ -383,12 +381,10 @@ Result<EventChunk> EmjFile::Read(int64_t begin, int64_t end) const {
   QUIVER_RETURN_IF_ERROR(read(kJetAlpha3d, jet_begin, nj, c.jet_alpha3d).WithContext(where));
   QUIVER_RETURN_IF_ERROR(read(kJetIsDark, jet_begin, nj, c.jet_is_dark).WithContext(where));
 
-  QUIVER_RETURN_IF_ERROR(
-      offsets(kTrackOffsets, jet_begin, nj, info_.n_tracks, c.track_offsets).WithContext(where));
   int64_t track_begin = 0;
-  QUIVER_RETURN_IF_ERROR(
-      ReadSlice(ds_->handles[kTrackOffsets].get(), kTrackOffsets, jet_begin, 1, &track_begin)
-          .WithContext(where));
+  QUIVER_RETURN_IF_ERROR(offsets(kTrackOffsets, jet_begin, nj, info_.n_tracks, c.track_offsets,
+                                 track_begin)
+                             .WithContext(where));
   const int64_t nt = c.track_offsets.back();
   QUIVER_RETURN_IF_ERROR(read(kTrackPt, track_begin, nt, c.track_pt).WithContext(where));
   QUIVER_RETURN_IF_ERROR(read(kTrackEta, track_begin, nt, c.track_eta).WithContext(where));
