@@ -15,6 +15,8 @@ std::string_view StatusCodeName(StatusCode code) {
     case StatusCode::kUnsupported: return "UNSUPPORTED";
     case StatusCode::kInternal: return "INTERNAL";
     case StatusCode::kUnknown: return "UNKNOWN";
+    case StatusCode::kUnauthenticated: return "UNAUTHENTICATED";
+    case StatusCode::kTooManyRequests: return "TOO_MANY_REQUESTS";
   }
   return "UNKNOWN";
 }
@@ -37,6 +39,8 @@ int HttpStatusFor(StatusCode code) {
     case StatusCode::kUnsupported: return 501;
     case StatusCode::kInternal: return 500;
     case StatusCode::kUnknown: return 400;
+    case StatusCode::kUnauthenticated: return 401;
+    case StatusCode::kTooManyRequests: return 429;
   }
   return 500;
 }
@@ -60,6 +64,8 @@ int GrpcCodeFor(StatusCode code) {
     case StatusCode::kUnsupported: return 12;  // UNIMPLEMENTED
     case StatusCode::kInternal: return 13;
     case StatusCode::kUnavailable: return 14;
+    case StatusCode::kUnauthenticated: return 16;
+    case StatusCode::kTooManyRequests: return 8;  // RESOURCE_EXHAUSTED
   }
   return 2;
 }
@@ -78,6 +84,7 @@ StatusCode StatusCodeFromGrpc(int grpc_code) {
     case 12: return StatusCode::kUnsupported;
     case 13: return StatusCode::kInternal;
     case 14: return StatusCode::kUnavailable;
+    case 16: return StatusCode::kUnauthenticated;
     default: return StatusCode::kUnknown;
   }
 }
@@ -86,10 +93,11 @@ StatusCode StatusCodeFromHttp(int http_status) {
   if (http_status >= 200 && http_status < 300) return StatusCode::kOk;
   switch (http_status) {
     case 400: return StatusCode::kInvalidArgument;
+    case 401: return StatusCode::kUnauthenticated;
     case 404: return StatusCode::kNotFound;
     case 409: return StatusCode::kAlreadyExists;
     case 413: return StatusCode::kResourceExhausted;
-    case 429: return StatusCode::kResourceExhausted;
+    case 429: return StatusCode::kTooManyRequests;
     case 499: return StatusCode::kCancelled;
     case 501: return StatusCode::kUnsupported;
     case 502: return StatusCode::kUnavailable;

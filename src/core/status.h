@@ -28,6 +28,8 @@ enum class StatusCode : uint8_t {
   kUnsupported,       // a feature this build or model does not provide
   kInternal,          // a backend failed or an invariant broke
   kUnknown,
+  kUnauthenticated,   // the gateway's tenants: missing or wrong token (401 / UNAUTHENTICATED)
+  kTooManyRequests,   // a tenant over its rate or in-flight limit (429 / RESOURCE_EXHAUSTED)
 };
 
 // Canonical upper-case name, e.g. "INVALID_ARGUMENT".

@@ -15,7 +15,8 @@ TEST(StatusTest, EveryCodeMapsToHttpAndGrpcAndBack) {
   // Kinds with a wire code of their own survive the round trip.
   for (auto code : {StatusCode::kInvalidArgument, StatusCode::kNotFound,
                     StatusCode::kAlreadyExists, StatusCode::kUnavailable, StatusCode::kCancelled,
-                    StatusCode::kUnsupported, StatusCode::kInternal, StatusCode::kUnknown}) {
+                    StatusCode::kUnsupported, StatusCode::kInternal, StatusCode::kUnknown,
+                    StatusCode::kUnauthenticated}) {
     EXPECT_EQ(StatusCodeFromGrpc(GrpcCodeFor(code)), code) << StatusCodeName(code);
     EXPECT_GE(HttpStatusFor(code), 400) << StatusCodeName(code);
   }
@@ -24,6 +25,9 @@ TEST(StatusTest, EveryCodeMapsToHttpAndGrpcAndBack) {
   EXPECT_EQ(StatusCodeFromHttp(503), StatusCode::kUnavailable);
   EXPECT_EQ(StatusCodeFromGrpc(8), StatusCode::kResourceExhausted);  // gRPC's own codes
   EXPECT_EQ(StatusCodeFromGrpc(4), StatusCode::kDeadlineExceeded);
+  EXPECT_EQ(StatusCodeFromHttp(429), StatusCode::kTooManyRequests);
+  EXPECT_EQ(StatusCodeFromHttp(401), StatusCode::kUnauthenticated);
+  EXPECT_EQ(StatusCodeName(StatusCode::kTooManyRequests), "TOO_MANY_REQUESTS");
 }
 
 // The wire codes Triton answers with (HttpCodeFromError, GrpcStatusUtil::CodeToStatus).
@@ -42,7 +46,10 @@ TEST(StatusTest, WireCodesMatchTriton) {
                         Case{StatusCode::kCancelled, 400, 1},
                         Case{StatusCode::kUnsupported, 501, 12},
                         Case{StatusCode::kInternal, 500, 13},
-                        Case{StatusCode::kUnknown, 400, 2}}) {
+                        Case{StatusCode::kUnknown, 400, 2},
+                        // The gateway's tenants (Triton has none): HTTP's and gRPC's own.
+                        Case{StatusCode::kUnauthenticated, 401, 16},
+                        Case{StatusCode::kTooManyRequests, 429, 8}}) {
     EXPECT_EQ(HttpStatusFor(c.code), c.http) << StatusCodeName(c.code);
     EXPECT_EQ(GrpcCodeFor(c.code), c.grpc) << StatusCodeName(c.code);
   }

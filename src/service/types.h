@@ -35,6 +35,9 @@ struct InferRequest {
   // infer_async) gets control back at once and its calls are batched together, as calls
   // sent from inside callbacks are. Remote transports ignore it.
   bool queue_for_batching = false;
+  // The gateway: the tenant the frontend authenticated the caller as ("" = anonymous, auth
+  // off). Set by the frontend, never taken from the request body; servers ignore it.
+  std::string tenant;
 };
 
 struct InferResponse {
