@@ -7,11 +7,13 @@
 #include <yaml-cpp/yaml.h>
 
 #include <CLI/CLI.hpp>
+#include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <memory>
+#include <thread>
 
 #include "cli/default_facility.h"
 #include "gateway/local/local_config.h"
@@ -143,20 +145,35 @@ int RunUp(const UpOptions& o) {
           ? std::filesystem::path(o.log_dir)
           : std::filesystem::temp_directory_path() / ("quiver-up-" + std::to_string(::getpid()));
   gateway::ServerPoolOptions pool_options;
-  pool_options.quiver_binary = o.quiver_binary;
+  // The real path, so that `ps` shows which quiver the servers run.
+  std::error_code ec;
+  const auto exe = std::filesystem::read_symlink(o.quiver_binary, ec);
+  pool_options.quiver_binary = ec ? std::filesystem::path(o.quiver_binary) : exe;
   pool_options.log_dir = log_dir;
   pool_options.stop_timeout = std::chrono::seconds(15);
   // TODO(gateway): run this inside gateway::RunGateway's hooks.on_started(Router&), with
   // on_ready = AddUpstream, before_stop/on_exit = RemoveUpstream (see RunUp's report).
   gateway::ServerPool pool(pool_options);
+  // A signal during start-up cancels the starts in progress (StopAll) rather than waiting
+  // for them; otherwise it ends the wait below.
+  std::atomic<int> signo{0};
+  std::thread watcher([&] {
+    signo = WaitForSignal();
+    pool.StopAll();
+  });
+  const auto stop_watcher = [&] {
+    if (signo == 0) OnUpSignal(SIGTERM);
+    watcher.join();
+  };
   std::printf("quiver up: %s\n  logs        %s\n", facility->source.c_str(), log_dir.c_str());
   std::fflush(stdout);
   if (Status s = pool.StartServers(facility->servers); !s.ok()) {
-    spdlog::error("{}", s.message());
-    return 1;
+    if (signo == 0) spdlog::error("{}", s.message());
+    stop_watcher();
+    return signo == 0 ? 1 : 0;
   }
   std::unique_ptr<gateway::PrometheusProcess> prometheus;
-  if (facility->prometheus.enabled) {
+  if (facility->prometheus.enabled && signo == 0) {
     gateway::PrometheusOptions p;
     p.port = facility->prometheus.port;
     p.log_file = log_dir / "prometheus.log";
@@ -164,6 +181,7 @@ int RunUp(const UpOptions& o) {
     auto started = gateway::PrometheusProcess::Start(p);
     if (!started.ok()) {
       spdlog::error("{}", started.status().message());
+      stop_watcher();
       return 1;
     }
     prometheus = std::move(started).value();
@@ -179,11 +197,10 @@ int RunUp(const UpOptions& o) {
   std::printf("Ctrl-C stops everything.\n");
   std::fflush(stdout);
 
-  const int signo = WaitForSignal();
-  std::fprintf(stderr, "quiver up: %s, stopping %zu server(s)%s\n", ::sigabbrev_np(signo),
-               servers.size(), prometheus ? " and prometheus" : "");
+  watcher.join();  // until SIGINT/SIGTERM/SIGHUP; the pool is stopped then
+  std::fprintf(stderr, "quiver up: SIG%s: stopped %zu server(s)%s\n", ::sigabbrev_np(signo),
+               servers.size(), prometheus ? ", stopping prometheus" : "");
   prometheus.reset();
-  pool.StopAll();
   return 0;
 }
 

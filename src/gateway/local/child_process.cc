@@ -79,8 +79,9 @@ void WriteSafe(const char* text) {
 }
 
 // The child between fork and exec: async-signal-safe calls only.
-[[noreturn]] void ExecChild(pid_t parent, char* const* argv, int in, int out, int err) {
-  if (::prctl(PR_SET_PDEATHSIG, SIGTERM) != 0) ::_exit(127);
+[[noreturn]] void ExecChild(pid_t parent, char* const* argv, int in, int out, int err,
+                            int death_signal) {
+  if (::prctl(PR_SET_PDEATHSIG, death_signal) != 0) ::_exit(127);
   // The parent may have died before prctl: then nobody would ever signal us.
   if (::getppid() != parent) ::_exit(127);
   ::setpgid(0, 0);
@@ -135,7 +136,7 @@ Result<std::unique_ptr<ChildProcess>> ChildProcess::Spawn(const SpawnOptions& op
   int fork_errno = 0;
   SpawnerThread::Get().Run([&] {
     pid = ::fork();
-    if (pid == 0) ExecChild(parent, argv.data(), null, child_out, log);
+    if (pid == 0) ExecChild(parent, argv.data(), null, child_out, log, options.death_signal);
     fork_errno = errno;
   });
   for (int fd : {log, null, out[1]})

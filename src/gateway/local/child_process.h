@@ -11,6 +11,7 @@
 // `quiver serve` that got SIGINT from the terminal and then SIGTERM from us would take the
 // second signal as "exit without draining".
 
+#include <signal.h>
 #include <sys/types.h>
 
 #include <chrono>
@@ -28,6 +29,10 @@ struct SpawnOptions {
   std::vector<std::string> argv;   // argv[0] is the program's path (no PATH search)
   std::filesystem::path log_file;  // stderr (and stdout unless captured); truncated
   bool capture_stdout = false;     // stdout into a pipe: ChildProcess::stdout_fd()
+  // PR_SET_PDEATHSIG. The kernel sends it each time the child is re-parented, i.e. once
+  // per thread of ours that exits while we die: a child that takes a second SIGTERM as
+  // "exit now" (quiver serve) gets SIGKILL instead (ServerProcess).
+  int death_signal = SIGTERM;
 };
 
 // A started child. Not thread-safe: one owner at a time. The destructor stops the child

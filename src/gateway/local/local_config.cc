@@ -80,6 +80,11 @@ Result<std::vector<ServerSpec>> ParseLocalServers(const YAML::Node& servers,
       auto models = Strings(s["models"], path + ".models");
       if (!models.ok()) return models.status();
       spec.models = *models;
+      for (size_t m = 0; m < spec.models.size(); ++m) {
+        if (!std::filesystem::is_directory(spec.model_repository / spec.models[m], ec))
+          return Bad(path + ".models[" + std::to_string(m) + "]",
+                     "no model '" + spec.models[m] + "' in " + spec.model_repository.string());
+      }
     }
     if (s["args"]) {
       auto args = Strings(s["args"], path + ".args");

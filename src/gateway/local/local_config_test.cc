@@ -12,6 +12,8 @@ class LocalConfigTest : public ::testing::Test {
   LocalConfigTest() {
     dir_.MakeDir("models");
     dir_.MakeDir("etc");
+    dir_.MakeDir("models/m1");
+    dir_.MakeDir("models/m2");
   }
   Result<std::vector<ServerSpec>> Servers(const std::string& yaml) {
     return ParseLocalServers(YAML::Load(yaml)["servers"], dir_.path() / "etc");
@@ -62,6 +64,8 @@ TEST_F(LocalConfigTest, ErrorsNameTheKeyPath) {
       {"servers: [{model_repository: ../nowhere}]", "servers[0].model_repository: no directory"},
       {"servers: [{model_repository: ../models, models: m1}]",
        "servers[0].models: expected a list of strings"},
+      {"servers: [{model_repository: ../models, models: [m1, m3]}]",
+       "servers[0].models[1]: no model 'm3' in "},
       {"servers: [{model_repository: ../models, args: [[x]]}]",
        "servers[0].args[0]: expected a string"},
       {"servers: [{model_repository: ../models}, {name: s1, model_repository: ../models}]",

@@ -75,6 +75,7 @@ Status ServerPool::StartServers(const std::vector<ServerSpec>& specs) {
   std::vector<std::string> urls;
   {
     std::lock_guard lock(mutex_);
+    if (stopping_) return Status::Cancelled("the server pool was stopped while starting");
     for (auto& server : started) {
       urls.push_back(server->GrpcUrl());
       entries_.push_back(Entry{"", next_seq_++, std::move(server)});

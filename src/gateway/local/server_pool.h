@@ -66,7 +66,7 @@ class ServerPool : public ReplicaProvider {
 
   // Starts the fixed servers in parallel and waits until each is ready (on_ready per
   // server). On the first failure, stops the ones it started and returns that error;
-  // ALREADY_EXISTS for a name in use.
+  // ALREADY_EXISTS for a name in use; CANCELLED when StopAll ran meanwhile.
   Status StartServers(const std::vector<ServerSpec>& specs);
 
   size_t Replicas(std::string_view model) const override;

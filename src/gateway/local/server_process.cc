@@ -1,6 +1,7 @@
 #include "gateway/local/server_process.h"
 
 #include <poll.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -32,6 +33,9 @@ Result<std::unique_ptr<ServerProcess>> ServerProcess::Start(const ServerSpec& sp
   spawn.argv = CommandLine(spec, options.quiver_binary);
   spawn.log_file = options.log_file;
   spawn.capture_stdout = true;
+  // Not SIGTERM: see SpawnOptions::death_signal (several SIGTERMs made quiver serve exit 1
+  // or crash). Its only client, the gateway, died with us anyway.
+  spawn.death_signal = SIGKILL;
   auto child = ChildProcess::Spawn(spawn);
   if (!child.ok()) return child.status();
   std::unique_ptr<ServerProcess> server(new ServerProcess(spec, std::move(child).value()));

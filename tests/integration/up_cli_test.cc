@@ -1,0 +1,120 @@
+// `quiver up` as a process: it starts its servers, prints their URLs, and leaves no child
+// behind on SIGINT or when it is killed with SIGKILL.
+
+#include <gtest/gtest.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "gateway/local/child_process.h"
+#include "gateway/local/http_probe.h"
+#include "testing/temp_repository.h"
+
+namespace quiver::gateway {
+namespace {
+
+using namespace std::chrono_literals;
+
+struct Started {
+  std::unique_ptr<ChildProcess> up;
+  std::string out;
+  std::vector<pid_t> server_pids;
+  std::vector<int> http_ports;
+};
+
+class UpCliTest : public ::testing::Test {
+ protected:
+  UpCliTest() {
+    dir_.Write("facility.yaml",
+               "servers:\n"
+               "  - name: a\n"
+               "    model_repository: " QUIVER_SOURCE_DIR
+               "/models\n"
+               "    models: [identity_fp32]\n"
+               "  - name: b\n"
+               "    model_repository: " QUIVER_SOURCE_DIR
+               "/models\n"
+               "    models: [identity_bytes]\n");
+  }
+  // Starts `quiver up` and reads its stdout up to "Ctrl-C stops everything."
+  Started Up() {
+    Started s;
+    auto up = ChildProcess::Spawn(
+        {{QUIVER_BINARY, "up", "--config", (dir_.path() / "facility.yaml").string(), "--log-dir",
+          (dir_.path() / "logs").string()},
+         dir_.path() / "up.log",
+         true});
+    EXPECT_TRUE(up.ok()) << up.status().ToString();
+    if (!up.ok()) return s;
+    s.up = std::move(up).value();
+    std::string line;
+    char c;
+    while (::read(s.up->stdout_fd(), &c, 1) == 1) {
+      if (c != '\n') {
+        line += c;
+        continue;
+      }
+      s.out += line + "\n";
+      int pid = 0, http = 0;
+      if (const auto at = line.find("http://127.0.0.1:"); line.find("  server ") == 0) {
+        std::sscanf(line.c_str() + at, "http://127.0.0.1:%d", &http);
+        std::sscanf(line.c_str() + line.rfind("pid "), "pid %d", &pid);
+        s.server_pids.push_back(pid);
+        s.http_ports.push_back(http);
+      }
+      if (line == "Ctrl-C stops everything.") break;
+      line.clear();
+    }
+    return s;
+  }
+  testing::TempRepository dir_{"up-cli"};
+};
+
+TEST_F(UpCliTest, StartsTheServersAndStopsThemOnSigint) {
+  Started s = Up();
+  ASSERT_TRUE(s.up);
+  ASSERT_EQ(s.server_pids.size(), 2u) << s.out << s.up->LogTail();
+  EXPECT_EQ(HttpGetStatus(s.http_ports[0], "/v2/models/identity_fp32/ready", 5s), 200);
+  EXPECT_EQ(HttpGetStatus(s.http_ports[1], "/v2/models/identity_bytes/ready", 5s), 200);
+  EXPECT_NE(s.out.find("logs        " + (dir_.path() / "logs").string()), std::string::npos);
+
+  ::kill(s.up->pid(), SIGINT);
+  ASSERT_TRUE(s.up->WaitExit(60s));
+  EXPECT_EQ(s.up->ExitDescription(), "exit code 0") << s.up->LogTail();
+  for (pid_t pid : s.server_pids) {  // `quiver up` reaped them before it exited
+    EXPECT_EQ(::kill(pid, 0), -1) << pid;
+  }
+}
+
+TEST_F(UpCliTest, ServersDieWithAKilledUp) {
+  ASSERT_EQ(::prctl(PR_SET_CHILD_SUBREAPER, 1), 0);  // orphans come to us: we reap them
+  Started s = Up();
+  ASSERT_TRUE(s.up);
+  ASSERT_EQ(s.server_pids.size(), 2u) << s.out << s.up->LogTail();
+  ::kill(s.up->pid(), SIGKILL);
+  ASSERT_TRUE(s.up->WaitExit(60s));
+  for (pid_t pid : s.server_pids) {
+    // PDEATHSIG (SIGKILL): wait for the exit on a pidfd, bounded, then reap it.
+    const int fd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+    ASSERT_GE(fd, 0) << pid;
+    pollfd p{fd, POLLIN, 0};
+    EXPECT_EQ(::poll(&p, 1, 60000), 1) << "server " << pid << " still running";
+    ::close(fd);
+    int status = 0;
+    ASSERT_EQ(::waitpid(pid, &status, WNOHANG), pid);
+    EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)
+        << status << "\n"
+        << FileTail(dir_.path() / "logs" / (pid == s.server_pids[0] ? "a.log" : "b.log"), 10);
+  }
+  ::prctl(PR_SET_CHILD_SUBREAPER, 0);
+}
+
+}  // namespace
+}  // namespace quiver::gateway
