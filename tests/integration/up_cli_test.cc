@@ -27,6 +27,7 @@ struct Started {
   std::string out;
   std::vector<pid_t> server_pids;
   std::vector<int> http_ports;
+  int gateway_http = 0;
 };
 
 class UpCliTest : public ::testing::Test {
@@ -48,7 +49,8 @@ class UpCliTest : public ::testing::Test {
     Started s;
     auto up = ChildProcess::Spawn(
         {{QUIVER_BINARY, "up", "--config", (dir_.path() / "facility.yaml").string(), "--log-dir",
-          (dir_.path() / "logs").string()},
+          (dir_.path() / "logs").string(), "--http-port", "0", "--grpc-port", "0", "--metrics-port",
+          "0"},
          dir_.path() / "up.log",
          true});
     EXPECT_TRUE(up.ok()) << up.status().ToString();
@@ -69,6 +71,9 @@ class UpCliTest : public ::testing::Test {
         s.server_pids.push_back(pid);
         s.http_ports.push_back(http);
       }
+      if (line.find("  gateway ") == 0) {
+        std::sscanf(line.c_str() + line.find("http://"), "http://127.0.0.1:%d", &s.gateway_http);
+      }
       if (line == "Ctrl-C stops everything.") break;
       line.clear();
     }
@@ -84,6 +89,12 @@ TEST_F(UpCliTest, StartsTheServersAndStopsThemOnSigint) {
   EXPECT_EQ(HttpGetStatus(s.http_ports[0], "/v2/models/identity_fp32/ready", 5s), 200);
   EXPECT_EQ(HttpGetStatus(s.http_ports[1], "/v2/models/identity_bytes/ready", 5s), 200);
   EXPECT_NE(s.out.find("logs        " + (dir_.path() / "logs").string()), std::string::npos);
+  EXPECT_NE(s.out.find("QUIVER_READY http="), std::string::npos) << s.out;
+  // The gateway has both servers as upstreams: each one's model is ready through it.
+  ASSERT_GT(s.gateway_http, 0) << s.out;
+  EXPECT_EQ(HttpGetStatus(s.gateway_http, "/v2/models/identity_fp32/ready", 5s), 200);
+  EXPECT_EQ(HttpGetStatus(s.gateway_http, "/v2/models/identity_bytes/ready", 5s), 200);
+  EXPECT_NE(HttpGetStatus(s.gateway_http, "/v2/models/simple_mlp/ready", 5s), 200);
 
   ::kill(s.up->pid(), SIGINT);
   ASSERT_TRUE(s.up->WaitExit(60s));
