@@ -252,12 +252,13 @@ TEST_F(LocalServersTest, PrometheusScrapesTheServers) {
   PrometheusOptions o;
   o.port = 0;
   o.log_file = dir_.path() / "prometheus.log";
-  o.metrics_ports = {(*server)->metrics_port()};
   o.scrape_interval = 1s;
-  auto prometheus = PrometheusProcess::Start(o);
+  auto prometheus = PrometheusProcess::Start(o);  // no targets yet
   ASSERT_TRUE(prometheus.ok()) << prometheus.status().ToString();
   const int port = (*prometheus)->port();
   EXPECT_EQ(HttpGetStatus(port, "/-/ready", 5s), 200);
+  // Added while it runs, as for a new replica (file_sd).
+  ASSERT_TRUE((*prometheus)->SetTargets({(*server)->metrics_port()}).ok());
   // The first scrape comes a few seconds after start: poll the query API, bounded.
   const std::string target = "127.0.0.1:" + std::to_string((*server)->metrics_port());
   const auto deadline = std::chrono::steady_clock::now() + kDeadline;
