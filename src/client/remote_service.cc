@@ -300,14 +300,18 @@ RemoteService::~RemoteService() {
 }
 
 void RemoteService::Infer(InferRequest request, InferCallback done) {
-  auto call = std::make_shared<Shm::Placed>();
-  std::vector<protocol::SharedMemoryRef> placements =
-      shm_->Place(request, call->pool, call->lease);
+  std::shared_ptr<ShmPool> pool;
+  ShmPool::Lease lease;
+  std::vector<protocol::SharedMemoryRef> placements = shm_->Place(request, pool, lease);
   if (placements.empty()) {
-    // The transport names the endpoint in its errors: `done` goes to it as is.
+    // The transport names the endpoint in its errors: `done` goes to it as is, with no
+    // allocation of ours on this path.
     transport_->Infer(std::move(request), {}, std::move(done));
     return;
   }
+  auto call = std::make_shared<Shm::Placed>();
+  call->pool = std::move(pool);
+  call->lease = std::move(lease);
   call->request = request;  // shares the Buffers
   call->done = std::move(done);
   transport_->Infer(std::move(request), std::move(placements),
