@@ -1,17 +1,19 @@
-"""quiver.Client's bearer token (token=, else $QUIVER_TOKEN) and the error classes of the
-gateway's status codes, against a stand-in KServe v2 HTTP server that records the
-Authorization header of every request (no authentication in quiver serve is needed)."""
+"""The client's bearer token: quiver.Client(token=..., else $QUIVER_TOKEN), the error
+classes of the gateway's status codes, and `quiver perf` / `quiver analyze` (--token, else
+$QUIVER_TOKEN), against a stand-in KServe v2 HTTP server that records the Authorization
+header of every request (no authentication in quiver serve is needed)."""
 
 import http.server
 import json
 import pickle
+import subprocess
 import sys
 import threading
 
 import numpy as np
 import pytest
 
-from conftest import ROOT
+from conftest import QUIVER, ROOT
 
 sys.path.insert(0, str(ROOT / "python"))
 import quiver  # noqa: E402
@@ -142,3 +144,19 @@ def test_new_error_classes_are_exported_and_documented():
         assert issubclass(getattr(quiver, name), quiver.Error)
     assert issubclass(quiver.Unauthenticated, PermissionError)
     assert "token" in quiver.Client.__doc__ and "QUIVER_TOKEN" in quiver.Client.__doc__
+
+
+@pytest.mark.parametrize("command", [["perf", "-m", "m"], ["analyze", "-i", "missing.h5"]])
+@pytest.mark.parametrize("via", ["flag", "env"])
+def test_quiver_program_sends_the_token(recorder, monkeypatch, command, via):
+    """`quiver perf` and `quiver analyze` (their first request, the model's metadata, is
+    refused by the stand-in's empty answer: enough to see what they sent)."""
+    monkeypatch.setenv("QUIVER_TOKEN", "from-env" if via == "env" else "not-this-one")
+    args = [str(QUIVER), *command, "-u", recorder.url]
+    if via == "flag":
+        args += ["--token", "from-flag"]
+    result = subprocess.run(args, capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0  # the stand-in is no real server
+    expected = "Bearer from-env" if via == "env" else "Bearer from-flag"
+    assert recorder.seen and all(auth == [expected] for _, auth in recorder.seen), recorder.seen
+    assert "from-" not in result.stdout + result.stderr, "the token was printed"
