@@ -129,6 +129,7 @@ class RejectingTransport final : public RemoteTransport {
   const Status error_;
 };
 
+// `transport`, or a RejectingTransport in its place when options.token cannot be sent.
 std::shared_ptr<RemoteTransport> UsableTransport(const RemoteOptions& options,
                                                  std::shared_ptr<RemoteTransport> transport) {
   Status token = CheckToken(options.token);
