@@ -41,6 +41,7 @@
 #include "gateway/balancer/balancer.h"
 #include "gateway/health/outlier_detector.h"
 #include "gateway/health/retry_budget.h"
+#include "gateway/placement/on_demand.h"
 #include "gateway/placement/placement_table.h"
 #include "gateway/tenants/request_scheduler.h"
 #include "gateway/upstream_selector.h"

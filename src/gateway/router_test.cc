@@ -224,8 +224,8 @@ TEST_F(RouterTest, AutoscaledModelsWaitForAReplicaBounded) {
   EXPECT_EQ(it->waiting, 1u);
   EXPECT_EQ(it->ready_replicas, 0u);
   ASSERT_TRUE(router_->AddUpstream("later").ok());  // the autoscaler's new replica
-  auto r = first.get_future().get();
-  EXPECT_TRUE(r.ok()) << r.status().ToString();
+  auto answered = first.get_future().get();
+  EXPECT_TRUE(answered.ok()) << answered.status().ToString();
 
   ASSERT_TRUE(router_->RemoveUpstream("later").ok());
   std::promise<Result<InferResponse>> second;

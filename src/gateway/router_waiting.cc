@@ -68,7 +68,7 @@ void Router::ResumeWaiters(bool expire_all, const Status& status, std::string_vi
     }
     waiters_.swap(keep);
   }
-  for (auto& [call, status] : failed) Finish(call, status);
+  for (auto& [call, why] : failed) Finish(call, why);
   for (auto& call : ready) Attempt(call);
 }
 
