@@ -10,6 +10,8 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <fstream>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -44,15 +46,16 @@ class UpCliTest : public ::testing::Test {
                "/models\n"
                "    models: [identity_bytes]\n");
   }
-  // Starts `quiver up` and reads its stdout up to "Ctrl-C stops everything."
-  Started Up() {
+  // Starts `quiver up` (with the test's facility.yaml unless `embedded`) and reads its stdout
+  // up to "Ctrl-C stops everything."
+  Started Up(bool embedded = false) {
     Started s;
-    auto up = ChildProcess::Spawn(
-        {{QUIVER_BINARY, "up", "--config", (dir_.path() / "facility.yaml").string(), "--log-dir",
-          (dir_.path() / "logs").string(), "--http-port", "0", "--grpc-port", "0", "--metrics-port",
-          "0"},
-         dir_.path() / "up.log",
-         true});
+    std::vector<std::string> argv = {
+        QUIVER_BINARY,    "up", "--log-dir",   (dir_.path() / "logs").string(),
+        "--http-port",    "0",  "--grpc-port", "0",
+        "--metrics-port", "0"};
+    if (!embedded) argv.insert(argv.end(), {"--config", (dir_.path() / "facility.yaml").string()});
+    auto up = ChildProcess::Spawn({argv, dir_.path() / "up.log", true});
     EXPECT_TRUE(up.ok()) << up.status().ToString();
     if (!up.ok()) return s;
     s.up = std::move(up).value();
@@ -96,12 +99,64 @@ TEST_F(UpCliTest, StartsTheServersAndStopsThemOnSigint) {
   EXPECT_EQ(HttpGetStatus(s.gateway_http, "/v2/models/identity_bytes/ready", 5s), 200);
   EXPECT_NE(HttpGetStatus(s.gateway_http, "/v2/models/simple_mlp/ready", 5s), 200);
 
-  ::kill(s.up->pid(), SIGINT);
+  // As Ctrl-C on a terminal: SIGINT to the whole process group of `quiver up`. The servers
+  // are in groups of their own, so only `quiver up` gets it, and it stops them.
+  for (pid_t pid : s.server_pids) EXPECT_EQ(::getpgid(pid), pid);
+  ::kill(-s.up->pid(), SIGINT);
   ASSERT_TRUE(s.up->WaitExit(60s));
   EXPECT_EQ(s.up->ExitDescription(), "exit code 0") << s.up->LogTail();
   for (pid_t pid : s.server_pids) {  // `quiver up` reaped them before it exited
     EXPECT_EQ(::kill(pid, 0), -1) << pid;
   }
+}
+
+// The embedded deploy/facility.yaml: the test bed's taggers, from this tree's models/ (the
+// test runs below the build folder, inside the source tree).
+TEST_F(UpCliTest, DefaultFacilityServesTheTestBedModels) {
+  Started s = Up(/*embedded=*/true);
+  ASSERT_TRUE(s.up);
+  ASSERT_EQ(s.server_pids.size(), 2u) << s.out << s.up->LogTail();
+  EXPECT_NE(
+      s.out.find("the embedded deploy/facility.yaml (paths from " QUIVER_SOURCE_DIR "/deploy)"),
+      std::string::npos)
+      << s.out;
+  for (const char* model : {"emj_gnn", "emj_dnn", "emj_event"}) {
+    EXPECT_EQ(HttpGetStatus(s.gateway_http, std::string("/v2/models/") + model + "/ready", 5s), 200)
+        << model;
+  }
+  EXPECT_NE(HttpGetStatus(s.http_ports[0], "/v2/models/emj_event/ready", 5s), 200);  // s1
+  ::kill(s.up->pid(), SIGTERM);
+  ASSERT_TRUE(s.up->WaitExit(60s));
+  EXPECT_EQ(s.up->ExitDescription(), "exit code 0") << s.up->LogTail();
+}
+
+TEST_F(UpCliTest, PrintsTheEmbeddedDefault) {
+  auto up = ChildProcess::Spawn(
+      {{QUIVER_BINARY, "up", "--print-default-config"}, dir_.path() / "up.log", true});
+  ASSERT_TRUE(up.ok());
+  std::string out;
+  char buf[4096];
+  for (ssize_t n; (n = ::read((*up)->stdout_fd(), buf, sizeof buf)) > 0;) out.append(buf, n);
+  ASSERT_TRUE((*up)->WaitExit(60s));
+  std::ifstream file(QUIVER_SOURCE_DIR "/deploy/facility.yaml");
+  const std::string expected((std::istreambuf_iterator<char>(file)),
+                             std::istreambuf_iterator<char>());
+  EXPECT_EQ(out, expected);
+}
+
+TEST_F(UpCliTest, BadConfigFailsNamingTheKey) {
+  dir_.Write("bad.yaml", "servers:\n  - model_repository: /nonexistent\n");
+  auto up =
+      ChildProcess::Spawn({{QUIVER_BINARY, "up", "--config", (dir_.path() / "bad.yaml").string(),
+                            "--http-port", "0", "--grpc-port", "0", "--metrics-port", "0"},
+                           dir_.path() / "up.log",
+                           false});
+  ASSERT_TRUE(up.ok());
+  ASSERT_TRUE((*up)->WaitExit(60s));
+  EXPECT_EQ((*up)->ExitDescription(), "exit code 1");
+  EXPECT_NE((*up)->LogTail().find("servers[0].model_repository: no directory /nonexistent"),
+            std::string::npos)
+      << (*up)->LogTail();
 }
 
 TEST_F(UpCliTest, ServersDieWithAKilledUp) {
