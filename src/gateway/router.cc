@@ -198,7 +198,7 @@ std::vector<UpstreamInfo> Router::Upstreams() const {
 // Takes the index of one upstream; true when it answered. The snapshot is applied only
 // while the upstream is still in the gateway, so a poll racing with a removal cannot bring
 // it back.
-bool Router::PollUpstream(const Upstream& upstream) {
+bool Router::PollUpstream(const Upstream& upstream) const {
   const Clock::TimePoint taken_at = clock_->Now();
   auto index = upstream.service->Index();
   if (!index.ok()) {

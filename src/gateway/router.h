@@ -147,8 +147,15 @@ class Router : public InferenceService {
 
   // Waiting for a model (router_waiting.cc).
   bool WaitForModel(const std::shared_ptr<Call>& call);
-  void ResumeWaiters(bool expire_all, const Status& status, std::string_view loaded_model = {});
-  void LoadOnDemand(const std::string& model);
+  // Queues `resume` until `model` `version` is READY (starting a load if it is in some
+  // repository); false (and `resume` not kept) when there is nothing to wait for.
+  bool WaitFor(const std::string& model, const std::string& version,
+               std::function<void(Status)> resume) const;
+  // Blocks until `model` `version` is READY or cannot be (for metadata/config calls).
+  Status AwaitModel(std::string_view model, std::string_view version) const;
+  void ResumeWaiters(bool expire_all, const Status& status,
+                     std::string_view loaded_model = {}) const;
+  void LoadOnDemand(const std::string& model) const;
   Result<PlacementDecision> DecideOnDemand(const std::string& model) const;
 
   // The services with `model` `version` READY ("" = the latest READY version, written to
@@ -159,7 +166,7 @@ class Router : public InferenceService {
   // Upstreams and polling (router.cc).
   std::shared_ptr<Upstream> Find(std::string_view url) const;
   std::vector<std::shared_ptr<Upstream>> Snapshot() const;
-  bool PollUpstream(const Upstream& upstream);
+  bool PollUpstream(const Upstream& upstream) const;
   void UpdateCapacity();
   void PollerLoop();
 
@@ -167,8 +174,8 @@ class Router : public InferenceService {
   const std::shared_ptr<Clock> clock_;
   const std::unique_ptr<RequestScheduler> scheduler_;  // may be null
   const std::unique_ptr<Balancer> balancer_;
-  PlacementTable placement_;
-  OutlierDetector health_;
+  mutable PlacementTable placement_;  // a const metadata call may poll after a load
+  mutable OutlierDetector health_;
   RetryBudget budget_;
   UpstreamSelector selector_;
   std::atomic<bool> stopping_{false};
@@ -185,10 +192,11 @@ class Router : public InferenceService {
   std::mutex retry_mutex_;
   std::vector<std::shared_ptr<Call>> retry_queue_;  // guarded: waiting for a retry slot
 
-  std::mutex wait_mutex_;
-  std::vector<Waiter> waiters_;         // guarded by wait_mutex_
-  std::set<std::string> loading_;       // guarded: models with a load under way
-  std::vector<std::thread> loaders_;    // guarded: joined on destruction
+  // Waiting for models (mutable: a const metadata call may start a load and wait for it).
+  mutable std::mutex wait_mutex_;
+  mutable std::vector<Waiter> waiters_;       // guarded by wait_mutex_
+  mutable std::set<std::string> loading_;     // guarded: models with a load under way
+  mutable std::vector<std::thread> loaders_;  // guarded: joined on destruction
 
   std::mutex poller_mutex_;
   std::condition_variable poller_cv_;

@@ -2,6 +2,7 @@
 // The Router's private state types, shared by its translation units (router*.cc).
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -43,9 +44,12 @@ struct Router::Call {
   bool waited = false;    // has waited for a model once (never twice)
 };
 
+// Something waiting for a model version to become READY: a request, or a metadata call.
 struct Router::Waiter {
-  std::shared_ptr<Call> call;
+  std::string model;
+  std::string version;
   Clock::TimePoint deadline;
+  std::function<void(Status)> resume;  // OK: ready now; else why not (called once)
 };
 
 inline int64_t Nanos(Clock::TimePoint t) {

@@ -81,6 +81,9 @@ static Result<T> FirstAnswer(const std::vector<std::shared_ptr<InferenceService>
 
 Result<ModelMetadata> Router::GetModelMetadata(std::string_view model,
                                                std::string_view version) const {
+  // A client asks for metadata before its first request: a model that is only in a
+  // repository (or autoscaled at zero) is loaded or waited for here, as a request would.
+  if (Status s = AwaitModel(model, version); !s.ok()) return s;
   std::string resolved;
   auto services = ReadyServices(model, version, resolved);
   if (!services.ok()) return services.status();
@@ -94,6 +97,7 @@ Result<ModelMetadata> Router::GetModelMetadata(std::string_view model,
 
 Result<ModelConfig> Router::GetModelConfig(std::string_view model,
                                            std::string_view version) const {
+  if (Status s = AwaitModel(model, version); !s.ok()) return s;
   std::string resolved;
   auto services = ReadyServices(model, version, resolved);
   if (!services.ok()) return services.status();

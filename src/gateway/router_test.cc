@@ -279,7 +279,12 @@ TEST_F(RouterTest, MetadataIndexAndStatisticsSpanTheUpstreams) {
   ASSERT_TRUE(meta.ok()) << meta.status().ToString();
   EXPECT_EQ(meta->name, "m2");
   EXPECT_THAT(meta->versions, ::testing::ElementsAre("1"));
-  EXPECT_EQ(router_->GetModelConfig("m3", "").status().code(), StatusCode::kNotFound);
+  // Asking for the config of a model only in a repository loads it, as a request would.
+  EXPECT_FALSE(router_->ModelReady("m3", ""));
+  auto config = router_->GetModelConfig("m3", "");
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  EXPECT_TRUE(router_->ModelReady("m3", ""));
+  EXPECT_EQ(router_->GetModelConfig("absent", "").status().code(), StatusCode::kNotFound);
 
   auto index = router_->Index();
   ASSERT_TRUE(index.ok());
@@ -287,8 +292,7 @@ TEST_F(RouterTest, MetadataIndexAndStatisticsSpanTheUpstreams) {
   for (const auto& e : *index) state[e.name] = e.state;
   EXPECT_EQ(state["m1"], "READY");
   EXPECT_EQ(state["m2"], "READY");
-  EXPECT_TRUE(state.contains("m3"));
-  EXPECT_NE(state["m3"], "READY");
+  EXPECT_EQ(state["m3"], "READY");
 
   for (int i = 0; i < 10; ++i) ASSERT_TRUE(InferAndWait(*router_, Request("m2")).ok());
   auto stats = router_->GetStatistics("m2", "");

@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <future>
 
 #include "gateway/placement/on_demand.h"
 #include "gateway/router.h"
@@ -13,15 +14,25 @@ namespace quiver::gateway {
 
 bool Router::WaitForModel(const std::shared_ptr<Call>& call) {
   if (call->waited) return false;  // waited once already: the load did not help
-  const std::string& model = call->request.model;
+  call->waited = true;
+  return WaitFor(call->request.model, call->request.version, [this, call](Status status) {
+    if (status.ok()) {
+      Attempt(call);
+    } else {
+      Finish(call, std::move(status));
+    }
+  });
+}
+
+bool Router::WaitFor(const std::string& model, const std::string& version,
+                     std::function<void(Status)> resume) const {
   const bool in_repository = !placement_.UpstreamsWithModelInRepository(model).empty();
   if (!in_repository && !options_.wait_for_models.contains(model)) return false;
-  call->waited = true;
   bool start_load = false;
   {
     std::lock_guard lock(wait_mutex_);
     if (stopping_) return false;
-    waiters_.push_back({call, clock_->Now() + options_.load_wait});
+    waiters_.push_back({model, version, clock_->Now() + options_.load_wait, std::move(resume)});
     if (in_repository && !loading_.contains(model)) {
       loading_.insert(model);
       start_load = true;
@@ -32,32 +43,43 @@ bool Router::WaitForModel(const std::shared_ptr<Call>& call) {
   return true;
 }
 
-// Sends the waiters whose model is now READY; fails those past their deadline, all of
+Status Router::AwaitModel(std::string_view model, std::string_view version) const {
+  auto where = placement_.ReadyUpstreams(model, version);
+  if (where.ok()) return Status::Ok();
+  auto done = std::make_shared<std::promise<Status>>();
+  auto result = done->get_future();
+  if (!WaitFor(std::string(model), std::string(version),
+               [done](Status s) { done->set_value(std::move(s)); })) {
+    return where.status();
+  }
+  return result.get();
+}
+
+// Resumes the waiters whose model is now READY; fails those past their deadline, all of
 // them when `expire_all` (with `status`), and those of `loaded_model` when its load just
 // ended without making their version READY (with `status` when the load failed).
-void Router::ResumeWaiters(bool expire_all, const Status& status, std::string_view loaded_model) {
-  std::vector<std::shared_ptr<Call>> ready;
-  std::vector<std::pair<std::shared_ptr<Call>, Status>> failed;
+void Router::ResumeWaiters(bool expire_all, const Status& status,
+                           std::string_view loaded_model) const {
+  std::vector<std::pair<std::function<void(Status)>, Status>> resume;
   {
     std::lock_guard lock(wait_mutex_);
     if (waiters_.empty()) return;
     const Clock::TimePoint now = clock_->Now();
     std::vector<Waiter> keep;
     for (auto& waiter : waiters_) {
-      const InferRequest& request = waiter.call->request;
-      auto where = placement_.ReadyUpstreams(request.model, request.version);
+      auto where = placement_.ReadyUpstreams(waiter.model, waiter.version);
       if (expire_all) {
-        failed.emplace_back(std::move(waiter.call), status);
+        resume.emplace_back(std::move(waiter.resume), status);
       } else if (where.ok()) {
-        ready.push_back(std::move(waiter.call));
-      } else if (!loaded_model.empty() && request.model == loaded_model &&
-                 !options_.wait_for_models.contains(request.model)) {
-        failed.emplace_back(std::move(waiter.call), status.ok() ? where.status() : status);
+        resume.emplace_back(std::move(waiter.resume), Status::Ok());
+      } else if (!loaded_model.empty() && waiter.model == loaded_model &&
+                 !options_.wait_for_models.contains(waiter.model)) {
+        resume.emplace_back(std::move(waiter.resume), status.ok() ? where.status() : status);
       } else if (now >= waiter.deadline) {
-        failed.emplace_back(
-            std::move(waiter.call),
+        resume.emplace_back(
+            std::move(waiter.resume),
             Status::Unavailable(
-                "model '" + request.model + "' is not ready on any upstream after waiting " +
+                "model '" + waiter.model + "' is not ready on any upstream after waiting " +
                 std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
                                    options_.load_wait)
                                    .count()) +
@@ -68,8 +90,7 @@ void Router::ResumeWaiters(bool expire_all, const Status& status, std::string_vi
     }
     waiters_.swap(keep);
   }
-  for (auto& [call, why] : failed) Finish(call, why);
-  for (auto& call : ready) Attempt(call);
+  for (auto& [fn, why] : resume) fn(why);
 }
 
 Result<PlacementDecision> Router::DecideOnDemand(const std::string& model) const {
@@ -97,7 +118,7 @@ Result<PlacementDecision> Router::DecideOnDemand(const std::string& model) const
   return DecidePlacement(model, candidates, options_.max_loaded_models_per_upstream);
 }
 
-void Router::LoadOnDemand(const std::string& model) {
+void Router::LoadOnDemand(const std::string& model) const {
   Status result;
   auto decision = DecideOnDemand(model);
   if (!decision.ok()) {
