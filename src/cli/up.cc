@@ -65,6 +65,7 @@ class Facility {
     o.log_dir = log_dir_;
     o.model_repository = autoscale->model_repository;
     o.stop_timeout = std::chrono::seconds(15);
+    o.cancel_fd = ShutdownSignalFd();  // Ctrl-C while the servers start: stop waiting
     o.on_ready = [this, &router](const std::string& url) {
       if (Status s = router.AddUpstream(url); !s.ok())
         spdlog::error("up: cannot add upstream {}: {}", url, s.ToString());
@@ -81,7 +82,10 @@ class Facility {
     provider = pool_;
     std::printf("quiver up: %s\n  logs        %s\n", source_.c_str(), log_dir_.c_str());
     std::fflush(stdout);
-    return pool_->StartServers(specs_);
+    Status started = pool_->StartServers(specs_);
+    if (started.code() == StatusCode::kCancelled)
+      return Status::Cancelled("interrupted while the servers were starting");
+    return started;
   }
 
   // hooks.on_listening: Prometheus (it needs the gateway's metrics port), then the URLs.

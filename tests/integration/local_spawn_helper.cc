@@ -11,7 +11,7 @@
 int main(int argc, char** argv) {
   if (argc != 5) return 2;
   quiver::gateway::ServerSpec spec{"orphan", argv[2], {argv[3]}, {}};
-  quiver::gateway::ServerProcessOptions options;
+  quiver::gateway::ServerProcessOptions options;  // no cancel fds
   options.quiver_binary = argv[1];
   options.log_file = argv[4];
   auto server = quiver::gateway::ServerProcess::Start(spec, options);

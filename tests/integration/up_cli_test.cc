@@ -5,6 +5,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -156,6 +157,33 @@ TEST_F(UpCliTest, BadConfigFailsNamingTheKey) {
   EXPECT_EQ((*up)->ExitDescription(), "exit code 1");
   EXPECT_NE((*up)->LogTail().find("servers[0].model_repository: no directory /nonexistent"),
             std::string::npos)
+      << (*up)->LogTail();
+}
+
+TEST_F(UpCliTest, SigintWhileTheServersStartStopsWithoutWaitingForThem) {
+  // A server that never gets ready: its model's config.pbtxt is a FIFO nobody writes, so
+  // loading it blocks (and SIGTERM does not end it: the pool has to SIGKILL it).
+  dir_.MakeDir("stuck/hang");
+  ASSERT_EQ(::mkfifo((dir_.path() / "stuck/hang/config.pbtxt").c_str(), 0600), 0);
+  dir_.Write("stuck.yaml", "servers:\n  - model_repository: stuck\n    models: [hang]\n");
+  auto up =
+      ChildProcess::Spawn({{QUIVER_BINARY, "up", "--config", (dir_.path() / "stuck.yaml").string(),
+                            "--log-dir", (dir_.path() / "logs").string(), "--http-port", "0",
+                            "--grpc-port", "0", "--metrics-port", "0"},
+                           dir_.path() / "up.log",
+                           true});
+  ASSERT_TRUE(up.ok());
+  std::string out;
+  char c;
+  // "  logs ..." is printed just before the servers are started.
+  while (out.find("  logs") == std::string::npos && ::read((*up)->stdout_fd(), &c, 1) == 1) {
+    out += c;
+  }
+  ::kill((*up)->pid(), SIGINT);
+  // The start timeout is 120 s; the pool gives up at once and kills the stuck server.
+  ASSERT_TRUE((*up)->WaitExit(30s)) << out;
+  EXPECT_EQ((*up)->ExitDescription(), "exit code 1");
+  EXPECT_NE((*up)->LogTail().find("interrupted while the servers were starting"), std::string::npos)
       << (*up)->LogTail();
 }
 

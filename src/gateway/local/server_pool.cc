@@ -34,6 +34,12 @@ ServerPool::~ServerPool() {
 
 void ServerPool::Wake() { Signal(wake_fd_); }
 
+std::vector<int> ServerPool::CancelFds() const {
+  std::vector<int> fds = {cancel_fd_};
+  if (options_.cancel_fd >= 0) fds.push_back(options_.cancel_fd);
+  return fds;
+}
+
 ServerInfo ServerPool::Info(const Entry& e) const {
   const ServerProcess& s = *e.server;
   return ServerInfo{s.spec().name,  e.replica_of,
@@ -60,7 +66,7 @@ Status ServerPool::StartServers(const std::vector<ServerSpec>& specs) {
   for (size_t i = 0; i < specs.size(); ++i) {
     threads.emplace_back([this, &specs, &started, &errors, i] {
       ServerProcessOptions o{options_.quiver_binary, options_.log_dir / (specs[i].name + ".log"),
-                             options_.start_timeout, cancel_fd_};
+                             options_.start_timeout, CancelFds()};
       auto server = ServerProcess::Start(specs[i], o);
       if (server.ok())
         started[i] = std::move(server).value();
@@ -178,7 +184,7 @@ bool ServerPool::ReconcileOnce() {
       const std::string m = model;  // `model` refers into wanted_, which may change unlocked
       lock.unlock();
       ServerProcessOptions o{options_.quiver_binary, options_.log_dir / (spec.name + ".log"),
-                             options_.start_timeout, cancel_fd_};
+                             options_.start_timeout, CancelFds()};
       auto server = ServerProcess::Start(spec, o);
       lock.lock();
       --starting_[m];

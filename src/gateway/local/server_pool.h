@@ -37,6 +37,9 @@ struct ServerPoolOptions {
   std::vector<std::string> replica_args;   // more `quiver serve` flags for replicas
   std::chrono::milliseconds start_timeout{120000};
   std::chrono::milliseconds stop_timeout{30000};  // SIGTERM -> SIGKILL
+  // Optional: readable = give up the starts in progress and those to come (CANCELLED),
+  // e.g. a pending shutdown signal (cli::ShutdownSignalFd). Not read by the pool.
+  int cancel_fd = -1;
   // A server is ready: add it as an upstream.
   std::function<void(const std::string& url)> on_ready;
   // A replica is about to get SIGTERM (scale-down): remove the upstream and drain it
@@ -93,6 +96,7 @@ class ServerPool : public ReplicaProvider {
   bool ReconcileOnce();  // one start or stop; true if it did something
   void HandleExits();
   void Wake();
+  std::vector<int> CancelFds() const;
   ServerInfo Info(const Entry& e) const;
 
   const ServerPoolOptions options_;

@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -67,11 +68,12 @@ Status ServerProcess::WaitReady(const ServerProcessOptions& options) {
     if (left.count() <= 0) {
       return fail("was not ready within " + std::to_string(options.start_timeout.count()) + " ms");
     }
-    pollfd fds[2] = {{child_->stdout_fd(), POLLIN, 0}, {options.cancel_fd, POLLIN, 0}};
-    const int n = ::poll(fds, options.cancel_fd >= 0 ? 2 : 1, static_cast<int>(left.count()));
+    std::vector<pollfd> fds = {{child_->stdout_fd(), POLLIN, 0}};
+    for (int fd : options.cancel_fds) fds.push_back({fd, POLLIN, 0});
+    const int n = ::poll(fds.data(), fds.size(), static_cast<int>(left.count()));
     if (n < 0 && errno != EINTR) return fail(std::string("poll: ") + std::strerror(errno));
     if (n <= 0) continue;
-    if (fds[1].revents != 0) {
+    if (std::any_of(fds.begin() + 1, fds.end(), [](const pollfd& p) { return p.revents != 0; })) {
       child_->Stop(std::chrono::seconds(5));
       return Status::Cancelled("start of server '" + spec_.name + "' cancelled");
     }

@@ -27,7 +27,7 @@ struct ServerProcessOptions {
   std::filesystem::path quiver_binary;  // e.g. /proc/self/exe
   std::filesystem::path log_file;       // the child's stderr
   std::chrono::milliseconds start_timeout{120000};
-  int cancel_fd = -1;  // optional: readable = give up starting (CANCELLED)
+  std::vector<int> cancel_fds;  // any readable = give up starting (CANCELLED)
 };
 
 // A running `quiver serve`. Not thread-safe; the destructor stops it (ChildProcess).
