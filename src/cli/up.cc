@@ -66,19 +66,7 @@ class Facility {
     o.model_repository = autoscale->model_repository;
     o.stop_timeout = std::chrono::seconds(15);
     o.cancel_fd = ShutdownSignalFd();  // Ctrl-C while the servers start: stop waiting
-    o.on_ready = [this, &router](const std::string& url) {
-      if (Status s = router.AddUpstream(url); !s.ok())
-        spdlog::error("up: cannot add upstream {}: {}", url, s.ToString());
-      Retarget();
-    };
-    auto remove = [this, &router](const std::string& url) {
-      if (Status s = router.RemoveUpstream(url); !s.ok() && s.code() != StatusCode::kNotFound)
-        spdlog::warn("up: removing upstream {}: {}", url, s.ToString());
-      Retarget();
-    };
-    o.before_stop = remove;
-    o.on_exit = [remove](const std::string& url, const std::string&) { remove(url); };
-    pool_ = std::make_shared<gateway::ServerPool>(std::move(o));
+    pool_ = MakeUpstreamServerPool(router, std::move(o), [this] { Retarget(); });
     provider = pool_;
     std::printf("quiver up: %s\n  logs        %s\n", source_.c_str(), log_dir_.c_str());
     std::fflush(stdout);
@@ -157,6 +145,24 @@ class Facility {
 };
 
 }  // namespace
+
+std::shared_ptr<gateway::ServerPool> MakeUpstreamServerPool(gateway::Router& router,
+                                                            gateway::ServerPoolOptions o,
+                                                            std::function<void()> on_change) {
+  o.on_ready = [&router, on_change](const std::string& url) {
+    if (Status s = router.AddUpstream(url); !s.ok())
+      spdlog::error("cannot add upstream {}: {}", url, s.ToString());
+    if (on_change) on_change();
+  };
+  auto remove = [&router, on_change](const std::string& url) {
+    if (Status s = router.RemoveUpstream(url); !s.ok() && s.code() != StatusCode::kNotFound)
+      spdlog::warn("removing upstream {}: {}", url, s.ToString());
+    if (on_change) on_change();
+  };
+  o.before_stop = remove;
+  o.on_exit = [remove](const std::string& url, const std::string&) { remove(url); };
+  return std::make_shared<gateway::ServerPool>(std::move(o));
+}
 
 CLI::App* AddUpCommand(CLI::App& app, UpOptions& o) {
   auto* up = app.add_subcommand(

@@ -187,6 +187,34 @@ TEST_F(UpCliTest, SigintWhileTheServersStartStopsWithoutWaitingForThem) {
       << (*up)->LogTail();
 }
 
+// autoscale.provider local: the autoscaler keeps min_replicas of a model through the same
+// pool; the replica becomes an upstream and stops with the rest.
+TEST_F(UpCliTest, AutoscalesLocalReplicas) {
+  dir_.Write("facility.yaml", "servers: [{name: a, model_repository: " QUIVER_SOURCE_DIR
+                              "/models, models: [identity_fp32]}]\n"
+                              "autoscale:\n"
+                              "  provider: local\n"
+                              "  interval_ms: 200\n"
+                              "  model_repository: " QUIVER_SOURCE_DIR
+                              "/models\n"
+                              "  models: {identity_bytes: {min_replicas: 1, max_replicas: 2}}\n");
+  Started s = Up();
+  ASSERT_TRUE(s.up);
+  ASSERT_EQ(s.server_pids.size(), 1u) << s.out << s.up->LogTail();
+  // The replica starts after the gateway listens: poll the gateway, bounded.
+  const auto deadline = std::chrono::steady_clock::now() + 60s;
+  int ready = -1;
+  while (std::chrono::steady_clock::now() < deadline &&
+         (ready = HttpGetStatus(s.gateway_http, "/v2/models/identity_bytes/ready", 5s)) != 200) {
+    ASSERT_FALSE(s.up->WaitExit(100ms)) << s.up->LogTail();  // the interval; fails if up dies
+  }
+  EXPECT_EQ(ready, 200);
+  EXPECT_TRUE(std::filesystem::exists(dir_.path() / "logs" / "replica-identity_bytes-1.log"));
+  ::kill(s.up->pid(), SIGTERM);
+  ASSERT_TRUE(s.up->WaitExit(60s));
+  EXPECT_EQ(s.up->ExitDescription(), "exit code 0") << s.up->LogTail();
+}
+
 TEST_F(UpCliTest, ServersDieWithAKilledUp) {
   ASSERT_EQ(::prctl(PR_SET_CHILD_SUBREAPER, 1), 0);  // orphans come to us: we reap them
   Started s = Up();
