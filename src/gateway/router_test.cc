@@ -3,7 +3,9 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <future>
+#include <thread>
 #include <map>
 
 #include "testing/engine_fixture.h"
@@ -305,6 +307,52 @@ TEST_F(RouterTest, MetadataIndexAndStatisticsSpanTheUpstreams) {
   ASSERT_TRUE(router_->Unload("m2").ok());
   EXPECT_FALSE(router_->ModelReady("m2", ""));
   EXPECT_EQ(router_->Load("absent").code(), StatusCode::kNotFound);
+}
+
+// Version 2 appears in both repositories; the rollout moves one upstream at a time while
+// requests keep flowing: none fails, a request naming a version reaches only upstreams
+// that have it, and at the end only version 2 is served.
+TEST_F(RouterTest, RolloutMovesUpstreamsOneAtATimeWithoutFailures) {
+  AddServer("a", {"v"});
+  AddServer("b", {"v"});
+  MakeRouter();
+  ASSERT_TRUE(router_->AddUpstream("a").ok());
+  ASSERT_TRUE(router_->AddUpstream("b").ok());
+  for (const char* url : {"a", "b"}) servers_.at(url).engine.repo().AddVersion("v", 2);
+
+  InferRequest v1 = Request("v");
+  v1.version = "1";
+  ASSERT_TRUE(InferAndWait(*router_, v1).ok());
+  std::atomic<bool> done{false};
+  std::atomic<int> sent{0};
+  std::vector<std::string> failures;
+  std::thread load([&] {
+    while (!done) {
+      auto r = InferAndWait(*router_, Request("v"));
+      ++sent;
+      if (!r.ok()) failures.push_back(r.status().ToString());
+    }
+  });
+  while (sent.load() == 0) std::this_thread::yield();
+  auto report = router_->Rollout("v");
+  const int during = sent.load();
+  done = true;
+  load.join();
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  ASSERT_EQ(report->size(), 2u);
+  EXPECT_THAT((*report)[0], HasSubstr("a: version(s) 2 ready"));
+  EXPECT_THAT((*report)[1], HasSubstr("b: version(s) 2 ready"));
+  EXPECT_THAT(failures, ::testing::IsEmpty());
+  EXPECT_GT(during, 0);
+
+  EXPECT_EQ(router_->GetModelMetadata("v", "")->versions, std::vector<std::string>{"2"});
+  EXPECT_EQ(InferAndWait(*router_, v1).status().code(), StatusCode::kNotFound);
+  InferRequest v2 = Request("v");
+  v2.version = "2";
+  auto answered = InferAndWait(*router_, v2);
+  ASSERT_TRUE(answered.ok()) << answered.status().ToString();
+  EXPECT_EQ(answered->version, "2");
+  EXPECT_EQ(router_->Rollout("absent").status().code(), StatusCode::kNotFound);
 }
 
 TEST_F(RouterTest, BadUpstreamUrlsAreRefused) {
