@@ -11,6 +11,7 @@
 #include "bench/perf_command.h"
 #endif
 #include "cli/analyze.h"
+#include "cli/admin.h"
 #include "cli/gateway.h"
 #include "cli/serve.h"
 
@@ -32,6 +33,8 @@ int main(int argc, char** argv) {
   auto* serve = quiver::cli::AddServeCommand(app, serve_options);
   quiver::cli::GatewayOptions gateway_options;
   auto* gateway = quiver::cli::AddGatewayCommand(app, gateway_options);
+  quiver::cli::AdminOptions admin_options;
+  auto* admin = quiver::cli::AddAdminCommand(app, admin_options);
 
 #ifdef QUIVER_WITH_PERF
   quiver::bench::PerfOptions perf_options;
@@ -52,6 +55,7 @@ int main(int argc, char** argv) {
   if (engine->parsed()) return quiver::bench::RunEngineBench(engine_options);
   if (serve->parsed()) return quiver::cli::RunServe(serve_options);
   if (gateway->parsed()) return quiver::cli::RunGateway(gateway_options);
+  if (admin->parsed()) return quiver::cli::RunAdmin(admin_options);
   if (analyze->parsed()) return quiver::cli::RunAnalyze(analyze_options);
   if (generate->parsed()) {
     generate_options.args = generate->remaining();
