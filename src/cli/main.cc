@@ -12,6 +12,7 @@
 #include "bench/perf_command.h"
 #endif
 #include "cli/analyze.h"
+#include "cli/admin.h"
 #include "cli/gateway.h"
 #include "cli/serve.h"
 #include "cli/up.h"
@@ -33,6 +34,8 @@ int main(int argc, char** argv) {
   auto* serve = quiver::cli::AddServeCommand(app, serve_options);
   quiver::cli::GatewayOptions gateway_options;
   auto* gateway = quiver::cli::AddGatewayCommand(app, gateway_options);
+  quiver::cli::AdminOptions admin_options;
+  auto* admin = quiver::cli::AddAdminCommand(app, admin_options);
   quiver::cli::UpOptions up_options;
   auto* up = quiver::cli::AddUpCommand(app, up_options);
 
@@ -55,6 +58,7 @@ int main(int argc, char** argv) {
   if (engine->parsed()) return quiver::bench::RunEngineBench(engine_options);
   if (serve->parsed()) return quiver::cli::RunServe(serve_options);
   if (gateway->parsed()) return quiver::cli::RunGateway(gateway_options);
+  if (admin->parsed()) return quiver::cli::RunAdmin(admin_options);
   if (up->parsed()) return quiver::cli::RunUp(up_options);
   if (analyze->parsed()) return quiver::cli::RunAnalyze(analyze_options);
   if (generate->parsed()) {

@@ -188,7 +188,24 @@ HttpRouter::HttpRouter(InferenceService& service, SharedMemoryManager& shm,
 
 HttpRouter::~HttpRouter() = default;
 
+void HttpRouter::SetExtension(std::string prefix, ExtensionHandler handler) {
+  extension_prefix_ = std::move(prefix);
+  extension_ = std::move(handler);
+}
+
 void HttpRouter::Handle(const HttpRequest& request, HttpResponder respond) {
+  if (extension_ && request.target.starts_with(extension_prefix_)) {
+    std::string_view method = request.method == HttpMethod::kGet      ? "GET"
+                              : request.method == HttpMethod::kPost   ? "POST"
+                              : request.method == HttpMethod::kDelete ? "DELETE"
+                                                                      : "OTHER";
+    blocking_([this, method, target = std::string(request.target),
+               body = std::string(BodyText(request)), respond = std::move(respond)] {
+      auto [status, json] = extension_(method, target, body);
+      respond(HttpReply::Json(status, std::move(json)));
+    });
+    return;
+  }
   const HttpRoute route = ParseRoute(request.target);
   const bool get = request.method == HttpMethod::kGet;
   const bool post = request.method == HttpMethod::kPost;

@@ -44,7 +44,9 @@ class HttpServer::Impl {
         router_(service, shm,
                 [this](std::function<void()> task) { asio::post(blocking_, std::move(task)); },
                 options.max_body_bytes),
-        gate_(std::make_shared<ReplyGate>()) {}
+        gate_(std::make_shared<ReplyGate>()) {
+    if (options.extension) router_.SetExtension(options.extension_prefix, options.extension);
+  }
 
   ~Impl() { Stop(); }
 
