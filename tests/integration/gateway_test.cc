@@ -17,15 +17,18 @@
 #include <vector>
 
 #include "client/client.h"
-#include "http_get.h"
+#include "gateway/local/http_probe.h"
 #include "server_process.h"
 
 namespace quiver::client {
 namespace {
 
-using quiver::testing::HttpGet;
 using quiver::testing::ServerProcess;
 using namespace std::chrono_literals;
+
+gateway::HttpReply HttpGet(int port, std::string_view path) {
+  return gateway::HttpGet(port, path, 10s);
+}
 
 const std::string kModels = std::string(QUIVER_SOURCE_DIR) + "/models";
 
@@ -234,8 +237,8 @@ TEST(GatewayTest, UpstreamsChangeThroughTheAdminApiAndTheFile) {
     return n;
   };
   EXPECT_EQ(count(), 1u);
-  auto added = quiver::testing::HttpExchange(port, "POST", "/v2/gateway/upstreams",
-                                             "{\"url\": \"" + s2->Url("http") + "\"}");
+  auto added = gateway::HttpExchange(port, "POST", "/v2/gateway/upstreams",
+                                     "{\"url\": \"" + s2->Url("http") + "\"}", 10s);
   EXPECT_EQ(added.status, 200) << added.body;
   EXPECT_EQ(count(), 2u);
   const std::string cli = std::string(QUIVER_BINARY) + " admin -g http://127.0.0.1:" +

@@ -23,6 +23,12 @@ sockaddr_in Loopback(int port) {
 }  // namespace
 
 HttpReply HttpGet(int port, std::string_view path, std::chrono::milliseconds timeout) {
+  return HttpExchange(port, "GET", path, {}, timeout);
+}
+
+HttpReply HttpExchange(int port, std::string_view method, std::string_view path,
+                       std::string_view body, std::chrono::milliseconds timeout,
+                       std::string_view extra_headers) {
   HttpReply reply;
   const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return reply;
@@ -34,8 +40,10 @@ HttpReply HttpGet(int port, std::string_view path, std::chrono::milliseconds tim
   std::string response;
   bool complete = false;
   if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
-    const std::string request =
-        "GET " + std::string(path) + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+    const std::string request = std::string(method) + " " + std::string(path) +
+                                " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n" +
+                                std::string(extra_headers) + "Content-Length: " +
+                                std::to_string(body.size()) + "\r\n\r\n" + std::string(body);
     if (::send(fd, request.data(), request.size(), MSG_NOSIGNAL) ==
         static_cast<ssize_t>(request.size())) {
       char buf[4096];

@@ -1,6 +1,7 @@
 #pragma once
-// HttpGet: `GET path` on 127.0.0.1:port, for readiness checks of children (Prometheus's
-// /-/ready, a server's /v2/health/ready) and tests, without a client library.
+// HttpGet / HttpExchange: one HTTP/1.1 request to 127.0.0.1:port, for readiness checks of
+// children (Prometheus's /-/ready, a server's /v2/health/ready), the admin API and tests,
+// without a client library.
 
 #include <chrono>
 #include <string>
@@ -14,7 +15,10 @@ struct HttpReply {
 };
 
 // One request with `Connection: close`, read to the end; `timeout` bounds each socket
-// operation.
+// operation. `extra_headers` are whole lines ("Authorization: Bearer x\r\n").
+HttpReply HttpExchange(int port, std::string_view method, std::string_view path,
+                       std::string_view body, std::chrono::milliseconds timeout,
+                       std::string_view extra_headers = {});
 HttpReply HttpGet(int port, std::string_view path, std::chrono::milliseconds timeout);
 
 // HttpGet's status code only.
