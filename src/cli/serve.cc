@@ -126,6 +126,23 @@ int RunServe(const ServeOptions& o) {
     return 1;
   }
   std::unique_ptr<engine::Engine> engine = std::move(created).value();
+  // A model named with --load-model that is not there (a typo, a missing directory) is a
+  // failed load, as in Triton; the Engine only logs it.
+  int missing = 0;
+  if (*mode == engine::ModelControlMode::kExplicit) {
+    for (const auto& name : o.load_models) {
+      if (name != "*" && !engine->ModelReady(name, "")) {
+        spdlog::error("--load-model {}: the model is not ready (see the error above)", name);
+        ++missing;
+      }
+    }
+  }
+  if (missing > 0 && o.exit_on_error) {
+    spdlog::error("{} model(s) named with --load-model failed to load; exiting "
+                  "(--exit-on-error=false to serve the others)",
+                  missing);
+    return 1;
+  }
   // Not ready = a model or version failed to load (models not loaded on purpose, as in
   // explicit mode, do not count).
   if (!engine->Ready()) {

@@ -440,6 +440,21 @@ def test_explicit_mode_loads_only_named_models(start_server, tmp_path):
     assert proc.stop() == 0
 
 
+def test_unknown_load_model_fails_startup(start_server, tmp_path):
+    """As Triton: a model named with --load-model that cannot load stops the server
+    (unless --exit-on-error=false)."""
+    repo = identity_repository(tmp_path)
+    proc = start_server(["--model-repository", repo, "--model-control-mode", "explicit",
+                         "--load-model", "identity_fp32", "--load-model", "no_such_model",
+                         "--http-port", "0", "--grpc-port", "0"], wait=False)
+    assert proc.proc.wait(timeout=30) == 1
+    assert "no_such_model" in proc.log()
+    proc = start_server(["--model-repository", repo, "--model-control-mode", "explicit",
+                         "--load-model", "no_such_model", "--exit-on-error", "false",
+                         "--http-port", "0", "--grpc-port", "0"])
+    assert proc.stop() == 0
+
+
 def test_http_only_server(start_server, tmp_path):
     proc = start_server(["--model-repository", identity_repository(tmp_path),
                          "--http-port", "0", "--allow-grpc", "false"])
