@@ -16,6 +16,7 @@
 #include <string>
 
 #include "core/status.h"
+#include "frontend/authenticator.h"
 #include "frontend/shared_memory.h"
 #include "service/inference_service.h"
 
@@ -33,6 +34,9 @@ struct HttpServerOptions {
   std::chrono::milliseconds read_timeout{std::chrono::minutes(2)};
   // Stop() waits this long for in-flight requests before closing their connections.
   std::chrono::milliseconds stop_timeout{std::chrono::seconds(10)};
+  // Empty: auth off (every caller is tenant ""). Set: every endpoint but v2/health/live and
+  // v2/health/ready needs `Authorization: Bearer <token>` (401 otherwise).
+  Authenticator authenticator;
 };
 
 // Serves `service` and `shm`, which must outlive the server. Start/Stop/port are
