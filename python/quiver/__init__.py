@@ -12,11 +12,14 @@
                                  per="event", event_offsets=event_offsets, reduce="max")
 
 URLs: grpc://host[:port], http://host[:port] (KServe v2: quiver serve, Triton, the Quiver
-gateway) or local:///model/repository (in this process). A Client is picklable by its
+gateway) or local:///model/repository (in this process). Client(..., token="...") sends a
+bearer token to every remote endpoint (the gateway's tenants); without token=, the
+environment variable QUIVER_TOKEN is used if set. A Client is picklable by its
 configuration and reconnects lazily, so it can be passed to Dask tasks
 (python/examples/dask_inference.py). Errors are quiver.Error subclasses named after the
 status codes: InvalidArgument, NotFound, AlreadyExists, Unavailable, ResourceExhausted,
-DeadlineExceeded, Cancelled, Unsupported, Internal, Unknown.
+DeadlineExceeded, Cancelled, Unsupported, Internal, Unknown, Unauthenticated (a missing or
+wrong token), TooManyRequests (over a tenant's limits).
 
 The compiled part, quiver._quiver, is built by CMake into <build>/python/quiver/; this
 package finds it there (the build tree next to this checkout, or $QUIVER_BUILD_DIR).
@@ -60,6 +63,8 @@ from ._quiver import (  # noqa: E402
     InvalidArgument,
     NotFound,
     ResourceExhausted,
+    TooManyRequests,
+    Unauthenticated,
     Unavailable,
     Unknown,
     Unsupported,
@@ -162,6 +167,7 @@ Client.infer_aio = _infer_aio
 
 __all__ = [
     "AlreadyExists", "Cancelled", "Client", "DeadlineExceeded", "Error", "Internal",
-    "InvalidArgument", "NotFound", "ResourceExhausted", "Unavailable", "Unknown",
-    "Unsupported", "__version__", "pad_jagged", "reduce_lists", "unpad",
+    "InvalidArgument", "NotFound", "ResourceExhausted", "TooManyRequests", "Unauthenticated",
+    "Unavailable", "Unknown", "Unsupported", "__version__", "pad_jagged", "reduce_lists",
+    "unpad",
 ]

@@ -7,10 +7,12 @@
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
+#include <cstdlib>
 #include <mutex>
 #include <optional>
 #include <utility>
 
+#include "client/remote_service.h"
 #include "client/url.h"
 #include "columnar/batch_runner.h"
 #include "errors.h"
@@ -232,11 +234,13 @@ auto Call(PyClient& self, Fn&& fn) {
   return result;
 }
 
-const char* kClientDoc = R"doc(A client of KServe v2 inference servers (quiver serve, NVIDIA Triton, the
+const char* kClientDoc =
+    R"doc(A client of KServe v2 inference servers (quiver serve, NVIDIA Triton, the
 Quiver gateway) or of an in-process model repository.
 
 Client(urls, fallback=None, timeout=None, retries=4, *, attempt_timeout=None,
-       max_in_flight=256, connections=4, shared_memory=True, validate_inputs=True)
+       max_in_flight=256, connections=4, shared_memory=True, validate_inputs=True,
+       token=None)
 
 urls: one URL or a list, tried in this order (failover): "grpc://host[:port]",
   "http://host[:port]" or "local:///path/to/model_repository" (the models run in this
@@ -259,6 +263,13 @@ connections: connections (HTTP) or channels (gRPC) per remote endpoint.
 shared_memory: pass large inputs through POSIX shared memory to servers on this host.
 validate_inputs: check input names, data types and shapes against the model's metadata
   before sending (errors without a round trip).
+token: a bearer token sent to every remote endpoint (HTTP "Authorization: Bearer <token>",
+  gRPC metadata "authorization"), e.g. for the Quiver gateway's tenants. None: the
+  environment variable QUIVER_TOKEN if set, else no token; "": no token. Read once, here.
+  Visible ASCII without spaces (quiver.InvalidArgument otherwise). Never shown in repr(),
+  `config` or error messages; pickling keeps it. A missing or wrong token raises
+  quiver.Unauthenticated, a tenant over its limits quiver.TooManyRequests (HTTP) or
+  quiver.ResourceExhausted (gRPC); neither is retried.
 
 URLs are checked at once (quiver.InvalidArgument); nothing connects before the first
 call. Thread-safe: one client may serve many threads. The GIL is released while a call
@@ -291,10 +302,10 @@ py::class_<PyClient> RegisterClient(py::module_& m) {
       },
       "Registers quiver._Future as the type infer_async returns (package import).");
   py::class_<PyClient> cls(m, "Client", kClientDoc);
-  cls.def(py::init([](const py::object& urls, const py::object& fallback,
-                      const py::object& timeout, int retries, const py::object& attempt_timeout,
-                      size_t max_in_flight, size_t connections, bool shared_memory,
-                      bool validate_inputs) {
+  cls.def(py::init([](const py::object& urls, const py::object& fallback, const py::object& timeout,
+                      int retries, const py::object& attempt_timeout, size_t max_in_flight,
+                      size_t connections, bool shared_memory, bool validate_inputs,
+                      const py::object& token) {
             ClientConfig c;
             if (py::isinstance<py::str>(urls)) {
               c.urls = {urls.cast<std::string>()};
@@ -321,12 +332,21 @@ py::class_<PyClient> RegisterClient(py::module_& m) {
             c.connections = connections;
             c.shared_memory = shared_memory;
             c.validate_inputs = validate_inputs;
+            if (py::isinstance<py::str>(token)) {
+              c.token = token.cast<std::string>();
+            } else if (!token.is_none()) {
+              throw py::type_error("token must be a str or None");
+            } else if (const char* env = std::getenv("QUIVER_TOKEN")) {
+              c.token = env;
+            }
+            if (Status s = client::CheckToken(c.token); !s.ok()) ThrowStatus(s);
             return std::make_unique<PyClient>(std::move(c), /*shared=*/false);
           }),
           py::arg("urls"), py::arg("fallback") = py::none(), py::arg("timeout") = py::none(),
           py::arg("retries") = 4, py::kw_only(), py::arg("attempt_timeout") = py::none(),
           py::arg("max_in_flight") = 256, py::arg("connections") = 4,
-          py::arg("shared_memory") = true, py::arg("validate_inputs") = true);
+          py::arg("shared_memory") = true, py::arg("validate_inputs") = true,
+          py::arg("token") = py::none());
 
   cls.def(
       "infer",
@@ -533,7 +553,8 @@ Returns {output name: array with the same rows}. Errors name the failed rows.)do
   cls.def_property_readonly("retries", [](const PyClient& self) { return self.config().retries; });
   cls.def_property_readonly(
       "config", [](const PyClient& self) { return self.config().ToDict(); },
-      "The configuration (what pickling keeps), as keyword arguments of Client().");
+      "The configuration, as keyword arguments of Client(); without the token (pickling "
+      "keeps it).");
   cls.def("__repr__", [](const PyClient& self) {
     std::string urls;
     for (const std::string& u : self.config().urls) urls += (urls.empty() ? "'" : ", '") + u + "'";
@@ -541,11 +562,11 @@ Returns {output name: array with the same rows}. Errors name the failed rows.)do
     if (!self.config().fallback.empty()) repr += ", fallback='" + self.config().fallback + "'";
     return repr + ")";
   });
-  cls.def(py::pickle(
-      [](const PyClient& self) { return self.config().ToDict(); },
-      [](const py::dict& state) {
-        return std::make_unique<PyClient>(ClientConfig::FromDict(state), /*shared=*/true);
-      }));
+  cls.def(py::pickle([](const PyClient& self) { return self.config().ToDict(/*with_token=*/true); },
+                     [](const py::dict& state) {
+                       return std::make_unique<PyClient>(ClientConfig::FromDict(state),
+                                                         /*shared=*/true);
+                     }));
   return cls;
 }
 

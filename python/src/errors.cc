@@ -15,8 +15,8 @@ struct ErrorClass {
 
 // The classes, by StatusCode. Built-in bases let callers catch the usual Python kind
 // (`except ValueError`) as well as ours.
-const std::array<ErrorClass, 10>& Classes() {
-  static const std::array<ErrorClass, 10> classes = {{
+const std::array<ErrorClass, 12>& Classes() {
+  static const std::array<ErrorClass, 12> classes = {{
       {StatusCode::kInvalidArgument, "InvalidArgument", PyExc_ValueError,
        "Bad request content (inputs, shapes, data types, URLs). Never retried."},
       {StatusCode::kNotFound, "NotFound", PyExc_LookupError,
@@ -35,6 +35,12 @@ const std::array<ErrorClass, 10>& Classes() {
        "A feature this build, server or model does not provide."},
       {StatusCode::kInternal, "Internal", nullptr, "A backend failed or an invariant broke."},
       {StatusCode::kUnknown, "Unknown", nullptr, "An error of unknown kind."},
+      {StatusCode::kUnauthenticated, "Unauthenticated", PyExc_PermissionError,
+       "A missing or wrong token (Client(token=...), QUIVER_TOKEN). Never retried."},
+      {StatusCode::kTooManyRequests, "TooManyRequests", nullptr,
+       "The caller (its token's tenant) is over its request rate or in-flight limit at the "
+       "gateway (HTTP 429; over gRPC it arrives as ResourceExhausted). Never retried: try "
+       "again later, slower."},
   }};
   return classes;
 }

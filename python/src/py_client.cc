@@ -156,19 +156,27 @@ client::ClientOptions ClientConfig::Options() const {
   o.connections = connections;
   o.shared_memory = shared_memory;
   o.validate_inputs = validate_inputs;
+  o.token = token;
   return o;
 }
 
 std::string ClientConfig::Key() const {
   std::ostringstream key;
   for (const std::string& u : urls) key << u << '\n';
-  key << '\n' << fallback << '\n' << timeout_s << '\n' << retries << '\n' << attempt_timeout_s
-      << '\n' << max_in_flight << '\n' << connections << '\n' << shared_memory << '\n'
-      << validate_inputs;
+  key << '\n'
+      << fallback << '\n'
+      << timeout_s << '\n'
+      << retries << '\n'
+      << attempt_timeout_s << '\n'
+      << max_in_flight << '\n'
+      << connections << '\n'
+      << shared_memory << '\n'
+      << validate_inputs << '\n'
+      << token;
   return key.str();
 }
 
-py::dict ClientConfig::ToDict() const {
+py::dict ClientConfig::ToDict(bool with_token) const {
   py::dict d;
   d["urls"] = py::cast(urls);
   d["fallback"] = fallback.empty() ? py::object(py::none()) : py::object(py::str(fallback));
@@ -180,6 +188,7 @@ py::dict ClientConfig::ToDict() const {
   d["connections"] = connections;
   d["shared_memory"] = shared_memory;
   d["validate_inputs"] = validate_inputs;
+  if (with_token) d["token"] = token;
   return d;
 }
 
@@ -194,6 +203,7 @@ ClientConfig ClientConfig::FromDict(const py::dict& state) {
   c.connections = state["connections"].cast<size_t>();
   c.shared_memory = state["shared_memory"].cast<bool>();
   c.validate_inputs = state["validate_inputs"].cast<bool>();
+  if (state.contains("token")) c.token = state["token"].cast<std::string>();
   return c;
 }
 

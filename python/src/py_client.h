@@ -21,7 +21,8 @@ namespace quiver::python {
 
 namespace py = pybind11;
 
-// Everything a client is made from; what a pickle carries.
+// Everything a client is made from; what a pickle carries (the token included: a Dask
+// worker needs it to authenticate).
 struct ClientConfig {
   std::vector<std::string> urls;  // failover order
   std::string fallback;           // "" = none
@@ -32,10 +33,13 @@ struct ClientConfig {
   size_t connections = 4;
   bool shared_memory = true;
   bool validate_inputs = true;
+  std::string token;  // bearer token for remote endpoints; "" = none
 
   client::ClientOptions Options() const;
   std::string Key() const;  // equal for equal configurations
-  py::dict ToDict() const;
+  // As keyword arguments of Client(); the token only when `with_token` (pickling), so
+  // that the public `config` and what is printed from it never show it.
+  py::dict ToDict(bool with_token = false) const;
   static ClientConfig FromDict(const py::dict& state);
 };
 

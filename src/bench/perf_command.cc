@@ -62,6 +62,7 @@ Result<std::shared_ptr<InferenceService>> MakeClient(
   options.retry.max_attempts = 1;
   options.connections = plan.connections;
   options.shared_memory = plan.shared_memory;
+  options.token = plan.token;
   options.max_in_flight = std::max<size_t>(
       options.max_in_flight,
       plan.mode == LoadMode::kConcurrency ? static_cast<size_t>(plan.levels.back()) : 0);
@@ -99,6 +100,7 @@ int RunPerf(const PerfOptions& options) {
   remote.connections = plan.connections;
   remote.shared_memory = plan.shared_memory;
   remote.shared_memory_min_bytes = 0;  // --shared-memory system: every input, as perf_analyzer
+  remote.token = plan.token;
   // Metadata, statistics and shm registration may be slow on a loaded machine (a server
   // pinned to a busy core): a load generator waits rather than failing its run.
   remote.connect_timeout = std::chrono::seconds(30);

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <system_error>
 
+#include "client/remote_service.h"
 #include "client/url.h"
 #include "core/strings.h"
 
@@ -110,6 +111,11 @@ void AddPerfFlags(CLI::App& c, PerfOptions& o) {
       ->check(CLI::NonNegativeNumber);
   c.add_option("--seed", o.seed, "seed of the random input data and poisson arrivals")
       ->capture_default_str();
+  // Not perf_analyzer's (it has -H for any header): the gateway's tenant token.
+  c.add_option("--token", o.token,
+               "bearer token sent with every request (the gateway's tenants); default: the "
+               "environment variable QUIVER_TOKEN")
+      ->envname("QUIVER_TOKEN");
 }
 
 Result<Range> ParseRange(std::string_view flag, std::string_view text, bool integral) {
@@ -261,6 +267,9 @@ Result<PerfPlan> MakePerfPlan(const PerfOptions& o) {
                       v6 ? "[" : "", plan.endpoint.host, v6 ? "]" : "", plan.endpoint.port);
     }
   }
+  // Not Bad(): the message must not hold the token.
+  if (Status s = client::CheckToken(o.token); !s.ok()) return s.WithContext("--token");
+  plan.token = o.token;
   if (o.batch < 1) return Bad("-b", std::to_string(o.batch), "must be >= 1");
   plan.batch = o.batch;
   for (const std::string& s : o.shapes) {

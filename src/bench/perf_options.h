@@ -44,6 +44,7 @@ struct PerfOptions {
   int connections = 0;                // 0 = as perf_analyzer (see PerfPlan::connections)
   uint64_t seed = 0;                  // random data and poisson arrivals
   bool client = false;                // --client: through client::Client (-u local:// implies it)
+  std::string token;                  // --token, else $QUIVER_TOKEN; "" = none
 };
 
 // Registers the flags on the `perf` subcommand, and a callback on it that sets
@@ -123,6 +124,7 @@ struct PerfPlan {
   // local://: the in-process Engine) instead of the bare transport; "" = bare transport.
   std::string client_url;
   bool local = false;  // client_url is local://
+  std::string token;   // bearer token for the server (RemoteOptions::token); "" = none
 };
 
 // Checks the flags and fills a plan; INVALID_ARGUMENT naming the flag otherwise.

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <CLI/CLI.hpp>
+#include <cstdlib>
 
 namespace quiver::bench {
 namespace {
@@ -164,6 +165,22 @@ Result<PerfPlan> Plan(std::vector<std::string> args) {
   std::reverse(args.begin(), args.end());  // CLI11 parses a reversed vector
   app.parse(args);
   return MakePerfPlan(options);
+}
+
+TEST(PerfPlanTest, TokenFromTheFlagElseTheEnvironment) {
+  ::unsetenv("QUIVER_TOKEN");
+  EXPECT_EQ(Plan({"-m", "m"})->token, "");
+  EXPECT_EQ(Plan({"-m", "m", "--token", "flag-t0ken"})->token, "flag-t0ken");
+  ::setenv("QUIVER_TOKEN", "env-t0ken", 1);
+  EXPECT_EQ(Plan({"-m", "m"})->token, "env-t0ken");
+  EXPECT_EQ(Plan({"-m", "m", "--token", "flag-t0ken"})->token, "flag-t0ken");
+  ::setenv("QUIVER_TOKEN", "two words", 1);
+  auto bad = Plan({"-m", "m"});
+  ::unsetenv("QUIVER_TOKEN");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_TRUE(bad.status().message().starts_with("--token")) << bad.status().message();
+  EXPECT_EQ(bad.status().message().find("two words"), std::string::npos);
 }
 
 TEST(PerfPlanTest, PerfAnalyzerCommandLine) {

@@ -115,6 +115,10 @@ CLI::App* AddAnalyzeCommand(CLI::App& app, AnalyzeOptions& o) {
                   "Columnar: requests per model outstanding at once")
       ->capture_default_str();
   cmd->add_option("--timeout-ms", o.timeout_ms, "Per-call deadline (0 = none)");
+  cmd->add_option("--token", o.token,
+                  "Bearer token sent to remote endpoints (the gateway's tenants); default: the "
+                  "environment variable QUIVER_TOKEN")
+      ->envname("QUIVER_TOKEN");
   cmd->add_option("--output,-o", o.output, "Write the results and timing as JSON");
   cmd->add_flag("--progress", o.progress, "Progress bar even when stderr is not a terminal");
   return cmd;
@@ -146,6 +150,7 @@ int RunAnalyze(AnalyzeOptions o) {
     options.urls = o.urls;
     if (options.urls.empty()) options.urls = {"local://" QUIVER_DEFAULT_MODELS};
     options.timeout = std::chrono::milliseconds(o.timeout_ms);
+    options.token = o.token;
     auto made = client::Client::Create(options);
     if (!made.ok()) {
       std::fprintf(stderr, "quiver analyze: %s\n", made.status().ToString().c_str());

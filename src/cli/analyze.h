@@ -26,6 +26,7 @@ struct AnalyzeOptions {
   bool no_gnn = false;  // --no-gnn: emj_dnn and emj_event only
   bool progress = false;  // --progress: force the bar when stderr is not a terminal
   int timeout_ms = 0;     // per call, 0 = none
+  std::string token;      // --token, else $QUIVER_TOKEN; "" = none
   analysis::AnalysisOptions analysis;
 };
 

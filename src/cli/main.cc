@@ -11,6 +11,7 @@
 #include "bench/perf_command.h"
 #endif
 #include "cli/analyze.h"
+#include "cli/gateway.h"
 #include "cli/serve.h"
 
 int main(int argc, char** argv) {
@@ -29,6 +30,8 @@ int main(int argc, char** argv) {
 
   quiver::cli::ServeOptions serve_options;
   auto* serve = quiver::cli::AddServeCommand(app, serve_options);
+  quiver::cli::GatewayOptions gateway_options;
+  auto* gateway = quiver::cli::AddGatewayCommand(app, gateway_options);
 
 #ifdef QUIVER_WITH_PERF
   quiver::bench::PerfOptions perf_options;
@@ -48,6 +51,7 @@ int main(int argc, char** argv) {
   spdlog::set_level(spdlog::level::from_str(log_level));
   if (engine->parsed()) return quiver::bench::RunEngineBench(engine_options);
   if (serve->parsed()) return quiver::cli::RunServe(serve_options);
+  if (gateway->parsed()) return quiver::cli::RunGateway(gateway_options);
   if (analyze->parsed()) return quiver::cli::RunAnalyze(analyze_options);
   if (generate->parsed()) {
     generate_options.args = generate->remaining();

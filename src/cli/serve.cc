@@ -15,6 +15,7 @@
 #include <memory>
 #include <thread>
 
+#include "cli/process_setup.h"
 #include "engine/backends/default_backends.h"
 #include "engine/engine.h"
 #include "frontend/grpc_server.h"
@@ -24,47 +25,6 @@
 
 namespace quiver::cli {
 namespace {
-
-// Shutdown signals (SIGTERM, SIGINT) arrive through a self-pipe: the handler only writes
-// the signal number to a pipe (async-signal-safe), and the main thread reads it. A handler
-// rather than sigwait because libraries start threads before main() (OpenBLAS's pool, at
-// load time) whose signal mask we cannot set, and the kernel may deliver to any of them.
-int g_signal_pipe[2] = {-1, -1};
-
-extern "C" void OnShutdownSignal(int signo) {
-  const int saved_errno = errno;
-  const char byte = static_cast<char>(signo);
-  // Nothing to do on failure: the pipe is full only if signals are already pending.
-  [[maybe_unused]] ssize_t n = ::write(g_signal_pipe[1], &byte, 1);
-  errno = saved_errno;
-}
-
-// Creates the pipe and installs the handler for SIGTERM and SIGINT; ignores SIGPIPE (a
-// client that disconnects mid-reply must not kill the server).
-bool InstallShutdownSignals() {
-  if (::pipe2(g_signal_pipe, O_CLOEXEC | O_NONBLOCK) != 0) return false;
-  // Only the write end is non-blocking (the handler must never block); reads block.
-  ::fcntl(g_signal_pipe[0], F_SETFL, ::fcntl(g_signal_pipe[0], F_GETFL) & ~O_NONBLOCK);
-  struct sigaction action {};
-  action.sa_handler = OnShutdownSignal;
-  sigemptyset(&action.sa_mask);
-  action.sa_flags = SA_RESTART;
-  if (::sigaction(SIGTERM, &action, nullptr) != 0 || ::sigaction(SIGINT, &action, nullptr) != 0)
-    return false;
-  ::signal(SIGPIPE, SIG_IGN);
-  return true;
-}
-
-// Blocks until SIGTERM or SIGINT arrives (or has arrived since the last call); returns it.
-int WaitForShutdownSignal() {
-  char byte = 0;
-  while (true) {
-    const ssize_t n = ::read(g_signal_pipe[0], &byte, 1);
-    if (n == 1) return static_cast<unsigned char>(byte);
-    if (n < 0 && errno == EINTR) continue;
-    return SIGTERM;  // the pipe broke: treat as a request to stop rather than spin
-  }
-}
 
 // Logs every model version that is not READY (except models never asked to load);
 // returns how many there are.
@@ -136,15 +96,6 @@ CLI::App* AddServeCommand(CLI::App& app, ServeOptions& o) {
       ->check(CLI::Range(0, 65535))
       ->capture_default_str();
   return serve;
-}
-
-// Tensors of several MiB arrive and leave with every request. glibc serves allocations
-// above its mmap threshold with fresh mappings that the kernel zeroes page by page on
-// each request (~45 % of server time for 16 MiB tensors over gRPC, measured with perf);
-// keeping them in the heap and not trimming it lets the allocator reuse the memory.
-static void KeepLargeBuffersInHeap() {
-  mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024);  // glibc's maximum on 64-bit
-  mallopt(M_TRIM_THRESHOLD, 1024 * 1024 * 1024);
 }
 
 int RunServe(const ServeOptions& o) {

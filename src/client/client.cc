@@ -137,6 +137,7 @@ Result<std::shared_ptr<InferenceService>> OpenService(const Url& url,
   remote.port = url.port;
   remote.connections = options.connections;
   remote.shared_memory = options.shared_memory;
+  remote.token = options.token;
   if (url.scheme == Scheme::kHttp) return std::shared_ptr<InferenceService>(MakeHttpService(remote));
   return std::shared_ptr<InferenceService>(MakeGrpcService(remote));
 }
@@ -146,6 +147,7 @@ Result<std::shared_ptr<Client>> Client::Create(ClientOptions options,
   if (options.urls.empty() && options.fallback.empty()) {
     return Status::InvalidArgument("client: no endpoint URL given");
   }
+  QUIVER_RETURN_IF_ERROR(CheckToken(options.token).WithContext("client"));
   if (options.max_in_flight == 0) options.max_in_flight = 1;
   std::shared_ptr<Client> client(new Client(options));
   for (const std::string& text : options.urls) {

@@ -9,7 +9,9 @@
 // Error policy:
 //   - retried (next healthy endpoint first, then backoff): UNAVAILABLE (server or model
 //     not ready, connection refused/lost) and a per-attempt timeout (IsRetryable);
-//   - never retried: INVALID_ARGUMENT, NOT_FOUND and every other server error;
+//   - never retried: INVALID_ARGUMENT, NOT_FOUND, UNAUTHENTICATED (a missing or wrong
+//     token), TOO_MANY_REQUESTS / RESOURCE_EXHAUSTED (a tenant over its limits: retrying
+//     at once only adds load) and every other server error;
 //   - every call ends in exactly one result or one error. An error reads
 //     "model 'm': <n> attempt(s) failed over [<endpoints tried>]; last error: <endpoint>:
 //     <server or transport message>" (or "deadline of <t> ms exceeded after <n>
@@ -69,6 +71,10 @@ struct ClientOptions {
   bool shared_memory = true; // system shm with servers on this host
   bool validate_inputs = true;
   std::chrono::milliseconds metadata_ttl{30000};  // cached metadata/config lifetime
+  // Bearer token for every remote endpoint (RemoteOptions::token); "" = none. Create
+  // rejects one that fails CheckToken. Not read from the environment here: the
+  // `quiver` program and the Python module take QUIVER_TOKEN.
+  std::string token;
 };
 
 // Counters for tests, benchmarks and logs.

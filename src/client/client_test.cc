@@ -13,6 +13,7 @@
 #include <thread>
 #include <vector>
 
+#include "client/http_test_fixture.h"
 #include "testing/fake_inference_service.h"
 
 namespace quiver::client {
@@ -176,6 +177,50 @@ TEST(ClientTest, InvalidArgumentIsNeverRetried) {
   EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
   EXPECT_THAT(r.status().message(), AllOf(HasSubstr("grpc://a:1"), HasSubstr("input 'INPUT0': bad")));
   EXPECT_EQ(f["grpc://b:2"].calls(), 0);
+}
+
+TEST(ClientTest, AuthAndRateLimitErrorsAreNeverRetried) {
+  for (StatusCode code : {StatusCode::kUnauthenticated, StatusCode::kTooManyRequests,
+                          StatusCode::kResourceExhausted}) {
+    SCOPED_TRACE(std::string(StatusCodeName(code)));
+    Fixture f(TwoEndpoints());
+    f["grpc://a:1"].set_answer(
+        [code](const InferRequest&) -> Result<InferResponse> { return Status(code, "refused"); });
+    auto r = f.client->InferSync(IdentityRequest({5}));
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.status().code(), code);
+    EXPECT_EQ(f["grpc://a:1"].calls(), 1);
+    EXPECT_EQ(f["grpc://b:2"].calls(), 0);
+    EXPECT_EQ(f.client->Stats().retries, 0u);
+  }
+}
+
+TEST(ClientTest, RejectsATokenThatCannotBeSent) {
+  ClientOptions options;
+  options.urls = {"grpc://a:1"};
+  options.token = "s3cret\n";  // e.g. read from a file with its line end
+  auto client = Client::Create(options);
+  ASSERT_EQ(client.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_THAT(client.status().message(), HasSubstr("token"));
+  EXPECT_THAT(client.status().message(), ::testing::Not(HasSubstr("s3cret")));
+}
+
+TEST(ClientTest, RemoteServicesSendTheToken) {
+  std::mutex mutex;
+  std::vector<std::string> seen;  // Authorization headers received
+  testing::RawHttpServer server([&](const testing::RawHttpServer::Request& req) {
+    std::lock_guard lock(mutex);
+    seen.emplace_back(req[boost::beast::http::field::authorization]);
+    return testing::RawHttpServer::Reply{testing::RawHttpServer::Json(200, "{}")};
+  });
+  ClientOptions options;
+  options.urls = {"http://127.0.0.1:" + std::to_string(server.port())};
+  options.token = "s3cret";
+  auto client = Client::Create(options);
+  ASSERT_TRUE(client.ok()) << client.status().ToString();
+  EXPECT_TRUE((*client)->Live());
+  std::lock_guard lock(mutex);
+  EXPECT_EQ(seen, std::vector<std::string>{"Bearer s3cret"});
 }
 
 TEST(ClientTest, AnAttemptTimeoutIsRetriedElsewhere) {

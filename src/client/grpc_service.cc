@@ -61,7 +61,7 @@ thread_local int t_on_done_depth = 0;
 // Everything of a GrpcService's transport, shared with its calls in flight.
 class Impl : public std::enable_shared_from_this<Impl> {
  public:
-  explicit Impl(RemoteOptions options);
+  Impl(RemoteOptions options, std::string endpoint);
   ~Impl();
 
   // Cancel the calls in flight, and wait for their `done`s unless called from inside one
@@ -73,11 +73,15 @@ class Impl : public std::enable_shared_from_this<Impl> {
   Channel& NextChannel() const {
     return *channels_[next_channel_.fetch_add(1, std::memory_order_relaxed) % channels_.size()];
   }
-  // Maps a failed RPC to the error policy of remote_service.h.
-  Status ErrorFor(const grpc::Status& status, std::string_view model) const;
+  // Maps a failed RPC to the error policy of remote_service.h: "<endpoint>: [<what>: ]...".
+  Status ErrorFor(const grpc::Status& status, std::string_view model,
+                  std::string_view what = {}) const;
+  // Fail fast (the Client fails over), `deadline` unless kNoDeadline, the token if any.
+  void Prepare(grpc::ClientContext& context, Deadline deadline) const;
 
   const RemoteOptions options;
   const std::string endpoint;
+  const std::string authorization;  // "Bearer <token>", or "" without a token
 
  private:
   struct Call;
@@ -113,7 +117,10 @@ struct Impl::Call : std::enable_shared_from_this<Call> {
   Call* next = nullptr;
 };
 
-Impl::Impl(RemoteOptions o) : options(std::move(o)), endpoint(EndpointName("grpc", options)) {
+Impl::Impl(RemoteOptions o, std::string e)
+    : options(std::move(o)),
+      endpoint(std::move(e)),
+      authorization(options.token.empty() ? std::string() : "Bearer " + options.token) {
   const std::string target = endpoint.substr(std::strlen("grpc://"));
   const size_t count = std::max<size_t>(1, options.connections);
   channels_.reserve(count);
@@ -166,29 +173,44 @@ void Impl::Close() {
   }
 }
 
-Status Impl::ErrorFor(const grpc::Status& status, std::string_view model) const {
+Status Impl::ErrorFor(const grpc::Status& status, std::string_view model,
+                      std::string_view what) const {
+  std::string m = endpoint + ": ";
+  if (!what.empty()) {
+    m += what;
+    m += ": ";
+  }
   const std::string& message = status.error_message();
   switch (status.error_code()) {
     case grpc::StatusCode::UNAVAILABLE:
-      return Status::Unavailable(endpoint + ": " + message);
-    case grpc::StatusCode::DEADLINE_EXCEEDED: {
-      std::string m = endpoint + ": deadline exceeded";
+      return Status::Unavailable(m + message);
+    case grpc::StatusCode::DEADLINE_EXCEEDED:
+      m += "deadline exceeded";
       if (!model.empty()) m += " for model '" + std::string(model) + "'";
       return Status::DeadlineExceeded(m + " (" + message + ")");
-    }
     case grpc::StatusCode::CANCELLED: {
       bool closing;
       {
         std::lock_guard lock(mutex_);
         closing = closing_;
       }
-      if (closing) return Status::Cancelled(endpoint + ": cancelled: the client was shut down");
+      if (closing) return Status::Cancelled(m + "cancelled: the client was shut down");
       // Not ours: the server or the connection ended the call (e.g. a server shutting down).
-      return Status::Unavailable(endpoint + ": call ended by the server: " + message);
+      return Status::Unavailable(m + "call ended by the server: " + message);
     }
-    default:
-      return protocol::FromGrpcStatus(status);
+    default: {
+      // The server's verdict: its code and message, named once (as NamingEndpoint).
+      const StatusCode code = StatusCodeFromGrpc(static_cast<int>(status.error_code()));
+      if (what.empty()) return NamingEndpoint(Status(code, message), endpoint);
+      return Status(code, m + message);
+    }
   }
+}
+
+void Impl::Prepare(grpc::ClientContext& context, Deadline deadline) const {
+  context.set_wait_for_ready(false);
+  if (deadline != kNoDeadline) context.set_deadline(ToSystemDeadline(deadline));
+  if (!authorization.empty()) context.AddMetadata("authorization", authorization);
 }
 
 // ---- Infer ----------------------------------------------------------------------------
@@ -210,10 +232,7 @@ void Impl::Infer(InferRequest request, std::vector<protocol::SharedMemoryRef> pl
     if (i < placements.size() && placements[i].in_shared_memory()) continue;
     call->payload.raw.push_back(std::move(request.inputs[i].data));
   }
-  if (request.deadline != kNoDeadline) {
-    call->context.set_deadline(ToSystemDeadline(request.deadline));
-  }
-  call->context.set_wait_for_ready(false);  // fail fast: the Client fails over
+  Prepare(call->context, request.deadline);
   call->model = std::move(request.model);
 
   bool cancel;
@@ -273,18 +292,22 @@ void Impl::OnDone(Call* call, const grpc::Status& status) {
 
 // ---- Sync calls -----------------------------------------------------------------------
 
-// A context for a blocking call: fail fast, `deadline` unless kNoDeadline.
-void PrepareSync(grpc::ClientContext& context, Deadline deadline) {
-  context.set_wait_for_ready(false);
-  if (deadline != kNoDeadline) context.set_deadline(ToSystemDeadline(deadline));
+// A request naming a model (and version): the shape of most sync calls.
+template <typename Request>
+Request ForModel(std::string_view model, std::string_view version) {
+  Request request;
+  request.set_name(std::string(model));
+  request.set_version(std::string(version));
+  return request;
 }
 
 class GrpcTransport final : public RemoteTransport {
  public:
   explicit GrpcTransport(const RemoteOptions& options)
-      : impl_(std::make_shared<Impl>(options)) {}
+      : impl_(std::make_shared<Impl>(options, EndpointName("grpc", options))) {}
   ~GrpcTransport() override { impl_->Close(); }
 
+  const std::string& endpoint() const override { return impl_->endpoint; }
   void Infer(InferRequest request, std::vector<protocol::SharedMemoryRef> placements,
              InferCallback done) override {
     impl_->Infer(std::move(request), std::move(placements), std::move(done));
@@ -292,77 +315,54 @@ class GrpcTransport final : public RemoteTransport {
   void Shutdown() override { impl_->Close(); }
 
   bool Live(Deadline deadline) override {
-    inference::ServerLiveResponse response;
-    return Rpc(&Stub::ServerLive, inference::ServerLiveRequest(), response, deadline).ok() &&
-           response.live();
+    auto r = Get(&Stub::ServerLive, {}, deadline, [](const auto& m) { return m.live(); });
+    return r.ok() && *r;
   }
   bool Ready(Deadline deadline) override {
-    inference::ServerReadyResponse response;
-    return Rpc(&Stub::ServerReady, inference::ServerReadyRequest(), response, deadline).ok() &&
-           response.ready();
+    auto r = Get(&Stub::ServerReady, {}, deadline, [](const auto& m) { return m.ready(); });
+    return r.ok() && *r;
   }
   bool ModelReady(std::string_view model, std::string_view version, Deadline deadline) override {
-    inference::ModelReadyRequest request;
-    request.set_name(std::string(model));
-    request.set_version(std::string(version));
-    inference::ModelReadyResponse response;
-    return Rpc(&Stub::ModelReady, request, response, deadline).ok() && response.ready();
+    auto r = Get(&Stub::ModelReady, ForModel<inference::ModelReadyRequest>(model, version),
+                 deadline, [](const auto& m) { return m.ready(); });
+    return r.ok() && *r;
   }
   Result<ServerMetadata> GetServerMetadata(Deadline deadline) override {
-    inference::ServerMetadataResponse response;
-    Status s = Rpc(&Stub::ServerMetadata, inference::ServerMetadataRequest(), response, deadline);
-    if (!s.ok()) return s;
-    return protocol::DecodeServerMetadata(response);
+    return Get(&Stub::ServerMetadata, {}, deadline,
+               [](const auto& m) { return protocol::DecodeServerMetadata(m); });
   }
   Result<ModelMetadata> GetModelMetadata(std::string_view model, std::string_view version,
                                          Deadline deadline) override {
-    inference::ModelMetadataRequest request;
-    request.set_name(std::string(model));
-    request.set_version(std::string(version));
-    inference::ModelMetadataResponse response;
-    Status s = Rpc(&Stub::ModelMetadata, request, response, deadline, model);
-    if (!s.ok()) return s;
-    return protocol::DecodeModelMetadata(response);
+    return Get(
+        &Stub::ModelMetadata, ForModel<inference::ModelMetadataRequest>(model, version), deadline,
+        [](const auto& m) { return protocol::DecodeModelMetadata(m); }, model);
   }
   Result<ModelConfig> GetModelConfig(std::string_view model, std::string_view version,
                                      Deadline deadline) override {
-    inference::ModelConfigRequest request;
-    request.set_name(std::string(model));
-    request.set_version(std::string(version));
-    inference::ModelConfigResponse response;
-    Status s = Rpc(&Stub::ModelConfig, request, response, deadline, model);
-    if (!s.ok()) return s;
-    return std::move(*response.mutable_config());
+    return Get(
+        &Stub::ModelConfig, ForModel<inference::ModelConfigRequest>(model, version), deadline,
+        [](auto& m) { return std::move(*m.mutable_config()); }, model);
   }
   Result<RepositoryIndex> Index(Deadline deadline) override {
-    inference::RepositoryIndexResponse response;
-    Status s = Rpc(&Stub::RepositoryIndex, inference::RepositoryIndexRequest(), response,
-                   deadline);
-    if (!s.ok()) return s;
-    return protocol::DecodeRepositoryIndex(response);
+    return Get(&Stub::RepositoryIndex, {}, deadline,
+               [](const auto& m) { return protocol::DecodeRepositoryIndex(m); });
   }
   Status Load(std::string_view model, Deadline deadline) override {
     inference::RepositoryModelLoadRequest request;
     request.set_model_name(std::string(model));
-    inference::RepositoryModelLoadResponse response;
-    return Rpc(&Stub::RepositoryModelLoad, request, response, deadline, model);
+    return Get(&Stub::RepositoryModelLoad, request, deadline, Nothing, model).status();
   }
   Status Unload(std::string_view model, Deadline deadline) override {
     inference::RepositoryModelUnloadRequest request;
     request.set_model_name(std::string(model));
-    inference::RepositoryModelUnloadResponse response;
-    return Rpc(&Stub::RepositoryModelUnload, request, response, deadline, model);
+    return Get(&Stub::RepositoryModelUnload, request, deadline, Nothing, model).status();
   }
   Result<std::vector<ModelStatistics>> GetStatistics(std::string_view model,
                                                      std::string_view version,
                                                      Deadline deadline) override {
-    inference::ModelStatisticsRequest request;
-    request.set_name(std::string(model));
-    request.set_version(std::string(version));
-    inference::ModelStatisticsResponse response;
-    Status s = Rpc(&Stub::ModelStatistics, request, response, deadline, model);
-    if (!s.ok()) return s;
-    return protocol::DecodeStatistics(response);
+    return Get(
+        &Stub::ModelStatistics, ForModel<inference::ModelStatisticsRequest>(model, version),
+        deadline, [](const auto& m) { return protocol::DecodeStatistics(m); }, model);
   }
   Status RegisterSystemSharedMemory(const std::string& name, const std::string& key,
                                     uint64_t byte_size, Deadline deadline) override {
@@ -371,29 +371,36 @@ class GrpcTransport final : public RemoteTransport {
     request.set_key(key);
     request.set_offset(0);
     request.set_byte_size(byte_size);
-    inference::SystemSharedMemoryRegisterResponse response;
-    Status s = Rpc(&Stub::SystemSharedMemoryRegister, request, response, deadline);
-    return s.ok() ? s : s.WithContext("registering shared memory region " + name);
+    return Get(&Stub::SystemSharedMemoryRegister, request, deadline, Nothing, {},
+               "registering shared memory region " + name)
+        .status();
   }
   Status UnregisterSystemSharedMemory(const std::string& name, Deadline deadline) override {
     inference::SystemSharedMemoryUnregisterRequest request;
     request.set_name(name);
-    inference::SystemSharedMemoryUnregisterResponse response;
-    return Rpc(&Stub::SystemSharedMemoryUnregister, request, response, deadline);
+    return Get(&Stub::SystemSharedMemoryUnregister, request, deadline, Nothing).status();
   }
 
  private:
   using Stub = inference::GRPCInferenceService::Stub;
-
-  // One blocking RPC on the next channel, its failure mapped by Impl::ErrorFor.
   template <typename Request, typename Response>
-  Status Rpc(grpc::Status (Stub::*method)(grpc::ClientContext*, const Request&, Response*),
-             const Request& request, Response& response, Deadline deadline,
-             std::string_view model = {}) {
+  using Method = grpc::Status (Stub::*)(grpc::ClientContext*, const Request&, Response*);
+
+  // For calls whose answer carries nothing.
+  static bool Nothing(const google::protobuf::Message&) { return true; }
+
+  // One blocking RPC on the next channel (context: Impl::Prepare), its failure mapped by
+  // Impl::ErrorFor (`model`, `what` for the message), its answer by `decode`.
+  template <typename Request, typename Response, typename Decode>
+  auto Get(Method<Request, Response> method, const Request& request, Deadline deadline,
+           Decode decode, std::string_view model = {}, std::string_view what = {})
+      -> Result<std::remove_cvref_t<decltype(decode(std::declval<Response&>()))>> {
     grpc::ClientContext context;
-    PrepareSync(context, deadline);
+    impl_->Prepare(context, deadline);
+    Response response;
     grpc::Status s = (impl_->NextChannel().stub.get()->*method)(&context, request, &response);
-    return s.ok() ? Status::Ok() : impl_->ErrorFor(s, model);
+    if (!s.ok()) return impl_->ErrorFor(s, model, what);
+    return decode(response);
   }
 
   std::shared_ptr<Impl> impl_;  // shared with the calls in flight
@@ -402,8 +409,7 @@ class GrpcTransport final : public RemoteTransport {
 }  // namespace
 
 GrpcService::GrpcService(const RemoteOptions& options)
-    : RemoteService(options, EndpointName("grpc", options),
-                    std::make_shared<GrpcTransport>(options)) {}
+    : RemoteService(options, std::make_shared<GrpcTransport>(options)) {}
 
 std::shared_ptr<RemoteService> MakeGrpcService(const RemoteOptions& options) {
   return std::make_shared<GrpcService>(options);

@@ -182,20 +182,17 @@ struct HttpClientConnection::Session {
 
 // ---------------------------------------------------------------------------------------
 
-std::shared_ptr<const HttpEndpoint> HttpEndpoint::Make(std::string host, uint16_t port,
-                                                       std::chrono::milliseconds connect_timeout) {
+std::shared_ptr<const HttpEndpoint> HttpEndpoint::Make(const RemoteOptions& options) {
   auto e = std::make_shared<HttpEndpoint>();
-  RemoteOptions named;
-  named.host = host;
-  named.port = port;
-  e->name = EndpointName("http", named);
+  e->name = EndpointName("http", options);
   e->host_header = e->name.substr(std::string_view("http://").size());
+  if (!options.token.empty()) e->authorization = "Authorization: Bearer " + options.token + "\r\n";
   boost::system::error_code ec;
-  auto address = asio::ip::make_address(host, ec);
+  auto address = asio::ip::make_address(options.host, ec);
   if (!ec) e->address = address;
-  e->host = std::move(host);
-  e->port = port;
-  e->connect_timeout = connect_timeout;
+  e->host = options.host;
+  e->port = options.port;
+  e->connect_timeout = options.connect_timeout;
   return e;
 }
 
@@ -337,6 +334,7 @@ void HttpClientConnection::Send() {
   h += " HTTP/1.1\r\nHost: ";
   h += endpoint_->host_header;
   h += "\r\n";
+  h += endpoint_->authorization;
   if (post || body_size > 0) {
     h += "Content-Length: ";
     h += std::to_string(body_size);

@@ -31,6 +31,7 @@
 #include <string_view>
 #include <vector>
 
+#include "client/remote_service.h"
 #include "core/status.h"
 #include "core/tensor.h"
 #include "protocol/http_infer_codec.h"
@@ -43,12 +44,14 @@ struct HttpEndpoint {
   uint16_t port = 0;
   std::string name;         // "http://host:port", prefixed to transport errors
   std::string host_header;  // "host:port" ("[::1]:port" for IPv6 literals)
+  // "Authorization: Bearer <token>\r\n", sent with every request; "" without a token.
+  std::string authorization;
   std::chrono::milliseconds connect_timeout{3000};
   // Set when `host` is an IP literal: no resolver round trip.
   std::optional<boost::asio::ip::address> address;
 
-  static std::shared_ptr<const HttpEndpoint> Make(std::string host, uint16_t port,
-                                                  std::chrono::milliseconds connect_timeout);
+  // From RemoteOptions' host, port, connect_timeout and token (which must pass CheckToken).
+  static std::shared_ptr<const HttpEndpoint> Make(const RemoteOptions& options);
 };
 
 // A received response. `storage` owns the body plus at least kJsonPadding readable zero

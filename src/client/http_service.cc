@@ -79,6 +79,11 @@ Result<HttpRawResponse> RunOneShot(const std::shared_ptr<const HttpEndpoint>& en
   return future.get();
 }
 
+// A server's error answer, its message after the endpoint's name.
+Status ServerError(const HttpEndpoint& endpoint, const HttpRawResponse& response) {
+  return NamingEndpoint(ErrorFromHttpResponse(response.status, response.text()), endpoint.name);
+}
+
 // The target of a model-scoped endpoint: /v2/models/{m}[/versions/{v}][/{action}].
 std::string ModelTarget(std::string_view model, std::string_view version,
                         std::string_view action) {
@@ -98,8 +103,7 @@ std::string ModelTarget(std::string_view model, std::string_view version,
 class Core : public std::enable_shared_from_this<Core> {
  public:
   explicit Core(const RemoteOptions& options)
-      : endpoint_(HttpEndpoint::Make(options.host, options.port, options.connect_timeout)),
-        work_(asio::make_work_guard(io_)) {
+      : endpoint_(HttpEndpoint::Make(options)), work_(asio::make_work_guard(io_)) {
     const size_t n = std::max<size_t>(options.connections, 1);
     for (size_t i = 0; i < n; ++i) {
       connections_.push_back(std::make_shared<HttpClientConnection>(
@@ -143,7 +147,7 @@ class Core : public std::enable_shared_from_this<Core> {
   Result<HttpRawResponse> CallOk(const char* method, std::string target, Deadline deadline,
                                  std::string body = {}) const {
     auto r = Call(method, std::move(target), deadline, std::move(body));
-    if (r.ok() && r->status / 100 != 2) return ErrorFromHttpResponse(r->status, r->text());
+    if (r.ok() && r->status / 100 != 2) return ServerError(*endpoint_, *r);
     return r;
   }
 
@@ -208,7 +212,7 @@ class Core::InferExchange final : public HttpExchange {
 
   Result<InferResponse> Convert(Result<HttpRawResponse> result) const {
     if (!result.ok()) return result.status();
-    if (result->status != 200) return ErrorFromHttpResponse(result->status, result->text());
+    if (result->status != 200) return ServerError(*endpoint_, *result);
     auto parsed = protocol::ParseInferResponse(result->AsInferBody());
     if (!parsed.ok()) {
       return Status::Internal(endpoint_->name + ": malformed inference response: " +
@@ -244,7 +248,9 @@ void Core::Infer(InferRequest request, std::span<const protocol::SharedMemoryRef
   x->model = std::move(request.model);
   if (!body.ok()) {
     // Delivered on the I/O thread like every other outcome.
-    asio::post(io_, [x, status = body.status()]() mutable { x->Finish(std::move(status)); });
+    asio::post(io_, [x, status = body.status().WithContext(endpoint_->name)]() mutable {
+      x->Finish(std::move(status));
+    });
     return;
   }
   x->header_length = body->header_length();
@@ -339,6 +345,7 @@ class HttpTransport final : public RemoteTransport {
   }
   ~HttpTransport() override { core_->Shutdown(); }
 
+  const std::string& endpoint() const override { return core_->endpoint()->name; }
   void Infer(InferRequest request, std::vector<protocol::SharedMemoryRef> placements,
              InferCallback done) override {
     core_->Infer(std::move(request), placements, std::move(done));
@@ -425,8 +432,7 @@ class HttpTransport final : public RemoteTransport {
 }  // namespace
 
 HttpService::HttpService(const RemoteOptions& options)
-    : RemoteService(options, EndpointName("http", options),
-                    std::make_shared<HttpTransport>(options)) {}
+    : RemoteService(options, std::make_shared<HttpTransport>(options)) {}
 
 std::shared_ptr<RemoteService> MakeHttpService(const RemoteOptions& options) {
   return std::make_shared<HttpService>(options);

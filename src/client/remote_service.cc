@@ -76,6 +76,69 @@ Status NamingEndpoint(const Status& status, std::string_view endpoint) {
   return Status(status.code(), std::string(endpoint) + ": " + status.message());
 }
 
+Status CheckToken(std::string_view token) {
+  for (const char c : token) {
+    if (c < 0x21 || c > 0x7e) {
+      return Status::InvalidArgument(
+          "token: only visible ASCII characters without spaces can be sent (a newline or "
+          "space, e.g. read from a file with its line end?)");
+    }
+  }
+  return Status::Ok();
+}
+
+namespace {
+
+// Stands in for a transport whose token cannot be sent (RemoteOptions::token): every call
+// fails with that error, so a bad token never reaches a header.
+class RejectingTransport final : public RemoteTransport {
+ public:
+  RejectingTransport(std::string endpoint, const Status& why)
+      : endpoint_(std::move(endpoint)), error_(NamingEndpoint(why, endpoint_)) {}
+
+  const std::string& endpoint() const override { return endpoint_; }
+  void Infer(InferRequest, std::vector<protocol::SharedMemoryRef>, InferCallback done) override {
+    done(error_);
+  }
+  void Shutdown() override {}
+  bool Live(Deadline) override { return false; }
+  bool Ready(Deadline) override { return false; }
+  bool ModelReady(std::string_view, std::string_view, Deadline) override { return false; }
+  Result<ServerMetadata> GetServerMetadata(Deadline) override { return error_; }
+  Result<ModelMetadata> GetModelMetadata(std::string_view, std::string_view, Deadline) override {
+    return error_;
+  }
+  Result<ModelConfig> GetModelConfig(std::string_view, std::string_view, Deadline) override {
+    return error_;
+  }
+  Result<RepositoryIndex> Index(Deadline) override { return error_; }
+  Status Load(std::string_view, Deadline) override { return error_; }
+  Status Unload(std::string_view, Deadline) override { return error_; }
+  Result<std::vector<ModelStatistics>> GetStatistics(std::string_view, std::string_view,
+                                                     Deadline) override {
+    return error_;
+  }
+  Status RegisterSystemSharedMemory(const std::string&, const std::string&, uint64_t,
+                                    Deadline) override {
+    return error_;
+  }
+  Status UnregisterSystemSharedMemory(const std::string&, Deadline) override { return error_; }
+
+ private:
+  const std::string endpoint_;
+  const Status error_;
+};
+
+// `transport`, or a RejectingTransport in its place when options.token cannot be sent.
+std::shared_ptr<RemoteTransport> UsableTransport(const RemoteOptions& options,
+                                                 std::shared_ptr<RemoteTransport> transport) {
+  Status token = CheckToken(options.token);
+  if (token.ok()) return transport;
+  return std::make_shared<RejectingTransport>(transport->endpoint(), token);
+}
+
+}  // namespace
+
 // ---- Shared memory ---------------------------------------------------------------------
 
 // The shared-memory state, shared with the calls in flight so that a call may finish (and
@@ -171,13 +234,10 @@ struct RemoteService::Shm {
       call->lease.Abandon();
       call->pool.reset();
       if (auto t = transport.lock()) {
-        t->Infer(std::move(request), {},
-                 [self, done = std::move(done)](Result<InferResponse> r) {
-                   done(r.ok() ? std::move(r) : Result<InferResponse>(self->Named(r.status())));
-                 });
+        t->Infer(std::move(request), {}, std::move(done));
         return;
       }
-      result = Status::Cancelled("the service was destroyed");
+      result = Status::Cancelled(endpoint + ": the service was destroyed");
     }
     if (!result.ok() && MayStillBeRead(result.status())) {
       call->lease.Abandon();
@@ -186,7 +246,7 @@ struct RemoteService::Shm {
     }
     call->pool.reset();
     request = InferRequest();
-    done(result.ok() ? std::move(result) : Result<InferResponse>(Named(result.status())));
+    done(std::move(result));
   }
 
   // Drops `old` if it is still the current pool: its regions are gone on the server.
@@ -210,8 +270,6 @@ struct RemoteService::Shm {
     }
   }
 
-  Status Named(const Status& status) const { return NamingEndpoint(status, endpoint); }
-
   const RemoteOptions options;
   const std::string endpoint;
   const std::weak_ptr<RemoteTransport> transport;
@@ -226,10 +284,11 @@ struct RemoteService::Shm {
 
 // ---- RemoteService ---------------------------------------------------------------------
 
-RemoteService::RemoteService(const RemoteOptions& options, std::string endpoint,
+RemoteService::RemoteService(const RemoteOptions& options,
                              std::shared_ptr<RemoteTransport> transport)
-    : shm_(std::make_shared<Shm>(options, std::move(endpoint), transport)),
-      transport_(std::move(transport)) {}
+    : transport_(UsableTransport(options, std::move(transport))) {
+  shm_ = std::make_shared<Shm>(options, transport_->endpoint(), transport_);
+}
 
 RemoteService::~RemoteService() {
   transport_->Shutdown();
@@ -242,16 +301,18 @@ RemoteService::~RemoteService() {
 }
 
 void RemoteService::Infer(InferRequest request, InferCallback done) {
-  auto call = std::make_shared<Shm::Placed>();
-  std::vector<protocol::SharedMemoryRef> placements =
-      shm_->Place(request, call->pool, call->lease);
+  std::shared_ptr<ShmPool> pool;
+  ShmPool::Lease lease;
+  std::vector<protocol::SharedMemoryRef> placements = shm_->Place(request, pool, lease);
   if (placements.empty()) {
-    transport_->Infer(std::move(request), {},
-                      [shm = shm_, done = std::move(done)](Result<InferResponse> r) {
-                        done(r.ok() ? std::move(r) : Result<InferResponse>(shm->Named(r.status())));
-                      });
+    // The transport names the endpoint in its errors: `done` goes to it as is, with no
+    // allocation of ours on this path.
+    transport_->Infer(std::move(request), {}, std::move(done));
     return;
   }
+  auto call = std::make_shared<Shm::Placed>();
+  call->pool = std::move(pool);
+  call->lease = std::move(lease);
   call->request = request;  // shares the Buffers
   call->done = std::move(done);
   transport_->Infer(std::move(request), std::move(placements),
@@ -298,44 +359,32 @@ bool RemoteService::ModelReady(std::string_view model, std::string_view version)
 }
 
 Result<ServerMetadata> RemoteService::GetServerMetadata() const {
-  auto r = transport_->GetServerMetadata(SyncDeadline());
-  if (!r.ok()) return shm_->Named(r.status());
-  return r;
+  return transport_->GetServerMetadata(SyncDeadline());
 }
 
 Result<ModelMetadata> RemoteService::GetModelMetadata(std::string_view model,
                                                       std::string_view version) const {
-  auto r = transport_->GetModelMetadata(model, version, SyncDeadline());
-  if (!r.ok()) return shm_->Named(r.status());
-  return r;
+  return transport_->GetModelMetadata(model, version, SyncDeadline());
 }
 
 Result<ModelConfig> RemoteService::GetModelConfig(std::string_view model,
                                                   std::string_view version) const {
-  auto r = transport_->GetModelConfig(model, version, SyncDeadline());
-  if (!r.ok()) return shm_->Named(r.status());
-  return r;
+  return transport_->GetModelConfig(model, version, SyncDeadline());
 }
 
-Result<RepositoryIndex> RemoteService::Index() {
-  auto r = transport_->Index(SyncDeadline());
-  if (!r.ok()) return shm_->Named(r.status());
-  return r;
-}
+Result<RepositoryIndex> RemoteService::Index() { return transport_->Index(SyncDeadline()); }
 
 Status RemoteService::Load(std::string_view model) {
-  return shm_->Named(transport_->Load(model, t_sync_deadline));
+  return transport_->Load(model, t_sync_deadline);
 }
 
 Status RemoteService::Unload(std::string_view model) {
-  return shm_->Named(transport_->Unload(model, t_sync_deadline));
+  return transport_->Unload(model, t_sync_deadline);
 }
 
 Result<std::vector<ModelStatistics>> RemoteService::GetStatistics(
     std::string_view model, std::string_view version) const {
-  auto r = transport_->GetStatistics(model, version, SyncDeadline());
-  if (!r.ok()) return shm_->Named(r.status());
-  return r;
+  return transport_->GetStatistics(model, version, SyncDeadline());
 }
 
 }  // namespace quiver::client

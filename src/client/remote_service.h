@@ -16,7 +16,8 @@
 //   - errors: the server's own keep their code and message; connection refused/reset and
 //     DNS failures are UNAVAILABLE; a passed request.deadline is DEADLINE_EXCEEDED (the
 //     call is cancelled); a malformed answer is INTERNAL; every message starts with the
-//     endpoint ("grpc://127.0.0.1:8001: ...");
+//     endpoint ("grpc://127.0.0.1:8001: ...", written by the transport) and never holds
+//     the token;
 //   - IsRetryable says which errors a caller may retry (the Client's policy).
 // Infer calls `done` exactly once, on a transport thread (or inline, before Infer returns,
 // when the call fails at once), never while holding a lock of this class. Sync methods
@@ -58,6 +59,10 @@ struct RemoteOptions {
   size_t shared_memory_min_bytes = 64 * 1024;
   // gRPC: max send/receive message size.
   int max_message_bytes = std::numeric_limits<int>::max();
+  // Bearer token sent with every call (HTTP `Authorization: Bearer <token>`, gRPC metadata
+  // `authorization`); "" = none. Must pass CheckToken, else every call fails with its
+  // INVALID_ARGUMENT. Never logged nor put in a message.
+  std::string token;
 };
 
 // "http://host:port" / "grpc://host:port", for messages.
@@ -74,6 +79,11 @@ bool IsRetryable(const Status& status);
 
 // `status` with its message starting with `endpoint` (unchanged when it names it already).
 Status NamingEndpoint(const Status& status, std::string_view endpoint);
+
+// OK when `token` can travel in an HTTP header and gRPC metadata: visible ASCII without
+// spaces (a token read from a file with its newline is not); "" (no token) is fine.
+// INVALID_ARGUMENT otherwise, without the token in the message.
+Status CheckToken(std::string_view token);
 
 // While it lives, the sync calls this thread makes through any RemoteService give up at
 // `deadline` too (not only after connect_timeout): the Client bounds a call's metadata
@@ -92,9 +102,9 @@ class SyncDeadlineScope {
 
 class RemoteService : public InferenceService {
  public:
-  // `transport` speaks to the server at `options.host:port`; `endpoint` names it.
-  RemoteService(const RemoteOptions& options, std::string endpoint,
-                std::shared_ptr<RemoteTransport> transport);
+  // `transport` speaks to the server at `options.host:port` (and names it). With a token
+  // that fails CheckToken, every call fails with that error instead.
+  RemoteService(const RemoteOptions& options, std::shared_ptr<RemoteTransport> transport);
   ~RemoteService() override;
   RemoteService(const RemoteService&) = delete;
   RemoteService& operator=(const RemoteService&) = delete;

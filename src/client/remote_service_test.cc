@@ -298,6 +298,23 @@ TEST(RemoteCoreTest, RetryableCodes) {
   EXPECT_FALSE(IsRetryable(Status::Cancelled("x")));
 }
 
+TEST(RemoteCoreTest, RetryableCodesLeaveOutAuthAndRateLimits) {
+  // A wrong token stays wrong, and a tenant over its limit is not helped by more load.
+  EXPECT_FALSE(IsRetryable(Status(StatusCode::kUnauthenticated, "x")));
+  EXPECT_FALSE(IsRetryable(Status(StatusCode::kTooManyRequests, "x")));
+  EXPECT_FALSE(IsRetryable(Status::ResourceExhausted("x")));
+}
+
+TEST(RemoteCoreTest, TokensMustBeVisibleAscii) {
+  EXPECT_TRUE(CheckToken("").ok());
+  EXPECT_TRUE(CheckToken("abc-._~+/=XYZ019").ok());
+  for (const char* bad : {"a b", "abc\n", "a\r\nX-Other: 1", "t\xc3\xa9", "a\tb"}) {
+    Status s = CheckToken(bad);
+    EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << bad;
+    EXPECT_EQ(s.message().find(bad), std::string::npos) << "the message holds the token";
+  }
+}
+
 TEST(RemoteCoreTest, NamingEndpointPrefixesOnce) {
   const std::string e = "grpc://127.0.0.1:1";
   EXPECT_EQ(NamingEndpoint(Status::NotFound("m"), e).message(), e + ": m");

@@ -5,8 +5,12 @@
 // in RemoteService (remote_service.h).
 //
 // Errors: a server's own error keeps its code and message; connection failures are
-// UNAVAILABLE, a passed deadline DEADLINE_EXCEEDED, a malformed answer INTERNAL. Messages
-// need not name the endpoint: RemoteService adds it once.
+// UNAVAILABLE, a passed deadline DEADLINE_EXCEEDED, a malformed answer INTERNAL. Every
+// message starts with endpoint() ("grpc://127.0.0.1:8001: ..."): the transport makes the
+// text anyway, so naming it there costs nothing on the success path. Never with the token.
+//
+// Token: a non-empty RemoteOptions::token goes with every call, Infer and sync alike
+// (HTTP `Authorization: Bearer <token>`, gRPC metadata `authorization`).
 //
 // Thread-safe: every method may be called concurrently.
 
@@ -29,6 +33,9 @@ inline constexpr Deadline kNoDeadline = Deadline::max();
 class RemoteTransport {
  public:
   virtual ~RemoteTransport() = default;
+
+  // "grpc://host:port" / "http://host:port", fixed at construction.
+  virtual const std::string& endpoint() const = 0;
 
   // Sends `request`. Input i travels in shared memory when `placements[i]` names a region
   // (`placements` may be shorter than the inputs, or empty), else in the message; the

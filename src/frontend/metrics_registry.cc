@@ -264,6 +264,7 @@ std::string MetricsRegistry::Render() {
   out.reserve(4096);
   if (options_.model_metrics) RenderModels(out);
   if (options_.cpu_metrics) RenderCpu(out);
+  if (options_.extra_families) options_.extra_families(out);
   return out;
 }
 

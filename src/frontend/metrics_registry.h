@@ -47,6 +47,9 @@ struct MetricsOptions {
   // Requests queued or executing server-wide (e.g. engine::Engine::PendingCount), exported
   // as the gauge quiver_pending_request_count. Unset: that family is omitted.
   std::function<size_t()> total_pending_count;
+  // More families appended to every scrape (the gateway's own: gateway/gateway_metrics.h).
+  // Each must write complete families (# HELP, # TYPE, samples).
+  std::function<void(std::string& out)> extra_families;
   // Where /proc lives (tests point it at a fake tree).
   std::string proc_root = "/proc";
 };

@@ -37,7 +37,7 @@ struct InferRequest {
   bool queue_for_batching = false;
   // The gateway: the tenant the frontend authenticated the caller as ("" = anonymous, auth
   // off). Set by the frontend, never taken from the request body; servers ignore it.
-  std::string tenant;
+  std::string tenant{};
 };
 
 struct InferResponse {

@@ -13,6 +13,9 @@ namespace quiver::gateway {
 struct ModelLoad {
   std::string model;
   uint64_t requests_total = 0;  // requests that ended (any outcome), cumulative
+  uint64_t succeeded = 0;       // of which answered
+  uint64_t failed = 0;          // of which failed after admission
+  uint64_t rejected = 0;        // of which refused by admission (tenants' limits)
   uint64_t queue_ns_total = 0;  // summed time those requests waited before an upstream
                                 // took them (fair queue + on-demand load), cumulative
   uint64_t in_flight = 0;       // requests at upstreams now

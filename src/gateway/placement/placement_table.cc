@@ -1,6 +1,7 @@
 #include "gateway/placement/placement_table.h"
 
 #include <algorithm>
+#include <set>
 #include <utility>
 
 namespace quiver::gateway {
@@ -156,6 +157,39 @@ std::vector<std::string> PlacementTable::ReadyModels(std::string_view upstream) 
     if (state.AnyReady()) out.push_back(model);
   }
   return out;
+}
+
+std::vector<std::string> PlacementTable::ReadyVersions(std::string_view model) const {
+  std::set<std::string> versions;
+  {
+    std::lock_guard lock(mutex_);
+    const Clock::TimePoint now = clock_->Now();
+    for (const auto& [name, upstream] : upstreams_) {
+      if (!Fresh(upstream, now)) continue;
+      auto m = upstream.models.find(model);
+      if (m == upstream.models.end()) continue;
+      for (const auto& [version, ready] : m->second.versions) {
+        if (ready) versions.insert(version);
+      }
+    }
+  }
+  std::vector<std::string> out(versions.begin(), versions.end());
+  std::sort(out.begin(), out.end(),
+            [](const std::string& a, const std::string& b) { return CompareVersions(a, b) < 0; });
+  return out;
+}
+
+std::vector<std::string> PlacementTable::Models() const {
+  std::set<std::string> models;
+  {
+    std::lock_guard lock(mutex_);
+    const Clock::TimePoint now = clock_->Now();
+    for (const auto& [name, upstream] : upstreams_) {
+      if (!Fresh(upstream, now)) continue;
+      for (const auto& [model, state] : upstream.models) models.insert(model);
+    }
+  }
+  return {models.begin(), models.end()};
 }
 
 std::optional<UpstreamPlacementInfo> PlacementTable::Info(std::string_view upstream) const {

@@ -103,6 +103,11 @@ class PlacementTable {
   // The models READY (any version) on `upstream`, sorted; empty when unknown or stale.
   std::vector<std::string> ReadyModels(std::string_view upstream) const;
 
+  // Every version of `model` READY on some fresh upstream, in CompareVersions order.
+  std::vector<std::string> ReadyVersions(std::string_view model) const;
+  // Every model in some fresh upstream's repository (loaded or not), sorted.
+  std::vector<std::string> Models() const;
+
   std::optional<UpstreamPlacementInfo> Info(std::string_view upstream) const;
   // Bumped by every change (Apply accepted, Remove of a known upstream, Note*).
   uint64_t generation() const;

@@ -60,6 +60,17 @@ TEST_F(PlacementTableTest, LatestReadyVersionIsTheHighestNumber) {
   EXPECT_EQ(table_.LatestReadyVersion("x").status().code(), StatusCode::kNotFound);
 }
 
+TEST_F(PlacementTableTest, ReadyVersionsAndModelsSkipStaleUpstreams) {
+  ASSERT_TRUE(table_.Apply("a", Snapshot({{"m", "10", true}, {"m", "9", true}, {"n", "", false}})));
+  clock_->Advance(20s);
+  ASSERT_TRUE(table_.Apply("b", Snapshot({{"m", "2", true}, {"m", "11", false}, {"k", "1", true}})));
+  EXPECT_THAT(table_.ReadyVersions("m"), ElementsAre("2", "9", "10"));
+  EXPECT_THAT(table_.Models(), ElementsAre("k", "m", "n"));
+  clock_->Advance(15s);  // a is 35 s old: stale
+  EXPECT_THAT(table_.ReadyVersions("m"), ElementsAre("2"));
+  EXPECT_THAT(table_.Models(), ElementsAre("k", "m"));
+}
+
 TEST(CompareVersionsTest, NumbersNumericallyThenNamesAfter) {
   EXPECT_LT(CompareVersions("9", "10"), 0);
   EXPECT_GT(CompareVersions("10", "9"), 0);

@@ -1,0 +1,320 @@
+#include "gateway/router.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <future>
+#include <map>
+
+#include "testing/engine_fixture.h"
+#include "testing/fake_inference_service.h"
+#include "testing/infer_helpers.h"
+
+namespace quiver::gateway {
+namespace {
+
+using ::testing::HasSubstr;
+using testing::FakeInferenceService;
+using testing::InferAndWait;
+using namespace std::chrono_literals;
+
+// An upstream: an Engine with identity models, behind a fake that counts and can fail or
+// hold requests.
+struct TestUpstream {
+  testing::TestEngine engine;
+  std::unique_ptr<FakeInferenceService> fake;
+};
+
+class RouterTest : public ::testing::Test {
+ protected:
+  // Models named in `loaded` are loaded at start; `unloaded` are only in the repository.
+  void AddServer(const std::string& url, std::vector<std::string> loaded,
+                 std::vector<std::string> unloaded = {}) {
+    testing::TestEngineBuilder builder("router");
+    std::vector<std::string> all = loaded;
+    all.insert(all.end(), unloaded.begin(), unloaded.end());
+    for (const auto& m : all) {
+      builder.WithModel(m, "identity", "max_batch_size: 0\n" + testing::IoConfig("TYPE_FP32"));
+    }
+    builder.WithStartupModels(loaded);
+    auto& up = servers_[url];
+    up.engine = builder.Build();
+    ASSERT_TRUE(up.engine);
+    up.fake = std::make_unique<FakeInferenceService>(*up.engine);
+    up.fake->set_mode(FakeInferenceService::Mode::kAnswer);
+  }
+
+  void MakeRouter(RouterOptions options = {}) {
+    options.start_poller = false;
+    options.factory = [this](const std::string& url) -> Result<std::shared_ptr<InferenceService>> {
+      auto it = servers_.find(url);
+      if (it == servers_.end()) return Status::InvalidArgument("no test server " + url);
+      return std::shared_ptr<InferenceService>(it->second.fake.get(), [](InferenceService*) {});
+    };
+    auto created = Router::Create(std::move(options), clock_, nullptr);
+    ASSERT_TRUE(created.ok()) << created.status().ToString();
+    router_ = std::move(created).value();
+  }
+
+  static InferRequest Request(const std::string& model, std::string id = "") {
+    InferRequest r;
+    r.model = model;
+    r.id = std::move(id);
+    std::vector<float> values{1, 2, 3};
+    r.inputs.push_back(MakeTensor<float>("INPUT0", DataType::kFp32, {3}, values));
+    return r;
+  }
+
+  FakeInferenceService& fake(const std::string& url) { return *servers_.at(url).fake; }
+
+  std::shared_ptr<ManualClock> clock_ = std::make_shared<ManualClock>();
+  std::map<std::string, TestUpstream> servers_;
+  std::unique_ptr<Router> router_;  // declared last: destroyed before the servers
+};
+
+TEST_F(RouterTest, SendsEachModelOnlyWhereItIsReady) {
+  AddServer("a", {"m1", "m2"});
+  AddServer("b", {"m2"});
+  AddServer("c", {"m3"});
+  MakeRouter();
+  for (const char* url : {"a", "b", "c"}) ASSERT_TRUE(router_->AddUpstream(url).ok());
+
+  for (int i = 0; i < 40; ++i) ASSERT_TRUE(InferAndWait(*router_, Request("m2")).ok());
+  EXPECT_GT(fake("a").calls(), 0);  // P2C on an idle pool: both get some
+  EXPECT_GT(fake("b").calls(), 0);
+  EXPECT_EQ(fake("c").calls(), 0);
+  EXPECT_EQ(fake("a").calls() + fake("b").calls(), 40);
+
+  const int64_t a_before = fake("a").calls();
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(InferAndWait(*router_, Request("m1")).ok());
+  EXPECT_EQ(fake("a").calls(), a_before + 5);
+  ASSERT_TRUE(InferAndWait(*router_, Request("m3")).ok());
+  EXPECT_EQ(fake("c").calls(), 1);
+
+  auto missing = InferAndWait(*router_, Request("nowhere"));
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.status().code(), StatusCode::kNotFound);
+  EXPECT_THAT(missing.status().message(), HasSubstr("'nowhere'"));
+}
+
+TEST_F(RouterTest, UnavailableUpstreamCostsNoRequestAndIsEjected) {
+  AddServer("a", {"m"});
+  AddServer("b", {"m"});
+  MakeRouter();
+  ASSERT_TRUE(router_->AddUpstream("a").ok());
+  ASSERT_TRUE(router_->AddUpstream("b").ok());
+  fake("a").set_mode(FakeInferenceService::Mode::kUnavailable);  // a server that went down
+
+  for (int i = 0; i < 30; ++i) {
+    auto r = InferAndWait(*router_, Request("m"));
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+  }
+  EXPECT_EQ(fake("b").answered(), 30);
+  EXPECT_GT(router_->retries(), 0u);
+  // Ejected after consecutive failures (default 5): it got no more than that.
+  EXPECT_LE(fake("a").calls(), 5);
+  auto upstreams = router_->Upstreams();
+  ASSERT_EQ(upstreams.size(), 2u);
+  EXPECT_EQ(upstreams[0].url, "a");
+  EXPECT_EQ(upstreams[0].health, "ejected");
+  EXPECT_EQ(upstreams[1].health, "available");
+
+  // Back up: after the ejection time a probe re-admits it.
+  fake("a").set_mode(FakeInferenceService::Mode::kAnswer);
+  clock_->Advance(6s);
+  router_->PollOnce();
+  EXPECT_EQ(router_->Upstreams()[0].health, "available");
+}
+
+TEST_F(RouterTest, TheUpstreamsVerdictOnARequestIsNotRetried) {
+  AddServer("a", {"m"});
+  MakeRouter();
+  ASSERT_TRUE(router_->AddUpstream("a").ok());
+  fake("a").set_mode(FakeInferenceService::Mode::kInvalid);
+  auto r = InferAndWait(*router_, Request("m"));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(fake("a").calls(), 1);
+  EXPECT_EQ(router_->retries(), 0u);
+}
+
+TEST_F(RouterTest, WhenEveryUpstreamFailsTheClientGetsTheLastError) {
+  AddServer("a", {"m"});
+  AddServer("b", {"m"});
+  MakeRouter();
+  ASSERT_TRUE(router_->AddUpstream("a").ok());
+  ASSERT_TRUE(router_->AddUpstream("b").ok());
+  fake("a").set_mode(FakeInferenceService::Mode::kUnavailable);
+  fake("b").set_mode(FakeInferenceService::Mode::kUnavailable);
+  auto r = InferAndWait(*router_, Request("m"));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kUnavailable);
+  EXPECT_EQ(fake("a").calls() + fake("b").calls(), 2);  // each tried once
+}
+
+// Retries beyond the budget wait for a slot: none fails, and no more than the budget's
+// retries are in flight at once.
+TEST_F(RouterTest, RetriesBeyondTheBudgetWaitInsteadOfFailing) {
+  AddServer("a", {"m"});
+  AddServer("b", {"m"});
+  RouterOptions options;
+  options.retry_budget.min_retry_concurrency = 1;
+  options.retry_budget.budget_fraction = 0;
+  options.outlier.consecutive_failures = 0;  // keep a in the pool for this test
+  MakeRouter(options);
+  ASSERT_TRUE(router_->AddUpstream("a").ok());
+  ASSERT_TRUE(router_->AddUpstream("b").ok());
+  fake("a").set_mode(FakeInferenceService::Mode::kHold);
+  fake("b").set_mode(FakeInferenceService::Mode::kHold);
+
+  testing::CallbackCounter results;
+  constexpr int kRequests = 8;
+  for (int i = 0; i < kRequests; ++i) {
+    router_->Infer(Request("m", std::to_string(i)),
+                   [&](Result<InferResponse> r) { results.Add(std::move(r)); });
+  }
+  const size_t on_a = fake("a").held();
+  const size_t on_b = fake("b").held();
+  ASSERT_EQ(on_a + on_b, static_cast<size_t>(kRequests));
+  ASSERT_GT(on_a, 1u) << "the test needs several requests on a";
+  while (fake("a").ReleaseOne(Status::Unavailable("connection reset"))) {
+  }
+  // One retry at a time reaches b; the others wait for its slot.
+  EXPECT_EQ(fake("b").held(), on_b + 1);
+  size_t answered = 0;
+  while (answered < static_cast<size_t>(kRequests)) {
+    ASSERT_TRUE(fake("b").ReleaseOne()) << "answered " << answered;
+    ++answered;
+    EXPECT_LE(fake("b").peak_held(), on_b + 1);
+  }
+  results.Wait(kRequests);
+  for (const auto& r : results.results()) EXPECT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(router_->retries(), on_a);
+}
+
+TEST_F(RouterTest, AModelInARepositoryIsLoadedOnFirstRequest) {
+  AddServer("a", {"m"}, {"lazy"});
+  AddServer("b", {"m"});
+  MakeRouter();
+  ASSERT_TRUE(router_->AddUpstream("a").ok());
+  ASSERT_TRUE(router_->AddUpstream("b").ok());
+  EXPECT_FALSE(router_->ModelReady("lazy", ""));
+
+  auto r = InferAndWait(*router_, Request("lazy"));
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_TRUE(router_->ModelReady("lazy", ""));
+  EXPECT_TRUE(servers_.at("a").engine->ModelReady("lazy", ""));
+  EXPECT_EQ(fake("a").calls(), 1);
+}
+
+TEST_F(RouterTest, AutoscaledModelsWaitForAReplicaBounded) {
+  AddServer("a", {"m"});
+  AddServer("later", {"scaled"});
+  RouterOptions options;
+  options.wait_for_models = {"scaled"};
+  options.load_wait = 10s;
+  MakeRouter(options);
+  ASSERT_TRUE(router_->AddUpstream("a").ok());
+
+  std::promise<Result<InferResponse>> first;
+  router_->Infer(Request("scaled"), [&](Result<InferResponse> r) { first.set_value(std::move(r)); });
+  auto load = router_->Load();
+  auto it = std::find_if(load.begin(), load.end(), [](const ModelLoad& l) { return l.model == "scaled"; });
+  ASSERT_NE(it, load.end());
+  EXPECT_EQ(it->waiting, 1u);
+  EXPECT_EQ(it->ready_replicas, 0u);
+  ASSERT_TRUE(router_->AddUpstream("later").ok());  // the autoscaler's new replica
+  auto answered = first.get_future().get();
+  EXPECT_TRUE(answered.ok()) << answered.status().ToString();
+
+  ASSERT_TRUE(router_->RemoveUpstream("later").ok());
+  std::promise<Result<InferResponse>> second;
+  router_->Infer(Request("scaled"), [&](Result<InferResponse> r) { second.set_value(std::move(r)); });
+  clock_->Advance(11s);
+  router_->PollOnce();
+  auto late = second.get_future().get();
+  ASSERT_FALSE(late.ok());
+  EXPECT_EQ(late.status().code(), StatusCode::kUnavailable);
+  EXPECT_THAT(late.status().message(), HasSubstr("'scaled'"));
+}
+
+TEST_F(RouterTest, RemovingAnUpstreamLetsItsRequestsFinish) {
+  AddServer("a", {"m"});
+  AddServer("b", {"m"});
+  MakeRouter();
+  ASSERT_TRUE(router_->AddUpstream("a").ok());
+  ASSERT_TRUE(router_->AddUpstream("b").ok());
+  fake("a").set_mode(FakeInferenceService::Mode::kHold);
+  testing::CallbackCounter results;
+  for (int i = 0; i < 6; ++i) {
+    router_->Infer(Request("m"), [&](Result<InferResponse> r) { results.Add(std::move(r)); });
+  }
+  const size_t held = fake("a").held();
+  ASSERT_GT(held, 0u);
+  auto removed = std::async(std::launch::async, [&] { return router_->RemoveUpstream("a"); });
+  fake("a").WaitForHeld(held);
+  for (size_t i = 0; i < held; ++i) {
+    while (!fake("a").ReleaseOne()) {
+    }
+  }
+  ASSERT_TRUE(removed.get().ok());
+  results.Wait(6);
+  for (const auto& r : results.results()) EXPECT_TRUE(r.ok()) << r.status().ToString();
+  const int64_t a_calls = fake("a").calls();
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(InferAndWait(*router_, Request("m")).ok());
+  EXPECT_EQ(fake("a").calls(), a_calls);
+  EXPECT_EQ(router_->RemoveUpstream("a").code(), StatusCode::kNotFound);
+  EXPECT_EQ(router_->Upstreams().size(), 1u);
+}
+
+TEST_F(RouterTest, MetadataIndexAndStatisticsSpanTheUpstreams) {
+  AddServer("a", {"m1", "m2"});
+  AddServer("b", {"m2"}, {"m3"});
+  MakeRouter();
+  ASSERT_TRUE(router_->AddUpstream("a").ok());
+  ASSERT_TRUE(router_->AddUpstream("b").ok());
+  EXPECT_TRUE(router_->Ready());
+
+  auto meta = router_->GetModelMetadata("m2", "");
+  ASSERT_TRUE(meta.ok()) << meta.status().ToString();
+  EXPECT_EQ(meta->name, "m2");
+  EXPECT_THAT(meta->versions, ::testing::ElementsAre("1"));
+  // Asking for the config of a model only in a repository loads it, as a request would.
+  EXPECT_FALSE(router_->ModelReady("m3", ""));
+  auto config = router_->GetModelConfig("m3", "");
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  EXPECT_TRUE(router_->ModelReady("m3", ""));
+  EXPECT_EQ(router_->GetModelConfig("absent", "").status().code(), StatusCode::kNotFound);
+
+  auto index = router_->Index();
+  ASSERT_TRUE(index.ok());
+  std::map<std::string, std::string> state;
+  for (const auto& e : *index) state[e.name] = e.state;
+  EXPECT_EQ(state["m1"], "READY");
+  EXPECT_EQ(state["m2"], "READY");
+  EXPECT_EQ(state["m3"], "READY");
+
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE(InferAndWait(*router_, Request("m2")).ok());
+  auto stats = router_->GetStatistics("m2", "");
+  ASSERT_TRUE(stats.ok()) << stats.status().ToString();
+  ASSERT_EQ(stats->size(), 1u);
+  EXPECT_EQ((*stats)[0].success.count, 10u);  // summed over a and b
+
+  ASSERT_TRUE(router_->Load("m3").ok());
+  EXPECT_TRUE(router_->ModelReady("m3", "1"));
+  ASSERT_TRUE(router_->Unload("m2").ok());
+  EXPECT_FALSE(router_->ModelReady("m2", ""));
+  EXPECT_EQ(router_->Load("absent").code(), StatusCode::kNotFound);
+}
+
+TEST_F(RouterTest, BadUpstreamUrlsAreRefused) {
+  MakeRouter();
+  EXPECT_EQ(router_->AddUpstream("nope").code(), StatusCode::kInvalidArgument);
+  RouterOptions options;
+  options.balancer = "round_robin_please";
+  EXPECT_EQ(Router::Create(options, clock_, nullptr).status().code(),
+            StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace quiver::gateway
