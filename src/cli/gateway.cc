@@ -19,6 +19,7 @@
 #include "frontend/metrics_registry.h"
 #include "frontend/metrics_server.h"
 #include "frontend/shared_memory.h"
+#include "gateway/admin_api.h"
 #include "gateway/autoscale/autoscale_config.h"
 #include "gateway/autoscale/autoscale_controller.h"
 #include "gateway/config/facility_config.h"
@@ -250,6 +251,12 @@ int RunGateway(const GatewayOptions& o, GatewayHooks hooks) {
     options.address = config.listen.http_address;
     options.port = static_cast<uint16_t>(config.listen.http_port);
     options.stop_timeout = exit_timeout;
+    options.extension_prefix = std::string(gateway::kAdminPrefix);
+    options.extension = [r = router.get()](std::string_view method, std::string_view target,
+                                           std::string_view body) {
+      auto reply = gateway::HandleAdmin(*r, method, target, body);
+      return std::pair<int, std::string>(reply.status, std::move(reply.json));
+    };
     if (tokens) options.authenticator = gateway::MakeAuthenticator(tokens);
     http = std::make_unique<frontend::HttpServer>(*router, shm, options);
     if (Status s = http->Start(); !s.ok()) return fail("HTTP server", s);

@@ -1,9 +1,10 @@
 // `quiver`: the command-line entry point. Subcommands are thin: parse flags, call a
 // library function, map its Status to an exit code.
 
-#include <CLI/CLI.hpp>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
+
+#include <CLI/CLI.hpp>
 
 #include "bench/engine_bench.h"
 #include "bench/engine_bench_flags.h"
@@ -11,15 +12,16 @@
 #include "bench/perf_command.h"
 #endif
 #include "cli/analyze.h"
+#include "cli/admin.h"
 #include "cli/gateway.h"
 #include "cli/serve.h"
+#include "cli/up.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"Quiver: fast, shareable ML inference for columnar HEP analysis"};
   app.require_subcommand(1);
   std::string log_level = "warn";
-  app.add_option("--log-level", log_level, "trace|debug|info|warn|error")
-      ->capture_default_str();
+  app.add_option("--log-level", log_level, "trace|debug|info|warn|error")->capture_default_str();
 
   auto* bench = app.add_subcommand("bench", "Benchmarks (programs, not tests)");
   bench->require_subcommand(1);
@@ -32,6 +34,10 @@ int main(int argc, char** argv) {
   auto* serve = quiver::cli::AddServeCommand(app, serve_options);
   quiver::cli::GatewayOptions gateway_options;
   auto* gateway = quiver::cli::AddGatewayCommand(app, gateway_options);
+  quiver::cli::AdminOptions admin_options;
+  auto* admin = quiver::cli::AddAdminCommand(app, admin_options);
+  quiver::cli::UpOptions up_options;
+  auto* up = quiver::cli::AddUpCommand(app, up_options);
 
 #ifdef QUIVER_WITH_PERF
   quiver::bench::PerfOptions perf_options;
@@ -52,6 +58,8 @@ int main(int argc, char** argv) {
   if (engine->parsed()) return quiver::bench::RunEngineBench(engine_options);
   if (serve->parsed()) return quiver::cli::RunServe(serve_options);
   if (gateway->parsed()) return quiver::cli::RunGateway(gateway_options);
+  if (admin->parsed()) return quiver::cli::RunAdmin(admin_options);
+  if (up->parsed()) return quiver::cli::RunUp(up_options);
   if (analyze->parsed()) return quiver::cli::RunAnalyze(analyze_options);
   if (generate->parsed()) {
     generate_options.args = generate->remaining();

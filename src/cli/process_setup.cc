@@ -52,6 +52,8 @@ int WaitForShutdownSignal() {
 
 void RequestShutdown(int signo) { OnShutdownSignal(signo); }
 
+int ShutdownSignalFd() { return g_signal_pipe[0]; }
+
 void KeepLargeBuffersInHeap() {
   mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024);  // glibc's maximum on 64-bit
   mallopt(M_TRIM_THRESHOLD, 1024 * 1024 * 1024);

@@ -12,6 +12,9 @@ int WaitForShutdownSignal();
 // Makes the next WaitForShutdownSignal return `signo` as if it had arrived (a command that
 // decides to stop by itself, e.g. a child it cannot do without has died).
 void RequestShutdown(int signo);
+// The read end of the shutdown pipe: readable (poll) while a signal is pending, so that a
+// wait can be cut short by one without consuming it (`quiver up` starting its servers).
+int ShutdownSignalFd();
 
 // Tensors of several MiB arrive and leave with every request. glibc serves allocations
 // above its mmap threshold with fresh mappings that the kernel zeroes page by page on each

@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <string>
+#include <utility>
 
 #include "frontend/authenticator.h"
 #include "frontend/http_server.h"
@@ -39,6 +40,10 @@ class HttpAuthTest : public ::testing::Test {
         return Status(StatusCode::kUnauthenticated, "unknown token");
       };
     }
+    o.extension_prefix = "/v2/gateway/";  // as the gateway's admin API
+    o.extension = [](std::string_view, std::string_view, std::string_view) {
+      return std::pair<int, std::string>(200, "{}");
+    };
     server_ = std::make_unique<HttpServer>(service_, shm_, o);
     ASSERT_TRUE(server_->Start().ok());
   }
@@ -92,14 +97,16 @@ TEST_F(HttpAuthTest, EveryEndpointButHealthNeedsAToken) {
         "/v2/models/stats", "/v2/systemsharedmemory/status", "/v2/no/such/path"}) {
     EXPECT_EQ(c.Get(path).status, 401) << path;
   }
+  EXPECT_EQ(c.Get("/v2/gateway/upstreams").status, 401);  // an extension
   for (const char* path : {"/v2/repository/index", "/v2/repository/models/m/load",
-                           "/v2/systemsharedmemory/region/r/unregister"}) {
+                           "/v2/systemsharedmemory/region/r/unregister", "/v2/gateway/upstreams"}) {
     EXPECT_EQ(c.Post(path, "{}").status, 401) << path;
   }
   const std::vector<std::pair<std::string, std::string>> token = {
       {"Authorization", "Bearer alice-token"}};
   EXPECT_EQ(c.Request("GET", "/v2", {}, token).status, 200);
   EXPECT_EQ(c.Request("GET", "/v2/models/stats", {}, token).status, 200);
+  EXPECT_EQ(c.Request("GET", "/v2/gateway/upstreams", {}, token).status, 200);
 }
 
 TEST_F(HttpAuthTest, AuthOffNeedsNoTokenAndTenantIsEmpty) {

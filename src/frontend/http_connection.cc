@@ -33,6 +33,7 @@ HttpMethod MethodOf(http::verb verb) {
   switch (verb) {
     case http::verb::get: return HttpMethod::kGet;
     case http::verb::post: return HttpMethod::kPost;
+    case http::verb::delete_: return HttpMethod::kDelete;
     default: return HttpMethod::kOther;
   }
 }

@@ -197,6 +197,11 @@ HttpRouter::HttpRouter(InferenceService& service, SharedMemoryManager& shm,
 
 HttpRouter::~HttpRouter() = default;
 
+void HttpRouter::SetExtension(std::string prefix, ExtensionHandler handler) {
+  extension_prefix_ = std::move(prefix);
+  extension_ = std::move(handler);
+}
+
 void HttpRouter::Handle(const HttpRequest& request, HttpResponder respond) {
   const HttpRoute route = ParseRoute(request.target);
   const bool get = request.method == HttpMethod::kGet;
@@ -209,6 +214,19 @@ void HttpRouter::Handle(const HttpRequest& request, HttpResponder respond) {
       return;
     }
     tenant = std::move(who).value();
+  }
+  // Extensions (the gateway's admin API) need a token too: only health is open.
+  if (extension_ && request.target.starts_with(extension_prefix_)) {
+    std::string_view method = request.method == HttpMethod::kGet      ? "GET"
+                              : request.method == HttpMethod::kPost   ? "POST"
+                              : request.method == HttpMethod::kDelete ? "DELETE"
+                                                                      : "OTHER";
+    blocking_([this, method, target = std::string(request.target),
+               body = std::string(BodyText(request)), respond = std::move(respond)] {
+      auto [status, json] = extension_(method, target, body);
+      respond(HttpReply::Json(status, std::move(json)));
+    });
+    return;
   }
   switch (route.kind) {
     case HttpRoute::kNotFound: respond(NotFound()); return;

@@ -23,7 +23,7 @@
 
 namespace quiver::frontend {
 
-enum class HttpMethod : uint8_t { kGet, kPost, kOther };
+enum class HttpMethod : uint8_t { kGet, kPost, kDelete, kOther };
 
 // One received request. The body is owned by `keepalive` (tensors borrow it).
 struct HttpRequest {
@@ -108,6 +108,12 @@ class HttpRouter {
   // Whether requests must carry a token (the connection reads Authorization only then).
   bool authenticates() const { return static_cast<bool>(authenticator_); }
 
+  // Endpoints beyond KServe's (the gateway's admin API): requests whose path starts with
+  // `prefix` go to `handler` on the blocking executor. Set before serving.
+  using ExtensionHandler = std::function<std::pair<int, std::string>(
+      std::string_view method, std::string_view target, std::string_view body)>;
+  void SetExtension(std::string prefix, ExtensionHandler handler);
+
  private:
   void HandleModel(const HttpRoute& route, HttpResponder& respond);
   void HandleInfer(const HttpRequest& request, const HttpRoute& route, std::string tenant,
@@ -121,6 +127,8 @@ class HttpRouter {
   InferenceService& service_;
   SharedMemoryManager& shm_;
   BlockingExecutor blocking_;
+  std::string extension_prefix_;
+  ExtensionHandler extension_;
   size_t max_body_bytes_;
   Authenticator authenticator_;
 };

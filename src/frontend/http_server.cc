@@ -41,11 +41,12 @@ class HttpServer::Impl {
       : options_(options),
         acceptor_(asio::make_strand(ioc_)),
         blocking_(2),
-        router_(
-            service, shm,
-            [this](std::function<void()> task) { asio::post(blocking_, std::move(task)); },
-            options.max_body_bytes, options.authenticator),
-        gate_(std::make_shared<ReplyGate>()) {}
+        router_(service, shm,
+                [this](std::function<void()> task) { asio::post(blocking_, std::move(task)); },
+                options.max_body_bytes, options.authenticator),
+        gate_(std::make_shared<ReplyGate>()) {
+    if (options.extension) router_.SetExtension(options.extension_prefix, options.extension);
+  }
 
   ~Impl() { Stop(); }
 

@@ -12,8 +12,11 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
+#include <utility>
 
 #include "core/status.h"
 #include "frontend/authenticator.h"
@@ -34,6 +37,13 @@ struct HttpServerOptions {
   std::chrono::milliseconds read_timeout{std::chrono::minutes(2)};
   // Stop() waits this long for in-flight requests before closing their connections.
   std::chrono::milliseconds stop_timeout{std::chrono::seconds(10)};
+  // Endpoints beyond KServe's under `extension_prefix` (the gateway's admin API, e.g.
+  // "/v2/gateway/"): `extension(method, target, body)` runs on the blocking pool and returns
+  // the HTTP status and a JSON body. Empty: none.
+  std::string extension_prefix;
+  std::function<std::pair<int, std::string>(std::string_view method, std::string_view target,
+                                            std::string_view body)>
+      extension;
   // Empty: auth off (every caller is tenant ""). Set: every endpoint but v2/health/live and
   // v2/health/ready needs `Authorization: Bearer <token>` (401 otherwise).
   Authenticator authenticator;

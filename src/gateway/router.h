@@ -107,6 +107,14 @@ class Router : public InferenceService {
   // Retries sent to another upstream so far.
   uint64_t retries() const { return retries_.load(); }
 
+  // Moves `model` to the version(s) its repositories now hold, one upstream at a time:
+  // the upstream stops getting the model's requests (the others serve them), its requests
+  // in flight finish (up to drain_timeout), it reloads the model from its repository (new
+  // version in, old out, by the model's version policy), and it gets traffic again. With
+  // two or more upstreams no request fails. Returns what was done, one line per upstream;
+  // stops at the first failed load (that upstream is put back).
+  Result<std::vector<std::string>> Rollout(std::string_view model);
+
   // One round of the poller: index every upstream, probe those due, expire waiters.
   void PollOnce();
 
@@ -163,6 +171,9 @@ class Router : public InferenceService {
   Result<std::vector<std::shared_ptr<InferenceService>>> ReadyServices(
       std::string_view model, std::string_view version, std::string& resolved) const;
 
+  // Upstreams cordoned off for `model` (a rollout in progress); empty almost always.
+  std::vector<std::string> Cordoned(std::string_view model) const;
+
   // Upstreams and polling (router.cc).
   std::shared_ptr<Upstream> Find(std::string_view url) const;
   std::vector<std::shared_ptr<Upstream>> Snapshot() const;
@@ -197,6 +208,11 @@ class Router : public InferenceService {
   mutable std::vector<Waiter> waiters_;       // guarded by wait_mutex_
   mutable std::set<std::string> loading_;     // guarded: models with a load under way
   mutable std::vector<std::thread> loaders_;  // guarded: joined on destruction
+
+  mutable std::mutex cordon_mutex_;
+  std::map<std::string, std::set<std::string>, std::less<>> cordons_;  // model -> upstreams
+  std::atomic<int> cordon_count_{0};  // skip the lookup when no rollout runs
+  std::mutex rollout_mutex_;          // one rollout at a time
 
   std::mutex poller_mutex_;
   std::condition_variable poller_cv_;

@@ -64,7 +64,14 @@ void Router::Attempt(const std::shared_ptr<Call>& call) {
       Finish(call, Status::Unavailable("the gateway is shutting down"));
       return;
     }
-    auto chosen = selector_.Choose(request.model, request.version, call->tried);
+    Result<std::string> chosen = Status::Ok();
+    if (cordon_count_.load(std::memory_order_acquire) == 0) {
+      chosen = selector_.Choose(request.model, request.version, call->tried);
+    } else {  // a rollout: its upstream is skipped as if tried
+      std::vector<std::string> skip = Cordoned(request.model);
+      skip.insert(skip.end(), call->tried.begin(), call->tried.end());
+      chosen = selector_.Choose(request.model, request.version, skip);
+    }
     if (!chosen.ok()) {
       if (chosen.status().code() == StatusCode::kNotFound && WaitForModel(call)) return;
       // After failed attempts, the client learns what the last upstream said.

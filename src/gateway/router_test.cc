@@ -3,9 +3,12 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <future>
+#include <thread>
 #include <map>
 
+#include "gateway/admin_api.h"
 #include "testing/engine_fixture.h"
 #include "testing/fake_inference_service.h"
 #include "testing/infer_helpers.h"
@@ -305,6 +308,86 @@ TEST_F(RouterTest, MetadataIndexAndStatisticsSpanTheUpstreams) {
   ASSERT_TRUE(router_->Unload("m2").ok());
   EXPECT_FALSE(router_->ModelReady("m2", ""));
   EXPECT_EQ(router_->Load("absent").code(), StatusCode::kNotFound);
+}
+
+// Version 2 appears in both repositories; the rollout moves one upstream at a time while
+// requests keep flowing: none fails, a request naming a version reaches only upstreams
+// that have it, and at the end only version 2 is served.
+TEST_F(RouterTest, RolloutMovesUpstreamsOneAtATimeWithoutFailures) {
+  AddServer("a", {"v"});
+  AddServer("b", {"v"});
+  MakeRouter();
+  ASSERT_TRUE(router_->AddUpstream("a").ok());
+  ASSERT_TRUE(router_->AddUpstream("b").ok());
+  for (const char* url : {"a", "b"}) servers_.at(url).engine.repo().AddVersion("v", 2);
+
+  InferRequest v1 = Request("v");
+  v1.version = "1";
+  ASSERT_TRUE(InferAndWait(*router_, v1).ok());
+  std::atomic<bool> done{false};
+  std::atomic<int> sent{0};
+  std::vector<std::string> failures;
+  std::thread load([&] {
+    while (!done) {
+      auto r = InferAndWait(*router_, Request("v"));
+      ++sent;
+      if (!r.ok()) failures.push_back(r.status().ToString());
+    }
+  });
+  while (sent.load() == 0) std::this_thread::yield();
+  auto report = router_->Rollout("v");
+  const int during = sent.load();
+  done = true;
+  load.join();
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  ASSERT_EQ(report->size(), 2u);
+  EXPECT_THAT((*report)[0], HasSubstr("a: version(s) 2 ready"));
+  EXPECT_THAT((*report)[1], HasSubstr("b: version(s) 2 ready"));
+  EXPECT_THAT(failures, ::testing::IsEmpty());
+  EXPECT_GT(during, 0);
+
+  EXPECT_EQ(router_->GetModelMetadata("v", "")->versions, std::vector<std::string>{"2"});
+  EXPECT_EQ(InferAndWait(*router_, v1).status().code(), StatusCode::kNotFound);
+  InferRequest v2 = Request("v");
+  v2.version = "2";
+  auto answered = InferAndWait(*router_, v2);
+  ASSERT_TRUE(answered.ok()) << answered.status().ToString();
+  EXPECT_EQ(answered->version, "2");
+  EXPECT_EQ(router_->Rollout("absent").status().code(), StatusCode::kNotFound);
+}
+
+TEST_F(RouterTest, AdminApiListsAddsAndRemovesUpstreams) {
+  AddServer("a", {"m"});
+  AddServer("b", {"m"});
+  MakeRouter();
+  ASSERT_TRUE(router_->AddUpstream("a").ok());
+  auto listed = HandleAdmin(*router_, "GET", "/v2/gateway/upstreams", "");
+  EXPECT_EQ(listed.status, 200);
+  EXPECT_THAT(listed.json, HasSubstr(R"("url":"a")"));
+  EXPECT_THAT(listed.json, HasSubstr(R"("ready_models":["m"])"));
+
+  auto added = HandleAdmin(*router_, "POST", "/v2/gateway/upstreams", R"({"url": "b"})");
+  EXPECT_EQ(added.status, 200) << added.json;
+  EXPECT_EQ(router_->Upstreams().size(), 2u);
+  EXPECT_EQ(HandleAdmin(*router_, "POST", "/v2/gateway/upstreams", R"({"url": "b"})").status,
+            400);  // already there
+  EXPECT_EQ(HandleAdmin(*router_, "POST", "/v2/gateway/upstreams", "{nope").status, 400);
+
+  auto removed = HandleAdmin(*router_, "DELETE", "/v2/gateway/upstreams?url=b", "");
+  EXPECT_EQ(removed.status, 200) << removed.json;
+  EXPECT_EQ(router_->Upstreams().size(), 1u);
+  EXPECT_EQ(HandleAdmin(*router_, "DELETE", "/v2/gateway/upstreams?url=b", "").status, 404);
+
+  ASSERT_TRUE(InferAndWait(*router_, Request("m")).ok());
+  auto models = HandleAdmin(*router_, "GET", "/v2/gateway/models", "");
+  EXPECT_THAT(models.json, HasSubstr(R"("model":"m")"));
+  EXPECT_THAT(models.json, HasSubstr(R"("succeeded":1)"));
+  auto rollout = HandleAdmin(*router_, "POST", "/v2/gateway/models/m/rollout", "");
+  EXPECT_EQ(rollout.status, 200) << rollout.json;
+  EXPECT_THAT(rollout.json, HasSubstr("a: version(s) 1 ready"));
+  EXPECT_EQ(HandleAdmin(*router_, "POST", "/v2/gateway/models/zz/rollout", "").status, 404);
+  EXPECT_EQ(HandleAdmin(*router_, "GET", "/v2/gateway/nothing", "").status, 404);
+  EXPECT_EQ(HandleAdmin(*router_, "PUT", "/v2/gateway/upstreams", "").status, 405);
 }
 
 TEST_F(RouterTest, BadUpstreamUrlsAreRefused) {

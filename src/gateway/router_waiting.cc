@@ -26,7 +26,10 @@ bool Router::WaitForModel(const std::shared_ptr<Call>& call) {
 
 bool Router::WaitFor(const std::string& model, const std::string& version,
                      std::function<void(Status)> resume) const {
-  const bool in_repository = !placement_.UpstreamsWithModelInRepository(model).empty();
+  // A load helps only a model loaded nowhere: when some version is READY, a request for
+  // another version is NOT_FOUND at once (reloading would not bring it).
+  const bool in_repository = !placement_.UpstreamsWithModelInRepository(model).empty() &&
+                             placement_.ReadyVersions(model).empty();
   if (!in_repository && !options_.wait_for_models.contains(model)) return false;
   bool start_load = false;
   {

@@ -5,16 +5,15 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
-#include <mutex>
-#include <thread>
 #include <cstdio>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "client/client.h"
 #include "client/local_service.h"
 #include "server_process.h"
-
 
 namespace quiver::client {
 namespace {
@@ -55,8 +54,8 @@ RunResult SendAll(Client& client, int total, int trigger, Midway midway) {
     InferRequest request;
     request.model = "identity_fp32";
     const float value = static_cast<float>(i);
-    request.inputs.push_back(MakeTensor<float>("INPUT0", DataType::kFp32, {2},
-                                               std::vector<float>{value, -value}));
+    request.inputs.push_back(
+        MakeTensor<float>("INPUT0", DataType::kFp32, {2}, std::vector<float>{value, -value}));
     client.Infer(std::move(request), [&, i, value](Result<InferResponse> r) {
       if (!r.ok()) {
         ++errors;
@@ -152,7 +151,8 @@ TEST(FallbackTest, WithoutFallbackAnAllDownErrorNamesEveryEndpoint) {
   ASSERT_TRUE(client.ok());
   InferRequest request;
   request.model = "identity_fp32";
-  request.inputs.push_back(MakeTensor<float>("INPUT0", DataType::kFp32, {1}, std::vector<float>{1}));
+  request.inputs.push_back(
+      MakeTensor<float>("INPUT0", DataType::kFp32, {1}, std::vector<float>{1}));
   auto r = (*client)->InferSync(std::move(request));
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), StatusCode::kUnavailable);

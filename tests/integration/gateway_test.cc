@@ -216,6 +216,42 @@ TEST(GatewayTest, ModelLoadedNowhereIsLoadedOnFirstRequest) {
   EXPECT_EQ(HttpGet(server->port("http"), "/v2/models/identity_bytes/ready").status, 200);
 }
 
+// Upstreams change at run time: through the admin API (HTTP and `quiver admin`) and by
+// editing the facility file, which the gateway re-reads.
+TEST(GatewayTest, UpstreamsChangeThroughTheAdminApiAndTheFile) {
+  auto s1 = StartServer({"identity_fp32"});
+  auto s2 = StartServer({"identity_fp32"});
+  ASSERT_TRUE(s1->ok() && s2->ok());
+  FacilityFile facility("gateway: {poll_interval_ms: 100}\nupstreams: [" + s1->Url("grpc") +
+                        "]\n");
+  auto gateway = StartGateway(facility.path());
+  ASSERT_TRUE(gateway->ok());
+  const int port = gateway->port("http");
+  auto count = [&] {
+    auto page = HttpGet(port, "/v2/gateway/upstreams");
+    size_t n = 0;
+    for (size_t at = 0; (at = page.body.find("\"url\"", at)) != std::string::npos; ++at) ++n;
+    return n;
+  };
+  EXPECT_EQ(count(), 1u);
+  auto added = quiver::testing::HttpExchange(port, "POST", "/v2/gateway/upstreams",
+                                             "{\"url\": \"" + s2->Url("http") + "\"}");
+  EXPECT_EQ(added.status, 200) << added.body;
+  EXPECT_EQ(count(), 2u);
+  const std::string cli = std::string(QUIVER_BINARY) + " admin -g http://127.0.0.1:" +
+                          std::to_string(port) + " remove " + s2->Url("http");
+  EXPECT_EQ(std::system(cli.c_str()), 0) << cli;
+  EXPECT_EQ(count(), 1u);
+
+  std::ofstream(facility.path()) << "gateway: {poll_interval_ms: 100}\nupstreams: ["
+                                 << s1->Url("grpc") << ", " << s2->Url("grpc") << "]\n";
+  EXPECT_TRUE(Eventually([&] { return count() == 2; })) << "file change not applied";
+  std::ofstream(facility.path()) << "gateway: {poll_interval_ms: 100}\nupstreams: ["
+                                 << s2->Url("grpc") << "]\n";
+  EXPECT_TRUE(Eventually([&] { return count() == 1; })) << "removal not applied";
+  EXPECT_THAT(HttpGet(port, "/v2/gateway/upstreams").body, ::testing::HasSubstr(s2->Url("grpc")));
+}
+
 // The gateway restarts on the same ports while a client with retries keeps sending: the
 // client loses nothing.
 TEST(GatewayTest, GatewayRestartLosesNoRequestTheClientRetries) {

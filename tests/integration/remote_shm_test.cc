@@ -92,10 +92,10 @@ TEST_P(RemoteShmTest, ServerOnAnotherHostIsNeverOfferedSharedMemory) {
   } cleanup{ns};
   ASSERT_TRUE(Shell("ip netns add " + ns));
   ASSERT_TRUE(Shell("ip link add " + veth + "a type veth peer name " + veth + "b netns " + ns));
-  ASSERT_TRUE(Shell("ip addr add " + here + "/30 dev " + veth + "a && ip link set " + veth +
-                  "a up"));
-  ASSERT_TRUE(Shell("ip -n " + ns + " addr add " + there + "/30 dev " + veth + "b && ip -n " +
-                  ns + " link set " + veth + "b up && ip -n " + ns + " link set lo up"));
+  ASSERT_TRUE(
+      Shell("ip addr add " + here + "/30 dev " + veth + "a && ip link set " + veth + "a up"));
+  ASSERT_TRUE(Shell("ip -n " + ns + " addr add " + there + "/30 dev " + veth + "b && ip -n " + ns +
+                    " link set " + veth + "b up && ip -n " + ns + " link set lo up"));
   ServerProcess server({kModels,
                         there,
                         {"ip", "netns", "exec", ns},

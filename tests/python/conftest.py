@@ -43,9 +43,10 @@ def write_repository(root: pathlib.Path, models: dict) -> pathlib.Path:
 
 
 class ServerProcess:
-    """A running `quiver serve`: its ports, and a stop() that checks the exit code."""
+    """A running `quiver serve` (or `quiver gateway`, `command`): its ports, and a stop()
+    that checks the exit code."""
 
-    def __init__(self, args, log_path: pathlib.Path):
+    def __init__(self, args, log_path: pathlib.Path, command="serve"):
         if not QUIVER.is_file():
             pytest.fail(f"{QUIVER} not found: build it first (scripts/setup) or set QUIVER_BINARY")
         self.log_path = log_path
@@ -54,7 +55,7 @@ class ServerProcess:
         if "--metrics-port" not in args:  # never the fixed default 8002 in tests
             args += ["--metrics-port", "0"]
         self.proc = subprocess.Popen(
-            [str(QUIVER), "serve", *args],
+            [str(QUIVER), command, *args],
             stdout=subprocess.PIPE, stderr=self._log, stdin=subprocess.DEVNULL)
         self.ready_line = None
         self.fields = {}
@@ -146,6 +147,22 @@ def server(tmp_path_factory, extra_repository):
     finally:
         rc = proc.stop(signal.SIGTERM)
         assert rc == 0, f"quiver serve exited with {rc} after SIGTERM; log:\n{proc.log()}"
+
+
+@pytest.fixture(scope="session")
+def gateway(tmp_path_factory, server):
+    """`quiver gateway` in front of the shared server (its gRPC port): clients pointed at it
+    must not tell it from the server."""
+    log = tmp_path_factory.mktemp("log") / "quiver-gateway.log"
+    proc = ServerProcess(
+        ["--upstream", f"grpc://{server.grpc_url}", "--http-port", "0", "--grpc-port", "0"],
+        log, command="gateway")
+    try:
+        proc.wait_ready()
+        yield proc
+    finally:
+        rc = proc.stop(signal.SIGTERM)
+        assert rc == 0, f"quiver gateway exited with {rc} after SIGTERM; log:\n{proc.log()}"
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """End-to-end tests of `quiver serve` with NVIDIA's official Triton client (tritonclient).
 
 Each test talks to a real server process (conftest.py) over HTTP and gRPC as a Triton user
-would: health and metadata, inference (JSON, binary, BYTES, libtorch), async and streaming
+would, directly and through `quiver gateway` (the `endpoint` fixture): health and metadata, inference (JSON, binary, BYTES, libtorch), async and streaming
 inference, system shared memory, errors, and the process's own flags and signals.
 """
 
@@ -24,16 +24,23 @@ from conftest import ROOT, write_repository
 WAIT_S = 30  # bound on every wait for an asynchronous answer
 
 
+@pytest.fixture(params=["server", "gateway"])
+def endpoint(request):
+    """Every client test runs against the server and against `quiver gateway` in front of
+    it (issue 11: clients cannot tell a gateway from a server)."""
+    return request.getfixturevalue(request.param)
+
+
 @pytest.fixture
-def http(server):
-    client = httpclient.InferenceServerClient(server.http_url, concurrency=4)
+def http(endpoint):
+    client = httpclient.InferenceServerClient(endpoint.http_url, concurrency=4)
     yield client
     client.close()
 
 
 @pytest.fixture
-def grpc(server):
-    client = grpcclient.InferenceServerClient(server.grpc_url)
+def grpc(endpoint):
+    client = grpcclient.InferenceServerClient(endpoint.grpc_url)
     yield client
     client.close()
 

@@ -248,6 +248,20 @@ def test_wrapper_fails_over_and_falls_back(emj_server, inputs, lead_jets, refere
         dead(lead)
 
 
+@pytest.fixture(scope="module")
+def emj_gateway(tmp_path_factory, emj_server):
+    """`quiver gateway` in front of emj_server (issue 11: coffea's wrapper works through it)."""
+    proc = ServerProcess(["--upstream", f"grpc://{emj_server.grpc_url}", "--http-port", "0",
+                          "--grpc-port", "0"],
+                         tmp_path_factory.mktemp("log") / "quiver-gateway.log", command="gateway")
+    try:
+        proc.wait_ready()
+        yield proc
+    finally:
+        proc.stop()
+
+
+@pytest.mark.parametrize("via", ["server", "gateway"])
 @pytest.mark.parametrize("protocol", [
     "grpc",
     pytest.param("http", marks=pytest.mark.xfail(
@@ -256,9 +270,10 @@ def test_wrapper_fails_over_and_falls_back(emj_server, inputs, lead_jets, refere
                "with as_json=, which only the gRPC client has: it fails before any request, "
                "whatever the server (Triton too)")),
 ])
-def test_coffea_triton_wrapper_against_quiver_serve(emj_server, lead_jets, reference,
-                                                    protocol):
-    """coffea.ml_tools.triton_wrapper, unchanged, talks to quiver serve."""
+def test_coffea_triton_wrapper_against_quiver_serve(request, lead_jets, reference, protocol,
+                                                    via):
+    """coffea.ml_tools.triton_wrapper, unchanged, talks to quiver serve, directly and through
+    quiver gateway."""
     pytest.importorskip("tritonclient.grpc")
     from coffea.ml_tools.triton_wrapper import triton_wrapper
 
@@ -268,7 +283,8 @@ def test_coffea_triton_wrapper_against_quiver_serve(emj_server, lead_jets, refer
     class TritonGnn(emj_inputs.flat_gnn_inputs, triton_wrapper):
         pass
 
-    port = emj_server.grpc_port if protocol == "grpc" else emj_server.http_port
+    target = request.getfixturevalue("emj_server" if via == "server" else "emj_gateway")
+    port = target.grpc_port if protocol == "grpc" else target.http_port
     # quiver serve has no TLS, as a default Triton: gRPC needs ssl=False
     args = {"ssl": False} if protocol == "grpc" else None
     flat = ak.flatten(lead_jets[:, :4])  # triton_wrapper takes the model's rank only
