@@ -25,6 +25,10 @@
 #include "gateway/config/facility_config.h"
 #include "gateway/gateway_metrics.h"
 #include "gateway/router.h"
+#include "gateway/tenants/tenant_config.h"
+#include "gateway/tenants/tenant_metrics.h"
+#include "gateway/tenants/tenant_registry.h"
+#include "gateway/tenants/tenant_scheduler.h"
 
 namespace quiver::cli {
 namespace {
@@ -176,7 +180,20 @@ int RunGateway(const GatewayOptions& o, GatewayHooks hooks) {
       router_options.wait_for_models.insert(model);
     }
   }
-  std::unique_ptr<gateway::RequestScheduler> scheduler;  // tenants: see below
+  // Tenants (docs/tenants.md): with `tenants:`, the frontends authenticate and the Router
+  // admits per tenant (limits, fair queueing); without, auth is off and all are admitted.
+  auto tenants = gateway::ParseTenants(config.tenants, config.base);
+  if (!tenants.ok()) {
+    spdlog::error("gateway: {}", tenants.status().WithContext(o.config).ToString());
+    return 1;
+  }
+  std::shared_ptr<const gateway::TenantRegistry> tokens;
+  std::unique_ptr<gateway::RequestScheduler> scheduler;
+  if (!tenants->empty()) {
+    tokens = std::make_shared<const gateway::TenantRegistry>(*tenants);
+    scheduler = gateway::MakeTenantScheduler(*tenants, Clock::System());
+  }
+  const gateway::RequestScheduler* admission = scheduler.get();  // owned by the Router
   auto created = gateway::Router::Create(std::move(router_options), Clock::System(),
                                          std::move(scheduler));
   if (!created.ok()) {
@@ -240,6 +257,7 @@ int RunGateway(const GatewayOptions& o, GatewayHooks hooks) {
       auto reply = gateway::HandleAdmin(*r, method, target, body);
       return std::pair<int, std::string>(reply.status, std::move(reply.json));
     };
+    if (tokens) options.authenticator = gateway::MakeAuthenticator(tokens);
     http = std::make_unique<frontend::HttpServer>(*router, shm, options);
     if (Status s = http->Start(); !s.ok()) return fail("HTTP server", s);
   }
@@ -248,6 +266,7 @@ int RunGateway(const GatewayOptions& o, GatewayHooks hooks) {
     options.address = config.listen.grpc_address;
     options.port = config.listen.grpc_port;
     options.shutdown_grace = exit_timeout;
+    if (tokens) options.authenticator = gateway::MakeAuthenticator(tokens);
     grpc = std::make_unique<frontend::GrpcServer>(*router, shm, options);
     if (Status s = grpc->Start(); !s.ok()) return fail("gRPC server", s);
   }
@@ -270,6 +289,11 @@ int RunGateway(const GatewayOptions& o, GatewayHooks hooks) {
     if (autoscaler) {
       sources.desired_replicas = [a = autoscaler.get()](std::string_view m) {
         return a->DesiredReplicas(m);
+      };
+    }
+    if (admission) {
+      sources.more = [admission, tokens](std::string& out) {
+        gateway::RenderTenantMetrics(admission->Stats(), tokens->unauthenticated(), out);
       };
     }
     options.extra_families = [sources](std::string& out) {

@@ -16,8 +16,10 @@ inference::ModelStreamInferResponse ErrorResponse(const std::string& id, const S
 
 }  // namespace
 
-GrpcInferStream::GrpcInferStream(GrpcFrontendState& state)
-    : state_(state), reading_(std::make_shared<inference::ModelInferRequest>()) {
+GrpcInferStream::GrpcInferStream(GrpcFrontendState& state, std::string tenant)
+    : state_(state),
+      tenant_(std::move(tenant)),
+      reading_(std::make_shared<inference::ModelInferRequest>()) {
   StartRead(reading_.get());
 }
 
@@ -52,6 +54,7 @@ void GrpcInferStream::Process(uint64_t seq,
     Complete(seq, ErrorResponse(request->id(), decoded.status()));
     return;
   }
+  decoded->request.tenant = tenant_;
   state_.service.Infer(std::move(decoded->request), [this, seq, request,
                                                      shm_outputs = std::move(decoded->shm_outputs)](
                                                         Result<InferResponse> result) {

@@ -10,6 +10,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <string>
 
 #include "frontend/grpc_kserve_service.h"
 
@@ -20,7 +21,8 @@ namespace quiver::frontend {
 class GrpcInferStream final : public grpc::ServerBidiReactor<inference::ModelInferRequest,
                                                              inference::ModelStreamInferResponse> {
  public:
-  explicit GrpcInferStream(GrpcFrontendState& state);
+  // `tenant`: the authenticated caller, set on every request of the stream.
+  GrpcInferStream(GrpcFrontendState& state, std::string tenant);
 
   void OnReadDone(bool ok) override;
   void OnWriteDone(bool ok) override;
@@ -35,6 +37,7 @@ class GrpcInferStream final : public grpc::ServerBidiReactor<inference::ModelInf
   void Pump(std::unique_lock<std::mutex>& lock);
 
   GrpcFrontendState& state_;
+  const std::string tenant_;
   // The message the outstanding read fills; touched only by the constructor and
   // OnReadDone, which gRPC never runs concurrently.
   std::shared_ptr<inference::ModelInferRequest> reading_;

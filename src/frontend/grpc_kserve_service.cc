@@ -27,7 +27,35 @@ grpc::ServerUnaryReactor* ReplyOk(grpc::CallbackServerContext* context) {
   return Reply(context, grpc::Status::OK);
 }
 
+// Finishes the call with UNAUTHENTICATED and returns its reactor when the caller may not
+// use the RPC; nullptr when it may.
+grpc::ServerUnaryReactor* Deny(const GrpcFrontendState& state,
+                               grpc::CallbackServerContext* context) {
+  if (!state.authenticator) return nullptr;
+  auto tenant = Authenticate(state, context);
+  return tenant.ok() ? nullptr : Reply(context, tenant.status());
+}
+
+// A stream refused at its start: finishes at once with `status`, reads nothing.
+class RefusedStream final : public grpc::ServerBidiReactor<inference::ModelInferRequest,
+                                                           inference::ModelStreamInferResponse> {
+ public:
+  explicit RefusedStream(const Status& status) { Finish(ToGrpcStatus(status)); }
+  void OnDone() override { delete this; }
+};
+
 }  // namespace
+
+Result<std::string> Authenticate(const GrpcFrontendState& state,
+                                 const grpc::CallbackServerContext* context) {
+  if (!state.authenticator) return std::string();
+  const auto& metadata = context->client_metadata();
+  auto it = metadata.find("authorization");
+  const std::string_view value = it == metadata.end()
+                                     ? std::string_view()
+                                     : std::string_view(it->second.data(), it->second.size());
+  return state.authenticator(BearerToken(value));
+}
 
 GrpcKServeService::GrpcKServeService(GrpcFrontendState& state) : state_(state) {
   worker_ = std::thread([this] { WorkerLoop(); });
@@ -86,6 +114,7 @@ grpc::ServerUnaryReactor* GrpcKServeService::ServerReady(grpc::CallbackServerCon
 grpc::ServerUnaryReactor* GrpcKServeService::ModelReady(grpc::CallbackServerContext* context,
                                                         const inference::ModelReadyRequest* request,
                                                         inference::ModelReadyResponse* response) {
+  if (auto* denied = Deny(state_, context)) return denied;
   response->set_ready(state_.service.ModelReady(request->name(), request->version()));
   return ReplyOk(context);
 }
@@ -93,6 +122,7 @@ grpc::ServerUnaryReactor* GrpcKServeService::ModelReady(grpc::CallbackServerCont
 grpc::ServerUnaryReactor* GrpcKServeService::ServerMetadata(
     grpc::CallbackServerContext* context, const inference::ServerMetadataRequest*,
     inference::ServerMetadataResponse* response) {
+  if (auto* denied = Deny(state_, context)) return denied;
   auto metadata = state_.service.GetServerMetadata();
   if (!metadata.ok()) return Reply(context, metadata.status());
   // The shared-memory extension is this frontend's, whatever the service provides.
@@ -107,6 +137,7 @@ grpc::ServerUnaryReactor* GrpcKServeService::ServerMetadata(
 grpc::ServerUnaryReactor* GrpcKServeService::ModelMetadata(
     grpc::CallbackServerContext* context, const inference::ModelMetadataRequest* request,
     inference::ModelMetadataResponse* response) {
+  if (auto* denied = Deny(state_, context)) return denied;
   auto metadata = state_.service.GetModelMetadata(request->name(), request->version());
   if (!metadata.ok()) return Reply(context, metadata.status());
   protocol::EncodeModelMetadata(*metadata, *response);
@@ -119,6 +150,8 @@ grpc::ServerUnaryReactor* GrpcKServeService::ModelInfer(grpc::CallbackServerCont
   if (!state_.accepting.load()) {
     return Reply(context, Status::Unavailable("the server is shutting down"));
   }
+  auto tenant = Authenticate(state_, context);
+  if (!tenant.ok()) return Reply(context, tenant.status());
   // Parse as gRPC would for a typed method, into a message that decoded inputs can share.
   auto message = std::make_shared<inference::ModelInferRequest>();
   {
@@ -129,6 +162,7 @@ grpc::ServerUnaryReactor* GrpcKServeService::ModelInfer(grpc::CallbackServerCont
   }
   auto decoded = protocol::DecodeInferRequest(std::move(message), &state_.shm);
   if (!decoded.ok()) return Reply(context, decoded.status());
+  decoded->request.tenant = std::move(tenant).value();
 
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   // `response` and `reactor` stay valid until Finish; nothing touches them after it.
@@ -147,13 +181,16 @@ grpc::ServerUnaryReactor* GrpcKServeService::ModelInfer(grpc::CallbackServerCont
 }
 
 grpc::ServerBidiReactor<inference::ModelInferRequest, inference::ModelStreamInferResponse>*
-GrpcKServeService::ModelStreamInfer(grpc::CallbackServerContext*) {
-  return new GrpcInferStream(state_);
+GrpcKServeService::ModelStreamInfer(grpc::CallbackServerContext* context) {
+  auto tenant = Authenticate(state_, context);
+  if (!tenant.ok()) return new RefusedStream(tenant.status());
+  return new GrpcInferStream(state_, std::move(tenant).value());
 }
 
 grpc::ServerUnaryReactor* GrpcKServeService::ModelConfig(
     grpc::CallbackServerContext* context, const inference::ModelConfigRequest* request,
     inference::ModelConfigResponse* response) {
+  if (auto* denied = Deny(state_, context)) return denied;
   auto config = state_.service.GetModelConfig(request->name(), request->version());
   if (!config.ok()) return Reply(context, config.status());
   *response->mutable_config() = std::move(config).value();
@@ -163,6 +200,7 @@ grpc::ServerUnaryReactor* GrpcKServeService::ModelConfig(
 grpc::ServerUnaryReactor* GrpcKServeService::ModelStatistics(
     grpc::CallbackServerContext* context, const inference::ModelStatisticsRequest* request,
     inference::ModelStatisticsResponse* response) {
+  if (auto* denied = Deny(state_, context)) return denied;
   auto stats = state_.service.GetStatistics(request->name(), request->version());
   if (!stats.ok()) return Reply(context, stats.status());
   protocol::EncodeStatistics(*stats, *response);
@@ -172,6 +210,7 @@ grpc::ServerUnaryReactor* GrpcKServeService::ModelStatistics(
 grpc::ServerUnaryReactor* GrpcKServeService::RepositoryIndex(
     grpc::CallbackServerContext* context, const inference::RepositoryIndexRequest* request,
     inference::RepositoryIndexResponse* response) {
+  if (auto* denied = Deny(state_, context)) return denied;
   auto index = state_.service.Index();
   if (!index.ok()) return Reply(context, index.status());
   protocol::EncodeRepositoryIndex(*index, request->ready(), *response);
@@ -181,6 +220,7 @@ grpc::ServerUnaryReactor* GrpcKServeService::RepositoryIndex(
 grpc::ServerUnaryReactor* GrpcKServeService::RepositoryModelLoad(
     grpc::CallbackServerContext* context, const inference::RepositoryModelLoadRequest* request,
     inference::RepositoryModelLoadResponse*) {
+  if (auto* denied = Deny(state_, context)) return denied;
   for (const auto& [key, value] : request->parameters()) {
     if (key == "config" || key.rfind("file:", 0) == 0) {
       return Reply(context, Status::Unsupported("load parameter '" + key +
@@ -197,6 +237,7 @@ grpc::ServerUnaryReactor* GrpcKServeService::RepositoryModelLoad(
 grpc::ServerUnaryReactor* GrpcKServeService::RepositoryModelUnload(
     grpc::CallbackServerContext* context, const inference::RepositoryModelUnloadRequest* request,
     inference::RepositoryModelUnloadResponse*) {
+  if (auto* denied = Deny(state_, context)) return denied;
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   RunBlocking([this, reactor, model = request->model_name()] {
     Status status = state_.service.Unload(model);
@@ -210,6 +251,7 @@ grpc::ServerUnaryReactor* GrpcKServeService::RepositoryModelUnload(
 grpc::ServerUnaryReactor* GrpcKServeService::SystemSharedMemoryStatus(
     grpc::CallbackServerContext* context, const inference::SystemSharedMemoryStatusRequest* request,
     inference::SystemSharedMemoryStatusResponse* response) {
+  if (auto* denied = Deny(state_, context)) return denied;
   auto regions = state_.shm.Regions(request->name());
   if (!regions.ok()) return Reply(context, regions.status());
   auto& out = *response->mutable_regions();
@@ -227,6 +269,7 @@ grpc::ServerUnaryReactor* GrpcKServeService::SystemSharedMemoryRegister(
     grpc::CallbackServerContext* context,
     const inference::SystemSharedMemoryRegisterRequest* request,
     inference::SystemSharedMemoryRegisterResponse*) {
+  if (auto* denied = Deny(state_, context)) return denied;
   return Reply(context, state_.shm.RegisterSystem(request->name(), request->key(),
                                                   request->offset(), request->byte_size()));
 }
@@ -235,6 +278,7 @@ grpc::ServerUnaryReactor* GrpcKServeService::SystemSharedMemoryUnregister(
     grpc::CallbackServerContext* context,
     const inference::SystemSharedMemoryUnregisterRequest* request,
     inference::SystemSharedMemoryUnregisterResponse*) {
+  if (auto* denied = Deny(state_, context)) return denied;
   Status status = state_.shm.Unregister(request->name());
   // As Triton: unregistering a region that is not registered succeeds.
   if (status.code() == StatusCode::kNotFound) status = Status::Ok();
@@ -247,6 +291,7 @@ grpc::ServerUnaryReactor* GrpcKServeService::SystemSharedMemoryUnregister(
 grpc::ServerUnaryReactor* GrpcKServeService::CudaSharedMemoryStatus(
     grpc::CallbackServerContext* context, const inference::CudaSharedMemoryStatusRequest* request,
     inference::CudaSharedMemoryStatusResponse*) {
+  if (auto* denied = Deny(state_, context)) return denied;
   if (request->name().empty()) return ReplyOk(context);
   return Reply(context, Status::NotFound("Unable to find cuda shared memory region: '" +
                                          request->name() + "'"));
@@ -255,6 +300,7 @@ grpc::ServerUnaryReactor* GrpcKServeService::CudaSharedMemoryStatus(
 grpc::ServerUnaryReactor* GrpcKServeService::CudaSharedMemoryRegister(
     grpc::CallbackServerContext* context, const inference::CudaSharedMemoryRegisterRequest* request,
     inference::CudaSharedMemoryRegisterResponse*) {
+  if (auto* denied = Deny(state_, context)) return denied;
   return Reply(context, Status::InvalidArgument("failed to register CUDA shared memory region: '" +
                                                 request->name() + "', GPUs not supported"));
 }
@@ -262,6 +308,7 @@ grpc::ServerUnaryReactor* GrpcKServeService::CudaSharedMemoryRegister(
 grpc::ServerUnaryReactor* GrpcKServeService::CudaSharedMemoryUnregister(
     grpc::CallbackServerContext* context, const inference::CudaSharedMemoryUnregisterRequest*,
     inference::CudaSharedMemoryUnregisterResponse*) {
+  if (auto* denied = Deny(state_, context)) return denied;
   return ReplyOk(context);
 }
 

@@ -9,6 +9,7 @@
 #include <mutex>
 #include <thread>
 
+#include "frontend/authenticator.h"
 #include "frontend/shared_memory.h"
 #include "grpc_service.grpc.pb.h"
 #include "protocol/grpc_codec.h"
@@ -19,14 +20,21 @@ namespace quiver::frontend {
 // Shared by the handlers of one GrpcServer. `accepting` turns false when Stop begins:
 // from then on new inference requests, on new or open streams, get UNAVAILABLE.
 struct GrpcFrontendState {
-  GrpcFrontendState(InferenceService& s, SharedMemoryManager& m, bool ordered)
-      : service(s), shm(m), ordered_stream_responses(ordered) {}
+  GrpcFrontendState(InferenceService& s, SharedMemoryManager& m, bool ordered,
+                    Authenticator auth = {})
+      : service(s), shm(m), ordered_stream_responses(ordered), authenticator(std::move(auth)) {}
 
   InferenceService& service;
   SharedMemoryManager& shm;
   const bool ordered_stream_responses;
+  const Authenticator authenticator;  // empty: auth off
   std::atomic<bool> accepting{true};
 };
+
+// The caller's tenant from the `authorization` metadata: "" with auth off (nothing is
+// read); UNAUTHENTICATED when auth is on and the bearer token is missing or wrong.
+Result<std::string> Authenticate(const GrpcFrontendState& state,
+                                 const grpc::CallbackServerContext* context);
 
 // Every RPC of the service. Quick calls answer inline on the gRPC thread; ModelInfer
 // finishes from the InferenceService callback; Load/Unload (which block until a model is

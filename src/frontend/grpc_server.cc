@@ -22,7 +22,8 @@ std::string JoinHostPort(const std::string& host, int port) {
 GrpcServer::GrpcServer(InferenceService& service, SharedMemoryManager& shm,
                        GrpcServerOptions options)
     : options_(std::move(options)),
-      state_(std::make_unique<GrpcFrontendState>(service, shm, options_.ordered_stream_responses)),
+      state_(std::make_unique<GrpcFrontendState>(service, shm, options_.ordered_stream_responses,
+                                                 options_.authenticator)),
       kserve_(std::make_unique<GrpcKServeService>(*state_)),
       health_(std::make_unique<GrpcHealthService>(*state_)) {}
 

@@ -11,6 +11,7 @@
 #include <string>
 
 #include "core/status.h"
+#include "frontend/authenticator.h"
 #include "frontend/shared_memory.h"
 #include "service/inference_service.h"
 
@@ -36,6 +37,9 @@ struct GrpcServerOptions {
   // ModelStreamInfer: answer in request order (as Triton does for non-decoupled models)
   // rather than in completion order.
   bool ordered_stream_responses = true;
+  // Empty: auth off (every caller is tenant ""). Set: every RPC but ServerLive, ServerReady
+  // and grpc.health.v1 needs `authorization: Bearer <token>` metadata (UNAUTHENTICATED).
+  Authenticator authenticator;
 };
 
 // Serves `service` and the system shared-memory regions of `shm`; both must outlive the

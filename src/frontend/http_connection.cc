@@ -223,6 +223,13 @@ void HttpConnection::Dispatch() {
   if (accept != request_.end()) {
     view.accept_encoding = std::string_view(accept->value().data(), accept->value().size());
   }
+  if (router_.authenticates()) {
+    auto authorization = request_.find(http::field::authorization);
+    if (authorization != request_.end()) {
+      view.authorization =
+          std::string_view(authorization->value().data(), authorization->value().size());
+    }
+  }
   ++request_seq_;
   router_.Handle(view, MakeResponder());
 }

@@ -45,7 +45,7 @@ void EncodeReply(const InferResponse& response, const protocol::ResponsePlan& pl
 
 }  // namespace
 
-void HttpRouter::HandleInfer(const HttpRequest& request, const HttpRoute& route,
+void HttpRouter::HandleInfer(const HttpRequest& request, const HttpRoute& route, std::string tenant,
                              HttpResponder& respond) {
   protocol::InferBody body;
   body.bytes = request.body;
@@ -92,6 +92,7 @@ void HttpRouter::HandleInfer(const HttpRequest& request, const HttpRoute& route,
     respond(HttpReply::Error(parsed.status()));
     return;
   }
+  parsed->request.tenant = std::move(tenant);
   const protocol::SharedMemoryResolver* resolver = &shm_;
   const ContentEncoding response_encoding =
       request.accept_encoding.empty() ? ContentEncoding::kIdentity

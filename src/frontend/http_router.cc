@@ -22,6 +22,13 @@ std::string_view BodyText(const HttpRequest& r) {
 HttpReply MethodNotAllowed() { return HttpReply::Error(405, "Method Not Allowed"); }
 HttpReply NotFound() { return HttpReply::Error(404, "Not Found"); }
 
+// 401 with the challenge RFC 7235 requires.
+HttpReply Unauthenticated(const Status& status) {
+  HttpReply reply = HttpReply::Error(status);
+  reply.headers.emplace_back("WWW-Authenticate", "Bearer");
+  return reply;
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------------------------------
@@ -180,11 +187,13 @@ HttpRoute ParseRoute(std::string_view target) {
 }
 
 HttpRouter::HttpRouter(InferenceService& service, SharedMemoryManager& shm,
-                       BlockingExecutor blocking, size_t max_body_bytes)
+                       BlockingExecutor blocking, size_t max_body_bytes,
+                       Authenticator authenticator)
     : service_(service),
       shm_(shm),
       blocking_(std::move(blocking)),
-      max_body_bytes_(max_body_bytes) {}
+      max_body_bytes_(max_body_bytes),
+      authenticator_(std::move(authenticator)) {}
 
 HttpRouter::~HttpRouter() = default;
 
@@ -194,6 +203,19 @@ void HttpRouter::SetExtension(std::string prefix, ExtensionHandler handler) {
 }
 
 void HttpRouter::Handle(const HttpRequest& request, HttpResponder respond) {
+  const HttpRoute route = ParseRoute(request.target);
+  const bool get = request.method == HttpMethod::kGet;
+  const bool post = request.method == HttpMethod::kPost;
+  std::string tenant;
+  if (authenticator_ && route.kind != HttpRoute::kHealth) {
+    auto who = authenticator_(BearerToken(request.authorization));
+    if (!who.ok()) {
+      respond(Unauthenticated(who.status()));
+      return;
+    }
+    tenant = std::move(who).value();
+  }
+  // Extensions (the gateway's admin API) need a token too: only health is open.
   if (extension_ && request.target.starts_with(extension_prefix_)) {
     std::string_view method = request.method == HttpMethod::kGet      ? "GET"
                               : request.method == HttpMethod::kPost   ? "POST"
@@ -206,9 +228,6 @@ void HttpRouter::Handle(const HttpRequest& request, HttpResponder respond) {
     });
     return;
   }
-  const HttpRoute route = ParseRoute(request.target);
-  const bool get = request.method == HttpMethod::kGet;
-  const bool post = request.method == HttpMethod::kPost;
   switch (route.kind) {
     case HttpRoute::kNotFound: respond(NotFound()); return;
     case HttpRoute::kServerMetadata:
@@ -240,7 +259,7 @@ void HttpRouter::Handle(const HttpRequest& request, HttpResponder respond) {
           respond(MethodNotAllowed());
           return;
         }
-        HandleInfer(request, route, respond);
+        HandleInfer(request, route, std::move(tenant), respond);
         return;
       }
       if (!get) {

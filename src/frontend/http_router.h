@@ -16,6 +16,7 @@
 
 #include "core/status.h"
 #include "core/tensor.h"
+#include "frontend/authenticator.h"
 #include "frontend/shared_memory.h"
 #include "protocol/http_infer_codec.h"
 #include "service/inference_service.h"
@@ -34,6 +35,7 @@ struct HttpRequest {
   std::optional<std::string_view> header_length;  // Inference-Header-Content-Length
   std::string_view content_encoding;              // Content-Encoding, empty if none
   std::string_view accept_encoding;               // Accept-Encoding, empty if none
+  std::string_view authorization;  // Authorization, empty if none; read only with auth on
 };
 
 // What to send back. `prepare`, when set, runs on the connection's executor just before
@@ -92,9 +94,10 @@ using BlockingExecutor = std::function<void(std::function<void()>)>;
 // Thread-safe: Handle may run concurrently on many connections.
 class HttpRouter {
  public:
-  // `max_body_bytes` also bounds decompressed request bodies.
+  // `max_body_bytes` also bounds decompressed request bodies. With an `authenticator`,
+  // every endpoint but v2/health/* needs a bearer token (401 otherwise).
   HttpRouter(InferenceService& service, SharedMemoryManager& shm, BlockingExecutor blocking,
-             size_t max_body_bytes);
+             size_t max_body_bytes, Authenticator authenticator = {});
   ~HttpRouter();
   HttpRouter(const HttpRouter&) = delete;
   HttpRouter& operator=(const HttpRouter&) = delete;
@@ -102,6 +105,8 @@ class HttpRouter {
   // Answers `request` through `respond`. Infer never blocks: the reply comes from the
   // service's callback.
   void Handle(const HttpRequest& request, HttpResponder respond);
+  // Whether requests must carry a token (the connection reads Authorization only then).
+  bool authenticates() const { return static_cast<bool>(authenticator_); }
 
   // Endpoints beyond KServe's (the gateway's admin API): requests whose path starts with
   // `prefix` go to `handler` on the blocking executor. Set before serving.
@@ -111,7 +116,8 @@ class HttpRouter {
 
  private:
   void HandleModel(const HttpRoute& route, HttpResponder& respond);
-  void HandleInfer(const HttpRequest& request, const HttpRoute& route, HttpResponder& respond);
+  void HandleInfer(const HttpRequest& request, const HttpRoute& route, std::string tenant,
+                   HttpResponder& respond);
   void HandleRepository(const HttpRequest& request, const HttpRoute& route,
                         HttpResponder& respond);
   HttpReply HandleSystemShm(const HttpRequest& request, const HttpRoute& route);
@@ -124,6 +130,7 @@ class HttpRouter {
   std::string extension_prefix_;
   ExtensionHandler extension_;
   size_t max_body_bytes_;
+  Authenticator authenticator_;
 };
 
 // Percent-decodes a URL path segment; nullopt for a malformed escape.

@@ -43,7 +43,7 @@ class HttpServer::Impl {
         blocking_(2),
         router_(service, shm,
                 [this](std::function<void()> task) { asio::post(blocking_, std::move(task)); },
-                options.max_body_bytes),
+                options.max_body_bytes, options.authenticator),
         gate_(std::make_shared<ReplyGate>()) {
     if (options.extension) router_.SetExtension(options.extension_prefix, options.extension);
   }

@@ -19,6 +19,7 @@
 #include <utility>
 
 #include "core/status.h"
+#include "frontend/authenticator.h"
 #include "frontend/shared_memory.h"
 #include "service/inference_service.h"
 
@@ -43,6 +44,9 @@ struct HttpServerOptions {
   std::function<std::pair<int, std::string>(std::string_view method, std::string_view target,
                                             std::string_view body)>
       extension;
+  // Empty: auth off (every caller is tenant ""). Set: every endpoint but v2/health/live and
+  // v2/health/ready needs `Authorization: Bearer <token>` (401 otherwise).
+  Authenticator authenticator;
 };
 
 // Serves `service` and `shm`, which must outlive the server. Start/Stop/port are

@@ -5,12 +5,27 @@
 // Router knows nothing of tenants. Without tenants the Router uses a pass-through.
 
 #include <cstddef>
+#include <cstdint>
 #include <functional>
+#include <string>
 #include <string_view>
+#include <vector>
 
 #include "core/status.h"
 
 namespace quiver::gateway {
+
+// One tenant's counters, for the per-tenant metrics (quiver_gateway_tenant_*).
+struct TenantStats {
+  std::string tenant;
+  uint64_t admitted = 0;           // accepted by Submit (started now or queued)
+  uint64_t rate_limited = 0;       // rejected: over the token-bucket rate
+  uint64_t in_flight_limited = 0;  // rejected: at max_in_flight
+  uint64_t queue_rejected = 0;     // rejected: its queue was full
+  size_t in_flight = 0;            // started and not finished, now
+  size_t queued = 0;               // admitted and waiting for capacity, now
+  uint64_t queue_ns_total = 0;     // summed wait of the requests started after queueing
+};
 
 class RequestScheduler {
  public:
@@ -30,6 +45,9 @@ class RequestScheduler {
   virtual void SetCapacity(size_t max_in_flight) = 0;
   // Fails every queued request with `status` (shutdown).
   virtual void RejectAll(const Status& status) = 0;
+  // Per-tenant counters, one entry per tenant seen or configured; empty when the
+  // implementation keeps none (pass-through). Thread-safe.
+  virtual std::vector<TenantStats> Stats() const { return {}; }
 };
 
 }  // namespace quiver::gateway
