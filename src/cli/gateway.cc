@@ -3,17 +3,20 @@
 #include <signal.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <mutex>
 #include <set>
 #include <thread>
 
 #include "cli/process_setup.h"
+#include "cli/up.h"
 #include "frontend/grpc_server.h"
 #include "frontend/http_server.h"
 #include "frontend/metrics_registry.h"
@@ -222,6 +225,19 @@ int RunGateway(const GatewayOptions& o, GatewayHooks hooks) {
       return 1;
     }
   }
+  // autoscale.provider local without `quiver up`: the gateway starts and stops its own
+  // `quiver serve` replicas (logs in a folder named in the log).
+  std::shared_ptr<gateway::ServerPool> local_pool;
+  if (autoscale->provider == gateway::AutoscaleProviderKind::kLocal && !provider) {
+    gateway::ServerPoolOptions pool_options;
+    pool_options.quiver_binary = "/proc/self/exe";
+    pool_options.log_dir = std::filesystem::temp_directory_path() /
+                           ("quiver-gateway-replicas-" + std::to_string(::getpid()));
+    pool_options.model_repository = autoscale->model_repository;
+    spdlog::info("gateway: local replicas log to {}", pool_options.log_dir.string());
+    local_pool = MakeUpstreamServerPool(*router, std::move(pool_options));
+    provider = local_pool;
+  }
 
   const auto exit_timeout = std::chrono::seconds(o.exit_timeout_secs);
   frontend::SharedMemoryManager shm;  // clients on this host may send tensors in shm
@@ -238,6 +254,7 @@ int RunGateway(const GatewayOptions& o, GatewayHooks hooks) {
     if (http) http->Stop();
     grpc_stopper.join();
     if (metrics) metrics->Stop();
+    if (local_pool) local_pool->StopAll();
     if (hooks.on_stopping) hooks.on_stopping();
   };
   auto fail = [&](std::string_view what, const Status& s) {
@@ -276,10 +293,6 @@ int RunGateway(const GatewayOptions& o, GatewayHooks hooks) {
         autoscale->ControllerOptions(), [r = router.get()] { return r->Load(); },
         autoscale->provider == gateway::AutoscaleProviderKind::kLocal ? provider : nullptr,
         Clock::System());
-    if (autoscale->provider == gateway::AutoscaleProviderKind::kLocal && !provider) {
-      spdlog::warn("gateway: autoscale.provider local needs `quiver up`'s server pool; the "
-                   "autoscaler only advises here");
-    }
     autoscaler->Start();
   }
   if (o.allow_metrics) {

@@ -31,6 +31,8 @@ gateway::HttpReply HttpGet(int port, std::string_view path) {
 }
 
 const std::string kModels = std::string(QUIVER_SOURCE_DIR) + "/models";
+const std::string kTwoTenants =
+    "tenants:\n  - {name: alice, token: alice-token}\n  - {name: bob, token: bob-token}\n";
 
 // A `quiver serve` with only `models` loaded (explicit control), on the given ports (0 = any).
 std::unique_ptr<ServerProcess> StartServer(std::vector<std::string> models, int http_port = 0,
@@ -156,9 +158,10 @@ ClientOptions OneUrl(const std::string& url, int attempts) {
   return options;
 }
 
-// Three servers with overlapping models behind one gateway (gRPC and HTTP upstreams); one
-// is killed under load: the gateway alone (the client does not retry) loses no request,
-// ejects it, and re-admits it once it is back on the same ports.
+// Three servers with overlapping models behind one gateway (gRPC and HTTP upstreams) and
+// two tenants sending at once; one server is killed under load: the gateway alone (the
+// clients do not retry) loses no request of either tenant, ejects the server, and
+// re-admits it once it is back on the same ports.
 TEST(GatewayTest, KilledServerCostsNoRequestIsEjectedAndReadmitted) {
   auto s1 = StartServer({"identity_fp32"});
   auto s2 = StartServer({"identity_fp32", "identity_bytes"});
@@ -168,28 +171,117 @@ TEST(GatewayTest, KilledServerCostsNoRequestIsEjectedAndReadmitted) {
   FacilityFile facility(
       "gateway:\n  poll_interval_ms: 100\n  outlier: {base_ejection_ms: 300}\n"
       "upstreams:\n  - url: " + u1 + "\n  - url: " + s2->Url("grpc") +
-      "\n  - url: " + s3->Url("http") + "\n");
+      "\n  - url: " + s3->Url("http") + "\n" + kTwoTenants);
   auto gateway = StartGateway(facility.path());
   ASSERT_TRUE(gateway->ok());
 
-  auto client = Client::Create(OneUrl(gateway->Url("grpc"), 1));  // no client retries
-  ASSERT_TRUE(client.ok()) << client.status().ToString();
+  ClientOptions options = OneUrl(gateway->Url("grpc"), 1);  // no client retries
+  options.token = "alice-token";
+  auto alice = Client::Create(options);
+  options.token = "bob-token";
+  options.urls = {gateway->Url("http")};
+  auto bob = Client::Create(options);
+  ASSERT_TRUE(alice.ok() && bob.ok());
   const int s1_http = s1->port("http");
   const int s1_grpc = s1->port("grpc");
-  constexpr int kTotal = 6000;
-  LoadResult r = SendAll(**client, kTotal, 1500, [&] { s1->Kill(); });
-  EXPECT_EQ(r.ok, kTotal);
-  EXPECT_EQ(r.errors, 0) << r.first_error;
-  EXPECT_EQ(r.wrong, 0);
+  constexpr int kTotal = 4000;
+  LoadResult from_bob;
+  std::thread bob_load([&] { from_bob = SendAll(**bob, kTotal, kTotal, [] {}); });
+  LoadResult from_alice = SendAll(**alice, kTotal, 1000, [&] { s1->Kill(); });
+  bob_load.join();
+  for (const LoadResult* r : {&from_alice, &from_bob}) {
+    EXPECT_EQ(r->ok, kTotal);
+    EXPECT_EQ(r->errors, 0) << r->first_error;
+    EXPECT_EQ(r->wrong, 0);
+  }
   EXPECT_TRUE(Eventually([&] { return Healthy(*gateway, u1) == 0; })) << "not ejected";
 
   s1 = StartServer({"identity_fp32"}, s1_http, s1_grpc);  // back, same ports
   ASSERT_TRUE(s1->ok());
   EXPECT_TRUE(Eventually([&] { return Healthy(*gateway, u1) == 1; })) << "not re-admitted";
   // It gets traffic again (P2C over three idle upstreams: surely some of 300).
-  r = SendAll(**client, 300, 300, [] {});
-  EXPECT_EQ(r.ok, 300) << r.first_error;
+  LoadResult after = SendAll(**alice, 300, 300, [] {});
+  EXPECT_EQ(after.ok, 300) << after.first_error;
   EXPECT_GT(Successes(*s1, "identity_fp32"), 0);
+}
+
+// With tenants configured, a missing or unknown token is refused (401 / UNAUTHENTICATED)
+// everywhere but the health endpoints, and never echoed back.
+TEST(GatewayTest, MissingOrWrongTokenIsUnauthenticated) {
+  auto server = StartServer({"identity_fp32"});
+  ASSERT_TRUE(server->ok());
+  FacilityFile facility("upstreams: [" + server->Url("grpc") + "]\n" + kTwoTenants);
+  auto gateway = StartGateway(facility.path());
+  ASSERT_TRUE(gateway->ok());
+  const int port = gateway->port("http");
+  EXPECT_EQ(HttpGet(port, "/v2/health/ready").status, 200);
+  EXPECT_EQ(HttpGet(port, "/v2/models/identity_fp32").status, 401);
+  EXPECT_EQ(HttpGet(port, "/v2/gateway/upstreams").status, 401);
+  auto good = gateway::HttpExchange(port, "GET", "/v2/models/identity_fp32", "", 10s,
+                                    "Authorization: Bearer alice-token\r\n");
+  EXPECT_EQ(good.status, 200) << good.body;
+  for (const char* scheme : {"grpc", "http"}) {
+    for (const char* token : {"", "mallory-token"}) {
+      ClientOptions options = OneUrl(gateway->Url(scheme), 1);
+      options.token = token;
+      auto client = Client::Create(options);
+      ASSERT_TRUE(client.ok());
+      auto answer = (*client)->InferSync(Identity(1));
+      ASSERT_FALSE(answer.ok()) << scheme << " token '" << token << "'";
+      EXPECT_EQ(answer.status().code(), StatusCode::kUnauthenticated)
+          << scheme << ": " << answer.status().ToString();
+      if (*token) {
+        EXPECT_EQ(answer.status().message().find(token), std::string::npos);
+      }
+    }
+  }
+}
+
+// Capacity short (one request at a time through the gateway): a greedy tenant keeping 10x
+// more requests in flight than a polite one gets no more than its equal share; the polite
+// one keeps >= 40 % of the completions while both are busy.
+TEST(GatewayTest, GreedyTenantGetsNoMoreThanItsWeightedShare) {
+  auto server = StartServer({"identity_fp32"});
+  ASSERT_TRUE(server->ok());
+  FacilityFile facility("gateway: {upstream_max_in_flight: 1}\nupstreams: [" +
+                        server->Url("grpc") + "]\n" + kTwoTenants);
+  auto gateway = StartGateway(facility.path());
+  ASSERT_TRUE(gateway->ok());
+  auto open = [&](const char* token, size_t window) {
+    ClientOptions options = OneUrl(gateway->Url("grpc"), 1);
+    options.token = token;
+    options.max_in_flight = window;
+    return Client::Create(options);
+  };
+  auto greedy = open("alice-token", 40);
+  auto polite = open("bob-token", 4);
+  ASSERT_TRUE(greedy.ok() && polite.ok());
+  std::atomic<bool> stop{false};
+  std::atomic<int> greedy_done{0}, polite_done{0}, errors{0};
+  auto closed_loop = [&](Client& client, std::atomic<int>& done) {
+    while (!stop) {  // Infer blocks while the client's window is full
+      client.Infer(Identity(1), [&](Result<InferResponse> r) {
+        if (!r.ok()) ++errors;
+        ++done;
+      });
+    }
+  };
+  std::thread g([&] { closed_loop(**greedy, greedy_done); });
+  std::thread p([&] { closed_loop(**polite, polite_done); });
+  // Both tenants keep requests queued at the gateway from here on; count a window of
+  // completions after the start-up.
+  while (polite_done < 200) std::this_thread::yield();
+  const int g0 = greedy_done, p0 = polite_done;
+  while (polite_done < p0 + 1000) std::this_thread::yield();
+  const int g1 = greedy_done, p1 = polite_done;
+  stop = true;
+  g.join();
+  p.join();
+  greedy->reset();  // waits for what is still in flight
+  polite->reset();
+  EXPECT_EQ(errors.load(), 0);
+  const double polite_share = double(p1 - p0) / double((p1 - p0) + (g1 - g0));
+  EXPECT_GE(polite_share, 0.40) << "greedy " << (g1 - g0) << ", polite " << (p1 - p0);
 }
 
 // A model in a server's repository but loaded nowhere is loaded on first request.
