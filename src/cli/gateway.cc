@@ -16,7 +16,7 @@
 #include <thread>
 
 #include "cli/process_setup.h"
-#include "cli/up.h"
+#include "cli/upstream_pool.h"
 #include "frontend/grpc_server.h"
 #include "frontend/http_server.h"
 #include "frontend/metrics_registry.h"

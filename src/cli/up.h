@@ -36,14 +36,6 @@ struct UpOptions {
 // Adds the `up` subcommand, its flags bound to `options`, to `app`.
 CLI::App* AddUpCommand(CLI::App& app, UpOptions& options);
 
-// A server pool whose servers are `router`'s upstreams: added once ready, removed (drained)
-// before a scale-down stops one or after one dies; `on_change` (optional) runs after each.
-// `quiver up`'s pool, and the autoscaler's `local` provider for `quiver gateway` (with
-// options.model_repository = autoscale.model_repository). The callbacks of `options` are
-// replaced. The router must outlive the pool's StopAll.
-std::shared_ptr<gateway::ServerPool> MakeUpstreamServerPool(gateway::Router& router,
-                                                            gateway::ServerPoolOptions options,
-                                                            std::function<void()> on_change = {});
 
 // Runs the facility until SIGINT/SIGTERM; returns the exit code (1 when the configuration
 // is bad or a child does not start; what started is stopped again). Installs process-wide
