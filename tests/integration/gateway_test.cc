@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <iterator>
 #include <mutex>
 #include <regex>
 #include <string>
@@ -345,6 +346,74 @@ TEST(GatewayTest, UpstreamsChangeThroughTheAdminApiAndTheFile) {
                                  << s2->Url("grpc") << "]\n";
   EXPECT_TRUE(Eventually([&] { return count() == 1; })) << "removal not applied";
   EXPECT_THAT(HttpGet(port, "/v2/gateway/upstreams").body, ::testing::HasSubstr(s2->Url("grpc")));
+}
+
+// A new version appears in the servers' repository; `quiver admin rollout` moves the
+// upstreams to it one at a time while a client (no retries) keeps sending: no request fails,
+// and afterwards only the new version is served.
+TEST(GatewayTest, RolloutToANewVersionFailsNoRequest) {
+  FacilityFile repo_dir("");  // a scratch folder for the repository
+  const auto repo = std::filesystem::path(repo_dir.path()).parent_path() / "repo";
+  std::filesystem::create_directories(repo / "ver" / "1");
+  std::filesystem::copy_file(kModels + "/identity_fp32/config.pbtxt", repo / "ver" / "config.pbtxt");
+  {  // the same identity model under another name
+    std::ifstream in(repo / "ver" / "config.pbtxt");
+    std::string text((std::istreambuf_iterator<char>(in)), {});
+    text = std::regex_replace(text, std::regex("identity_fp32"), "ver");
+    std::ofstream(repo / "ver" / "config.pbtxt") << text;
+  }
+  auto start = [&] {
+    return std::make_unique<ServerProcess>(ServerProcess::Options{
+        .command = {"serve", "--model-repository", repo.string(), "--model-control-mode",
+                    "explicit", "--load-model", "ver", "--http-port", "0", "--grpc-port", "0",
+                    "--metrics-port", "0"}});
+  };
+  auto s1 = start();
+  auto s2 = start();
+  ASSERT_TRUE(s1->ok() && s2->ok());
+  FacilityFile facility("gateway: {poll_interval_ms: 100}\nupstreams: [" + s1->Url("grpc") +
+                        ", " + s2->Url("http") + "]\n");
+  auto gateway = StartGateway(facility.path());
+  ASSERT_TRUE(gateway->ok());
+  auto client = Client::Create(OneUrl(gateway->Url("grpc"), 1));
+  ASSERT_TRUE(client.ok());
+  auto request = [](const std::string& version) {
+    InferRequest r = Identity(3);
+    r.model = "ver";
+    r.version = version;
+    return r;
+  };
+  ASSERT_TRUE((*client)->InferSync(request("1")).ok());
+
+  std::filesystem::create_directories(repo / "ver" / "2");
+  std::atomic<bool> stop{false};
+  std::atomic<int> sent{0}, failed{0};
+  std::string first_error;
+  std::thread load([&] {
+    while (!stop) {
+      auto r = (*client)->InferSync(request(""));
+      ++sent;
+      if (!r.ok() && failed++ == 0) first_error = r.status().ToString();
+    }
+  });
+  while (sent == 0) std::this_thread::yield();
+  const std::string cli = std::string(QUIVER_BINARY) + " admin -g http://127.0.0.1:" +
+                          std::to_string(gateway->port("http")) + " rollout ver > /dev/null";
+  const int rc = std::system(cli.c_str());
+  const int during = sent;
+  stop = true;
+  load.join();
+  EXPECT_EQ(rc, 0) << cli;
+  EXPECT_GT(during, 0);
+  EXPECT_EQ(failed.load(), 0) << first_error;
+  auto v2 = (*client)->InferSync(request("2"));
+  ASSERT_TRUE(v2.ok()) << v2.status().ToString();
+  EXPECT_EQ(v2->version, "2");
+  EXPECT_EQ((*client)->InferSync(request("1")).status().code(), StatusCode::kNotFound);
+  for (const auto* s : {s1.get(), s2.get()}) {
+    EXPECT_EQ(HttpGet(s->port("http"), "/v2/models/ver/versions/2/ready").status, 200);
+    EXPECT_NE(HttpGet(s->port("http"), "/v2/models/ver/versions/1/ready").status, 200);
+  }
 }
 
 // The gateway restarts on the same ports while a client with retries keeps sending: the
