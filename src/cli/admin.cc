@@ -1,10 +1,10 @@
 #include "cli/admin.h"
 
+#include <CLI/CLI.hpp>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <CLI/CLI.hpp>
 #include <cstdio>
 #include <string_view>
 
@@ -45,7 +45,8 @@ std::string JsonString(std::string_view s) {
 
 CLI::App* AddAdminCommand(CLI::App& app, AdminOptions& o) {
   auto* cmd = app.add_subcommand(
-      "admin", "The gateway's admin API: upstreams | add URL | remove URL | models | rollout MODEL");
+      "admin",
+      "The gateway's admin API: upstreams | add URL | remove URL | models | rollout MODEL");
   cmd->add_option("-g,--gateway", o.gateway, "the gateway's HTTP URL")->capture_default_str();
   cmd->add_option("--token", o.token, "bearer token (default: $QUIVER_TOKEN)")
       ->envname("QUIVER_TOKEN");
@@ -76,8 +77,9 @@ int RunAdmin(const AdminOptions& o) {
     verb = http::verb::post;
     target = "/v2/gateway/models/" + Encode(arg) + "/rollout";
   } else {
-    std::fprintf(stderr, "quiver admin: expected upstreams | add URL | remove URL | models | "
-                         "rollout MODEL\n");
+    std::fprintf(stderr,
+                 "quiver admin: expected upstreams | add URL | remove URL | models | "
+                 "rollout MODEL\n");
     return 2;
   }
   auto url = client::ParseUrl(o.gateway);

@@ -27,6 +27,7 @@
 #include "gateway/autoscale/autoscale_controller.h"
 #include "gateway/config/facility_config.h"
 #include "gateway/gateway_metrics.h"
+#include "gateway/remote_upstreams.h"
 #include "gateway/router.h"
 #include "gateway/tenants/tenant_config.h"
 #include "gateway/tenants/tenant_metrics.h"
@@ -82,8 +83,8 @@ class FacilityWatcher {
   void Reload() {
     auto config = gateway::LoadFacilityConfig(file_);
     if (!config.ok()) {
-      spdlog::error("gateway: {} changed but is not usable, keeping the running set-up: {}",
-                    file_, config.status().ToString());
+      spdlog::error("gateway: {} changed but is not usable, keeping the running set-up: {}", file_,
+                    config.status().ToString());
       return;
     }
     const std::set<std::string> wanted(config->upstreams.begin(), config->upstreams.end());
@@ -177,6 +178,7 @@ int RunGateway(const GatewayOptions& o, GatewayHooks hooks) {
     return 1;
   }
   gateway::RouterOptions router_options = config.router;
+  router_options.factory = gateway::RemoteUpstreamFactory(router_options);
   if (autoscale->provider != gateway::AutoscaleProviderKind::kNone) {
     // Autoscaled models may have zero replicas: their requests wait for one.
     for (const auto& [model, policy] : autoscale->models) {
@@ -197,8 +199,8 @@ int RunGateway(const GatewayOptions& o, GatewayHooks hooks) {
     scheduler = gateway::MakeTenantScheduler(*tenants, Clock::System());
   }
   const gateway::RequestScheduler* admission = scheduler.get();  // owned by the Router
-  auto created = gateway::Router::Create(std::move(router_options), Clock::System(),
-                                         std::move(scheduler));
+  auto created =
+      gateway::Router::Create(std::move(router_options), Clock::System(), std::move(scheduler));
   if (!created.ok()) {
     spdlog::error("gateway: {}", created.status().ToString());
     return 1;
@@ -333,8 +335,7 @@ int RunGateway(const GatewayOptions& o, GatewayHooks hooks) {
   std::fflush(stdout);
   spdlog::info("gateway over {} upstream(s): HTTP {}:{}, gRPC {}:{}, metrics {}:{}",
                router->Upstreams().size(), config.listen.http_address, http_port,
-               config.listen.grpc_address, grpc_port, config.listen.metrics_address,
-               metrics_port);
+               config.listen.grpc_address, grpc_port, config.listen.metrics_address, metrics_port);
   if (hooks.on_listening) hooks.on_listening(http_port, grpc_port, metrics_port);
 
   const int signo = WaitForShutdownSignal();

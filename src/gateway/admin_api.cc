@@ -101,7 +101,8 @@ AdminReply HandleAdmin(Router& router, std::string_view method, std::string_view
     if (method == "POST") {
       const json request = json::parse(body, nullptr, /*allow_exceptions=*/false);
       if (!request.is_object() || !request.contains("url") || !request["url"].is_string()) {
-        return Error(Status::InvalidArgument(R"(expected a JSON body {"url": "grpc://host:port"})"));
+        return Error(
+            Status::InvalidArgument(R"(expected a JSON body {"url": "grpc://host:port"})"));
       }
       if (Status s = router.AddUpstream(request["url"].get<std::string>()); !s.ok()) {
         return Error(s);

@@ -38,8 +38,9 @@ void Add(ModelStatistics& into, const ModelStatistics& from, bool first) {
   Add(into.compute_infer, from.compute_infer);
   Add(into.compute_output, from.compute_output);
   for (const auto& batch : from.batch_stats) {
-    auto it = std::find_if(into.batch_stats.begin(), into.batch_stats.end(),
-                           [&](const BatchStatistics& b) { return b.batch_size == batch.batch_size; });
+    auto it =
+        std::find_if(into.batch_stats.begin(), into.batch_stats.end(),
+                     [&](const BatchStatistics& b) { return b.batch_size == batch.batch_size; });
     if (it == into.batch_stats.end()) {
       into.batch_stats.push_back(batch);
       continue;

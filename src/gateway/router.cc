@@ -8,31 +8,11 @@
 
 #include <algorithm>
 
-#include "client/remote_service.h"
-#include "client/url.h"
 #include "gateway/balancer/make_balancer.h"
 #include "gateway/router_internal.h"
 
 namespace quiver::gateway {
 namespace {
-
-Result<std::shared_ptr<InferenceService>> OpenRemote(const RouterOptions& options,
-                                                     const std::string& url) {
-  auto parsed = client::ParseUrl(url);
-  if (!parsed.ok()) return parsed.status();
-  client::RemoteOptions remote;
-  remote.host = parsed->host;
-  remote.port = parsed->port;
-  remote.connections = options.upstream_connections;
-  remote.connect_timeout = options.upstream_timeout;
-  switch (parsed->scheme) {
-    case client::Scheme::kGrpc: return std::shared_ptr<InferenceService>(client::MakeGrpcService(remote));
-    case client::Scheme::kHttp: return std::shared_ptr<InferenceService>(client::MakeHttpService(remote));
-    case client::Scheme::kLocal: break;
-  }
-  return Status::InvalidArgument("upstream '" + url +
-                                 "': the gateway forwards to grpc:// or http:// servers only");
-}
 
 UpstreamSnapshot ToSnapshot(Clock::TimePoint taken_at, const RepositoryIndex& index) {
   UpstreamSnapshot snapshot{taken_at, {}};
@@ -49,6 +29,11 @@ Result<std::unique_ptr<Router>> Router::Create(RouterOptions options, std::share
                                                std::unique_ptr<RequestScheduler> scheduler) {
   auto balancer = MakeBalancer(options.balancer);
   if (!balancer.ok()) return balancer.status();
+  if (!options.factory) {
+    return Status::InvalidArgument(
+        "gateway: RouterOptions.factory is not set (see "
+        "gateway/remote_upstreams.h)");
+  }
   if (options.poll_interval <= Clock::Duration::zero()) {
     return Status::InvalidArgument("gateway: poll_interval must be > 0");
   }
@@ -107,7 +92,7 @@ Router::~Router() {
 }
 
 Status Router::AddUpstream(const std::string& url) {
-  auto service = options_.factory ? options_.factory(url) : OpenRemote(options_, url);
+  auto service = options_.factory(url);
   if (!service.ok()) return service.status();
   auto upstream = std::make_shared<Upstream>();
   upstream->url = url;
@@ -151,9 +136,10 @@ Status Router::RemoveUpstream(std::string_view url) {
       clock_->WaitUntil(drained_cv_, lock, deadline);
     }
     if (balancer_->InFlight(url, "") > 0) {
-      spdlog::warn("gateway: upstream {} still had {} request(s) after draining; they are "
-                   "cancelled and retried elsewhere",
-                   url, balancer_->InFlight(url, ""));
+      spdlog::warn(
+          "gateway: upstream {} still had {} request(s) after draining; they are "
+          "cancelled and retried elsewhere",
+          url, balancer_->InFlight(url, ""));
     }
     upstreams_.erase(upstreams_.find(url));
     draining_count_.fetch_sub(1);

@@ -49,8 +49,9 @@
 
 namespace quiver::gateway {
 
-// Opens the service behind an upstream URL. The default (empty) opens grpc:// and http://
-// URLs with the client's transports; tests substitute in-process services.
+// Opens the service behind an upstream URL: RemoteUpstreamFactory (remote_upstreams.h) for
+// grpc:// and http:// servers; tests substitute in-process services. The Router itself
+// knows no transport.
 using UpstreamFactory =
     std::function<Result<std::shared_ptr<InferenceService>>(const std::string& url)>;
 
@@ -60,17 +61,17 @@ struct RouterOptions {
   PlacementOptions placement;
   OutlierOptions outlier;
   RetryBudgetOptions retry_budget;
-  size_t upstream_max_in_flight = 64;  // per upstream: the capacity fair queueing shares
+  size_t upstream_max_in_flight = 64;         // per upstream: the capacity fair queueing shares
   size_t max_loaded_models_per_upstream = 0;  // on-demand placement cap; 0 = none
   Clock::Duration load_wait = std::chrono::seconds(60);
   Clock::Duration drain_timeout = std::chrono::seconds(30);
   // Models whose requests wait for a replica (autoscaled) instead of failing NOT_FOUND.
   std::set<std::string, std::less<>> wait_for_models;
-  // Upstream connections (client::RemoteOptions): per upstream, and how long a sync call
-  // (index poll, probe, metadata) may take.
+  // Upstream connections (for RemoteUpstreamFactory): per upstream, and how long a sync
+  // call (index poll, probe, metadata) may take.
   size_t upstream_connections = 4;
   std::chrono::milliseconds upstream_timeout{3000};
-  UpstreamFactory factory;
+  UpstreamFactory factory;  // required
   // Start the poller thread (tests drive PollOnce() themselves).
   bool start_poller = true;
 };
@@ -88,8 +89,7 @@ struct UpstreamInfo {
 class Router : public InferenceService {
  public:
   // `scheduler` may be null (every request admitted at once).
-  static Result<std::unique_ptr<Router>> Create(RouterOptions options,
-                                                std::shared_ptr<Clock> clock,
+  static Result<std::unique_ptr<Router>> Create(RouterOptions options, std::shared_ptr<Clock> clock,
                                                 std::unique_ptr<RequestScheduler> scheduler);
   ~Router() override;
   Router(const Router&) = delete;
@@ -168,8 +168,9 @@ class Router : public InferenceService {
 
   // The services with `model` `version` READY ("" = the latest READY version, written to
   // `resolved`), available ones first (router_repository.cc).
-  Result<std::vector<std::shared_ptr<InferenceService>>> ReadyServices(
-      std::string_view model, std::string_view version, std::string& resolved) const;
+  Result<std::vector<std::shared_ptr<InferenceService>>> ReadyServices(std::string_view model,
+                                                                       std::string_view version,
+                                                                       std::string& resolved) const;
 
   // Upstreams cordoned off for `model` (a rollout in progress); empty almost always.
   std::vector<std::string> Cordoned(std::string_view model) const;

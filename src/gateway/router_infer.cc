@@ -176,7 +176,9 @@ void Router::Finish(const std::shared_ptr<Call>& call, Result<InferResponse> res
     counters.waiting.fetch_sub(1, std::memory_order_relaxed);
   }
   // Never started: refused by admission (or the gateway was stopping).
-  (!call->started ? counters.rejected : result.ok() ? counters.success : counters.failure)
+  (!call->started ? counters.rejected
+   : result.ok()  ? counters.success
+                  : counters.failure)
       .fetch_add(1, std::memory_order_relaxed);
   if (call->in_retry) {  // ended without an attempt (e.g. nothing left to try)
     call->in_retry = false;

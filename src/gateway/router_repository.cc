@@ -95,8 +95,7 @@ Result<ModelMetadata> Router::GetModelMetadata(std::string_view model,
   return metadata;
 }
 
-Result<ModelConfig> Router::GetModelConfig(std::string_view model,
-                                           std::string_view version) const {
+Result<ModelConfig> Router::GetModelConfig(std::string_view model, std::string_view version) const {
   if (Status s = AwaitModel(model, version); !s.ok()) return s;
   std::string resolved;
   auto services = ReadyServices(model, version, resolved);

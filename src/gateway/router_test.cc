@@ -5,75 +5,17 @@
 
 #include <atomic>
 #include <future>
-#include <thread>
 #include <map>
+#include <thread>
 
-#include "gateway/admin_api.h"
-#include "testing/engine_fixture.h"
-#include "testing/fake_inference_service.h"
-#include "testing/infer_helpers.h"
+#include "gateway/router_test_fixture.h"
 
 namespace quiver::gateway {
 namespace {
 
 using ::testing::HasSubstr;
-using testing::FakeInferenceService;
 using testing::InferAndWait;
 using namespace std::chrono_literals;
-
-// An upstream: an Engine with identity models, behind a fake that counts and can fail or
-// hold requests.
-struct TestUpstream {
-  testing::TestEngine engine;
-  std::unique_ptr<FakeInferenceService> fake;
-};
-
-class RouterTest : public ::testing::Test {
- protected:
-  // Models named in `loaded` are loaded at start; `unloaded` are only in the repository.
-  void AddServer(const std::string& url, std::vector<std::string> loaded,
-                 std::vector<std::string> unloaded = {}) {
-    testing::TestEngineBuilder builder("router");
-    std::vector<std::string> all = loaded;
-    all.insert(all.end(), unloaded.begin(), unloaded.end());
-    for (const auto& m : all) {
-      builder.WithModel(m, "identity", "max_batch_size: 0\n" + testing::IoConfig("TYPE_FP32"));
-    }
-    builder.WithStartupModels(loaded);
-    auto& up = servers_[url];
-    up.engine = builder.Build();
-    ASSERT_TRUE(up.engine);
-    up.fake = std::make_unique<FakeInferenceService>(*up.engine);
-    up.fake->set_mode(FakeInferenceService::Mode::kAnswer);
-  }
-
-  void MakeRouter(RouterOptions options = {}) {
-    options.start_poller = false;
-    options.factory = [this](const std::string& url) -> Result<std::shared_ptr<InferenceService>> {
-      auto it = servers_.find(url);
-      if (it == servers_.end()) return Status::InvalidArgument("no test server " + url);
-      return std::shared_ptr<InferenceService>(it->second.fake.get(), [](InferenceService*) {});
-    };
-    auto created = Router::Create(std::move(options), clock_, nullptr);
-    ASSERT_TRUE(created.ok()) << created.status().ToString();
-    router_ = std::move(created).value();
-  }
-
-  static InferRequest Request(const std::string& model, std::string id = "") {
-    InferRequest r;
-    r.model = model;
-    r.id = std::move(id);
-    std::vector<float> values{1, 2, 3};
-    r.inputs.push_back(MakeTensor<float>("INPUT0", DataType::kFp32, {3}, values));
-    return r;
-  }
-
-  FakeInferenceService& fake(const std::string& url) { return *servers_.at(url).fake; }
-
-  std::shared_ptr<ManualClock> clock_ = std::make_shared<ManualClock>();
-  std::map<std::string, TestUpstream> servers_;
-  std::unique_ptr<Router> router_;  // declared last: destroyed before the servers
-};
 
 TEST_F(RouterTest, SendsEachModelOnlyWhereItIsReady) {
   AddServer("a", {"m1", "m2"});
@@ -220,9 +162,11 @@ TEST_F(RouterTest, AutoscaledModelsWaitForAReplicaBounded) {
   ASSERT_TRUE(router_->AddUpstream("a").ok());
 
   std::promise<Result<InferResponse>> first;
-  router_->Infer(Request("scaled"), [&](Result<InferResponse> r) { first.set_value(std::move(r)); });
+  router_->Infer(Request("scaled"),
+                 [&](Result<InferResponse> r) { first.set_value(std::move(r)); });
   auto load = router_->Load();
-  auto it = std::find_if(load.begin(), load.end(), [](const ModelLoad& l) { return l.model == "scaled"; });
+  auto it = std::find_if(load.begin(), load.end(),
+                         [](const ModelLoad& l) { return l.model == "scaled"; });
   ASSERT_NE(it, load.end());
   EXPECT_EQ(it->waiting, 1u);
   EXPECT_EQ(it->ready_replicas, 0u);
@@ -232,7 +176,8 @@ TEST_F(RouterTest, AutoscaledModelsWaitForAReplicaBounded) {
 
   ASSERT_TRUE(router_->RemoveUpstream("later").ok());
   std::promise<Result<InferResponse>> second;
-  router_->Infer(Request("scaled"), [&](Result<InferResponse> r) { second.set_value(std::move(r)); });
+  router_->Infer(Request("scaled"),
+                 [&](Result<InferResponse> r) { second.set_value(std::move(r)); });
   clock_->Advance(11s);
   router_->PollOnce();
   auto late = second.get_future().get();
@@ -356,47 +301,12 @@ TEST_F(RouterTest, RolloutMovesUpstreamsOneAtATimeWithoutFailures) {
   EXPECT_EQ(router_->Rollout("absent").status().code(), StatusCode::kNotFound);
 }
 
-TEST_F(RouterTest, AdminApiListsAddsAndRemovesUpstreams) {
-  AddServer("a", {"m"});
-  AddServer("b", {"m"});
-  MakeRouter();
-  ASSERT_TRUE(router_->AddUpstream("a").ok());
-  auto listed = HandleAdmin(*router_, "GET", "/v2/gateway/upstreams", "");
-  EXPECT_EQ(listed.status, 200);
-  EXPECT_THAT(listed.json, HasSubstr(R"("url":"a")"));
-  EXPECT_THAT(listed.json, HasSubstr(R"("ready_models":["m"])"));
-
-  auto added = HandleAdmin(*router_, "POST", "/v2/gateway/upstreams", R"({"url": "b"})");
-  EXPECT_EQ(added.status, 200) << added.json;
-  EXPECT_EQ(router_->Upstreams().size(), 2u);
-  EXPECT_EQ(HandleAdmin(*router_, "POST", "/v2/gateway/upstreams", R"({"url": "b"})").status,
-            400);  // already there
-  EXPECT_EQ(HandleAdmin(*router_, "POST", "/v2/gateway/upstreams", "{nope").status, 400);
-
-  auto removed = HandleAdmin(*router_, "DELETE", "/v2/gateway/upstreams?url=b", "");
-  EXPECT_EQ(removed.status, 200) << removed.json;
-  EXPECT_EQ(router_->Upstreams().size(), 1u);
-  EXPECT_EQ(HandleAdmin(*router_, "DELETE", "/v2/gateway/upstreams?url=b", "").status, 404);
-
-  ASSERT_TRUE(InferAndWait(*router_, Request("m")).ok());
-  auto models = HandleAdmin(*router_, "GET", "/v2/gateway/models", "");
-  EXPECT_THAT(models.json, HasSubstr(R"("model":"m")"));
-  EXPECT_THAT(models.json, HasSubstr(R"("succeeded":1)"));
-  auto rollout = HandleAdmin(*router_, "POST", "/v2/gateway/models/m/rollout", "");
-  EXPECT_EQ(rollout.status, 200) << rollout.json;
-  EXPECT_THAT(rollout.json, HasSubstr("a: version(s) 1 ready"));
-  EXPECT_EQ(HandleAdmin(*router_, "POST", "/v2/gateway/models/zz/rollout", "").status, 404);
-  EXPECT_EQ(HandleAdmin(*router_, "GET", "/v2/gateway/nothing", "").status, 404);
-  EXPECT_EQ(HandleAdmin(*router_, "PUT", "/v2/gateway/upstreams", "").status, 405);
-}
-
 TEST_F(RouterTest, BadUpstreamUrlsAreRefused) {
   MakeRouter();
   EXPECT_EQ(router_->AddUpstream("nope").code(), StatusCode::kInvalidArgument);
   RouterOptions options;
   options.balancer = "round_robin_please";
-  EXPECT_EQ(Router::Create(options, clock_, nullptr).status().code(),
-            StatusCode::kInvalidArgument);
+  EXPECT_EQ(Router::Create(options, clock_, nullptr).status().code(), StatusCode::kInvalidArgument);
 }
 
 }  // namespace

@@ -83,9 +83,9 @@ void Router::ResumeWaiters(bool expire_all, const Status& status,
             std::move(waiter.resume),
             Status::Unavailable(
                 "model '" + waiter.model + "' is not ready on any upstream after waiting " +
-                std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                   options_.load_wait)
-                                   .count()) +
+                std::to_string(
+                    std::chrono::duration_cast<std::chrono::milliseconds>(options_.load_wait)
+                        .count()) +
                 " ms for it to be loaded or scaled up"));
       } else {
         keep.push_back(std::move(waiter));

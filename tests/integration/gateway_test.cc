@@ -38,10 +38,17 @@ const std::string kTwoTenants =
 // A `quiver serve` with only `models` loaded (explicit control), on the given ports (0 = any).
 std::unique_ptr<ServerProcess> StartServer(std::vector<std::string> models, int http_port = 0,
                                            int grpc_port = 0) {
-  std::vector<std::string> command = {"serve", "--model-repository", kModels,
-                                      "--model-control-mode", "explicit", "--http-port",
-                                      std::to_string(http_port), "--grpc-port",
-                                      std::to_string(grpc_port), "--metrics-port", "0"};
+  std::vector<std::string> command = {"serve",
+                                      "--model-repository",
+                                      kModels,
+                                      "--model-control-mode",
+                                      "explicit",
+                                      "--http-port",
+                                      std::to_string(http_port),
+                                      "--grpc-port",
+                                      std::to_string(grpc_port),
+                                      "--metrics-port",
+                                      "0"};
   for (auto& m : models) {
     command.push_back("--load-model");
     command.push_back(std::move(m));
@@ -171,8 +178,8 @@ TEST(GatewayTest, KilledServerCostsNoRequestIsEjectedAndReadmitted) {
   const std::string u1 = s1->Url("grpc");
   FacilityFile facility(
       "gateway:\n  poll_interval_ms: 100\n  outlier: {base_ejection_ms: 300}\n"
-      "upstreams:\n  - url: " + u1 + "\n  - url: " + s2->Url("grpc") +
-      "\n  - url: " + s3->Url("http") + "\n" + kTwoTenants);
+      "upstreams:\n  - url: " +
+      u1 + "\n  - url: " + s2->Url("grpc") + "\n  - url: " + s3->Url("http") + "\n" + kTwoTenants);
   auto gateway = StartGateway(facility.path());
   ASSERT_TRUE(gateway->ok());
 
@@ -244,8 +251,8 @@ TEST(GatewayTest, MissingOrWrongTokenIsUnauthenticated) {
 TEST(GatewayTest, GreedyTenantGetsNoMoreThanItsWeightedShare) {
   auto server = StartServer({"identity_fp32"});
   ASSERT_TRUE(server->ok());
-  FacilityFile facility("gateway: {upstream_max_in_flight: 1}\nupstreams: [" +
-                        server->Url("grpc") + "]\n" + kTwoTenants);
+  FacilityFile facility("gateway: {upstream_max_in_flight: 1}\nupstreams: [" + server->Url("grpc") +
+                        "]\n" + kTwoTenants);
   auto gateway = StartGateway(facility.path());
   ASSERT_TRUE(gateway->ok());
   auto open = [&](const char* token, size_t window) {
@@ -318,8 +325,7 @@ TEST(GatewayTest, UpstreamsChangeThroughTheAdminApiAndTheFile) {
   auto s1 = StartServer({"identity_fp32"});
   auto s2 = StartServer({"identity_fp32"});
   ASSERT_TRUE(s1->ok() && s2->ok());
-  FacilityFile facility("gateway: {poll_interval_ms: 100}\nupstreams: [" + s1->Url("grpc") +
-                        "]\n");
+  FacilityFile facility("gateway: {poll_interval_ms: 100}\nupstreams: [" + s1->Url("grpc") + "]\n");
   auto gateway = StartGateway(facility.path());
   ASSERT_TRUE(gateway->ok());
   const int port = gateway->port("http");
@@ -334,8 +340,9 @@ TEST(GatewayTest, UpstreamsChangeThroughTheAdminApiAndTheFile) {
                                      "{\"url\": \"" + s2->Url("http") + "\"}", 10s);
   EXPECT_EQ(added.status, 200) << added.body;
   EXPECT_EQ(count(), 2u);
-  const std::string cli = std::string(QUIVER_BINARY) + " admin -g http://127.0.0.1:" +
-                          std::to_string(port) + " remove " + s2->Url("http");
+  const std::string cli = std::string(QUIVER_BINARY) +
+                          " admin -g http://127.0.0.1:" + std::to_string(port) + " remove " +
+                          s2->Url("http");
   EXPECT_EQ(std::system(cli.c_str()), 0) << cli;
   EXPECT_EQ(count(), 1u);
 
@@ -355,7 +362,8 @@ TEST(GatewayTest, RolloutToANewVersionFailsNoRequest) {
   FacilityFile repo_dir("");  // a scratch folder for the repository
   const auto repo = std::filesystem::path(repo_dir.path()).parent_path() / "repo";
   std::filesystem::create_directories(repo / "ver" / "1");
-  std::filesystem::copy_file(kModels + "/identity_fp32/config.pbtxt", repo / "ver" / "config.pbtxt");
+  std::filesystem::copy_file(kModels + "/identity_fp32/config.pbtxt",
+                             repo / "ver" / "config.pbtxt");
   {  // the same identity model under another name
     std::ifstream in(repo / "ver" / "config.pbtxt");
     std::string text((std::istreambuf_iterator<char>(in)), {});
@@ -371,8 +379,8 @@ TEST(GatewayTest, RolloutToANewVersionFailsNoRequest) {
   auto s1 = start();
   auto s2 = start();
   ASSERT_TRUE(s1->ok() && s2->ok());
-  FacilityFile facility("gateway: {poll_interval_ms: 100}\nupstreams: [" + s1->Url("grpc") +
-                        ", " + s2->Url("http") + "]\n");
+  FacilityFile facility("gateway: {poll_interval_ms: 100}\nupstreams: [" + s1->Url("grpc") + ", " +
+                        s2->Url("http") + "]\n");
   auto gateway = StartGateway(facility.path());
   ASSERT_TRUE(gateway->ok());
   auto client = Client::Create(OneUrl(gateway->Url("grpc"), 1));
@@ -397,8 +405,9 @@ TEST(GatewayTest, RolloutToANewVersionFailsNoRequest) {
     }
   });
   while (sent == 0) std::this_thread::yield();
-  const std::string cli = std::string(QUIVER_BINARY) + " admin -g http://127.0.0.1:" +
-                          std::to_string(gateway->port("http")) + " rollout ver > /dev/null";
+  const std::string cli = std::string(QUIVER_BINARY) +
+                          " admin -g http://127.0.0.1:" + std::to_string(gateway->port("http")) +
+                          " rollout ver > /dev/null";
   const int rc = std::system(cli.c_str());
   const int during = sent;
   stop = true;
@@ -422,8 +431,8 @@ TEST(GatewayTest, GatewayRestartLosesNoRequestTheClientRetries) {
   auto s1 = StartServer({"identity_fp32"});
   auto s2 = StartServer({"identity_fp32"});
   ASSERT_TRUE(s1->ok() && s2->ok());
-  FacilityFile facility("gateway: {poll_interval_ms: 100}\nupstreams: [" + s1->Url("grpc") +
-                        ", " + s2->Url("grpc") + "]\n");
+  FacilityFile facility("gateway: {poll_interval_ms: 100}\nupstreams: [" + s1->Url("grpc") + ", " +
+                        s2->Url("grpc") + "]\n");
   auto gateway = StartGateway(facility.path());
   ASSERT_TRUE(gateway->ok());
   const int http_port = gateway->port("http");

@@ -11,10 +11,10 @@ namespace {
 using namespace yaml;
 
 Status ParseOutlier(const YAML::Node& node, std::string_view path, OutlierOptions& o) {
-  if (Status s = CheckMap(node, path,
-                          {"consecutive_failures", "latency_factor", "min_samples", "min_peers",
-                           "latency_floor_ms", "base_ejection_ms", "max_ejection_ms",
-                           "max_ejected_fraction"});
+  if (Status s = CheckMap(
+          node, path,
+          {"consecutive_failures", "latency_factor", "min_samples", "min_peers", "latency_floor_ms",
+           "base_ejection_ms", "max_ejection_ms", "max_ejected_fraction"});
       !s.ok())
     return s;
   if (!node) return Status::Ok();
@@ -38,44 +38,42 @@ Status ParseRetryBudget(const YAML::Node& node, std::string_view path, RetryBudg
   if (Status s = CheckMap(node, path, {"budget_fraction", "min_retry_concurrency"}); !s.ok())
     return s;
   if (!node) return Status::Ok();
-  if (Status s = ReadNumber(node, "budget_fraction", path, 0, o.budget_fraction); !s.ok())
-    return s;
+  if (Status s = ReadNumber(node, "budget_fraction", path, 0, o.budget_fraction); !s.ok()) return s;
   return ReadCount(node, "min_retry_concurrency", path, o.min_retry_concurrency);
 }
 
 Status ParseGateway(const YAML::Node& node, FacilityConfig& c) {
   const std::string path = "gateway";
-  if (Status s = CheckMap(node, path,
-                          {"http_address", "http_port", "grpc_address", "grpc_port",
-                           "metrics_address", "metrics_port", "balancer", "poll_interval_ms",
-                           "stale_after_ms", "upstream_max_in_flight",
-                           "max_loaded_models_per_upstream", "load_wait_ms", "drain_timeout_ms",
-                           "upstream_timeout_ms", "upstream_connections", "outlier",
-                           "retry_budget"});
+  if (Status s =
+          CheckMap(node, path,
+                   {"http_address", "http_port", "grpc_address", "grpc_port", "metrics_address",
+                    "metrics_port", "balancer", "poll_interval_ms", "stale_after_ms",
+                    "upstream_max_in_flight", "max_loaded_models_per_upstream", "load_wait_ms",
+                    "drain_timeout_ms", "upstream_timeout_ms", "upstream_connections", "outlier",
+                    "retry_budget"});
       !s.ok())
     return s;
   if (!node) return Status::Ok();
   ListenConfig& l = c.listen;
   RouterOptions& r = c.router;
-  for (Status s : {ReadString(node, "http_address", path, l.http_address),
-                   ReadPort(node, "http_port", path, l.http_port),
-                   ReadString(node, "grpc_address", path, l.grpc_address),
-                   ReadPort(node, "grpc_port", path, l.grpc_port),
-                   ReadString(node, "metrics_address", path, l.metrics_address),
-                   ReadPort(node, "metrics_port", path, l.metrics_port),
-                   ReadString(node, "balancer", path, r.balancer),
-                   ReadMillis(node, "poll_interval_ms", path, r.poll_interval),
-                   ReadMillis(node, "stale_after_ms", path, r.placement.stale_after),
-                   ReadCount(node, "upstream_max_in_flight", path, r.upstream_max_in_flight),
-                   ReadCount(node, "max_loaded_models_per_upstream", path,
-                             r.max_loaded_models_per_upstream),
-                   ReadMillis(node, "load_wait_ms", path, r.load_wait),
-                   ReadMillis(node, "drain_timeout_ms", path, r.drain_timeout),
-                   ReadMillis(node, "upstream_timeout_ms", path, r.upstream_timeout),
-                   ReadCount(node, "upstream_connections", path, r.upstream_connections),
-                   ParseOutlier(node["outlier"], Join(path, "outlier"), r.outlier),
-                   ParseRetryBudget(node["retry_budget"], Join(path, "retry_budget"),
-                                    r.retry_budget)}) {
+  for (Status s :
+       {ReadString(node, "http_address", path, l.http_address),
+        ReadPort(node, "http_port", path, l.http_port),
+        ReadString(node, "grpc_address", path, l.grpc_address),
+        ReadPort(node, "grpc_port", path, l.grpc_port),
+        ReadString(node, "metrics_address", path, l.metrics_address),
+        ReadPort(node, "metrics_port", path, l.metrics_port),
+        ReadString(node, "balancer", path, r.balancer),
+        ReadMillis(node, "poll_interval_ms", path, r.poll_interval),
+        ReadMillis(node, "stale_after_ms", path, r.placement.stale_after),
+        ReadCount(node, "upstream_max_in_flight", path, r.upstream_max_in_flight),
+        ReadCount(node, "max_loaded_models_per_upstream", path, r.max_loaded_models_per_upstream),
+        ReadMillis(node, "load_wait_ms", path, r.load_wait),
+        ReadMillis(node, "drain_timeout_ms", path, r.drain_timeout),
+        ReadMillis(node, "upstream_timeout_ms", path, r.upstream_timeout),
+        ReadCount(node, "upstream_connections", path, r.upstream_connections),
+        ParseOutlier(node["outlier"], Join(path, "outlier"), r.outlier),
+        ParseRetryBudget(node["retry_budget"], Join(path, "retry_budget"), r.retry_budget)}) {
     if (!s.ok()) return s;
   }
   if (r.poll_interval <= Clock::Duration::zero()) {
@@ -119,8 +117,8 @@ Result<FacilityConfig> ParseFacilityConfig(std::string_view text, std::string_vi
   }
   FacilityConfig c;
   c.base = base;
-  Status s = CheckMap(root, "",
-                      {"gateway", "upstreams", "tenants", "servers", "prometheus", "autoscale"});
+  Status s =
+      CheckMap(root, "", {"gateway", "upstreams", "tenants", "servers", "prometheus", "autoscale"});
   if (s.ok() && root && !root.IsNull()) {
     s = ParseGateway(root["gateway"], c);
     if (s.ok()) s = ParseUpstreams(root["upstreams"], c);

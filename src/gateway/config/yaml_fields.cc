@@ -52,8 +52,8 @@ Status ReadBool(const YAML::Node& node, std::string_view key, std::string_view p
   return Status::Ok();
 }
 
-Status ReadNumber(const YAML::Node& node, std::string_view key, std::string_view path,
-                  double min, double& out) {
+Status ReadNumber(const YAML::Node& node, std::string_view key, std::string_view path, double min,
+                  double& out) {
   const YAML::Node v = node[std::string(key)];
   if (!v) return Status::Ok();
   double d = 0;
@@ -64,8 +64,7 @@ Status ReadNumber(const YAML::Node& node, std::string_view key, std::string_view
   return Status::Ok();
 }
 
-Status ReadCount(const YAML::Node& node, std::string_view key, std::string_view path,
-                 size_t& out) {
+Status ReadCount(const YAML::Node& node, std::string_view key, std::string_view path, size_t& out) {
   const YAML::Node v = node[std::string(key)];
   if (!v) return Status::Ok();
   int64_t n = -1;

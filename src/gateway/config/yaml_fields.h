@@ -26,10 +26,9 @@ Status CheckMap(const YAML::Node& node, std::string_view path,
 Status ReadString(const YAML::Node& node, std::string_view key, std::string_view path,
                   std::string& out);
 Status ReadBool(const YAML::Node& node, std::string_view key, std::string_view path, bool& out);
-Status ReadNumber(const YAML::Node& node, std::string_view key, std::string_view path,
-                  double min, double& out);
-Status ReadCount(const YAML::Node& node, std::string_view key, std::string_view path,
-                 size_t& out);
+Status ReadNumber(const YAML::Node& node, std::string_view key, std::string_view path, double min,
+                  double& out);
+Status ReadCount(const YAML::Node& node, std::string_view key, std::string_view path, size_t& out);
 Status ReadPort(const YAML::Node& node, std::string_view key, std::string_view path, int& out);
 // Milliseconds (`..._ms` keys) into a duration.
 template <typename Duration>
