@@ -315,6 +315,16 @@ def section_overhead(o, procs: Processes, report: dict) -> list[str]:
     report["overhead_setup"] = {"server": show(server.command), "gateway": show(gateway.command)}
     targets = {"direct": server, "gateway": gateway}
     runs, profiles = [], []
+    # quiver's start-up (dynamic loading of libtorch & co.) costs ~0.5 s of CPU before the
+    # first request: measured with --help and taken off each run's client CPU.
+    startup = []
+    for _ in range(3):
+        ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        subprocess.run([str(o.quiver), "perf", "--help"], capture_output=True)
+        ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        startup.append((ru1.ru_utime + ru1.ru_stime) - (ru0.ru_utime + ru0.ru_stime))
+    startup_cpu = median(startup)
+    report["client_startup_cpu_s"] = startup_cpu
     for proto in o.protocols:
         for size, (model, kw) in SIZES.items():
             if size not in o.sizes:
@@ -340,7 +350,8 @@ def section_overhead(o, procs: Processes, report: dict) -> list[str]:
                     if n > 0:
                         res["server_cpu_us"] = (server.cpu_seconds() - cpu_s) / n * 1e6
                         res["client_cpu_us"] = ((ru1.ru_utime + ru1.ru_stime) -
-                                                (ru0.ru_utime + ru0.ru_stime)) / n * 1e6
+                                                (ru0.ru_utime + ru0.ru_stime) -
+                                                startup_cpu) / n * 1e6
                         res["server_cs"] = (server.context_switches() - cs_s) / n
                         if name == "gateway":
                             res["gateway_cpu_us"] = (gateway.cpu_seconds() - cpu_g) / n * 1e6
@@ -397,7 +408,13 @@ def section_overhead(o, procs: Processes, report: dict) -> list[str]:
             verdicts.append(
                 f"| {label} {size}: added p50 <= 50 us | {fmt(add)} us | "
                 f"{'met' if add is not None and add <= 50 else 'MISSED'} |")
-    lines += ["", "| goal | measured (median of rounds) | result |", "|---|---|---|", *verdicts]
+    lines += ["", f"Ratio and added p50: medians of the per-round values (rounds in brackets, "
+              f"in run order). CPU us/req: the process's user+system time over the whole "
+              f"quiver perf run / the requests the server counted (statistics extension); the "
+              f"client's minus its start-up ({startup_cpu:.2f} s of CPU, `quiver perf --help`). "
+              f"Gateway ctx sw/req: voluntary + involuntary context switches of its threads "
+              f"(/proc/PID/task/*/status) / requests. Medians over the rounds.",
+              "", "| goal | measured (median of rounds) | result |", "|---|---|---|", *verdicts]
     if profiles:
         lines += ["", "Where the CPU time goes (`perf record -F 999 -g` of the server and the "
                   "gateway during one extra gateway run per row; share of each process's "
@@ -725,12 +742,17 @@ def section_analysis(o, procs: Processes, report: dict) -> list[str]:
         stop = [gateway, s2, s1]
     wait_replicas(gateway, taggers)
     url = f"grpc://127.0.0.1:{gateway.grpc}"
+    # The reference: one user straight to one `quiver serve` with all three taggers (idle
+    # while the facility is measured, and the other way round).
+    ref = procs.start(serve_argv(o, list(taggers)), o.out / "an-direct.log", name="direct")
+    stop.insert(0, ref)
+    direct_url = f"grpc://127.0.0.1:{ref.grpc}"
     adir = o.out / "analysis"
     adir.mkdir(exist_ok=True)
 
-    def analyze(users: int, rnd: int) -> dict:
-        cmds = [[str(o.quiver), "analyze", *inputs, "-u", url, "--mode", "columnar",
-                 "-o", str(adir / f"users{users}-r{rnd}-u{i}.json")] for i in range(users)]
+    def analyze(users: int, rnd: int, target: str = url, tag: str = "") -> dict:
+        cmds = [[str(o.quiver), "analyze", *inputs, "-u", target, "--mode", "columnar",
+                 "-o", str(adir / f"users{users}{tag}-r{rnd}-u{i}.json")] for i in range(users)]
         log(f"  {users} user(s): " + show(" ".join(cmds[0])))
         t0 = time.monotonic()
         ps = [subprocess.Popen(c, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -743,7 +765,7 @@ def section_analysis(o, procs: Processes, report: dict) -> list[str]:
         events = sum(t["events_processed"] for t in timing)
         # Total: all users' events over the longest analysis wall time (they start together;
         # process start-up, which the analysis' own wall time leaves out, is in wall_s).
-        res = {"users": users, "round": rnd, "wall_s": wall, "events": events,
+        res = {"users": users, "round": rnd, "wall_s": wall, "events": events, "path": tag,
                "per_user": [t["events_per_s"] for t in timing],
                "total": events / max(t["wall_s"] for t in timing),
                "failed": sum(t["events_failed"] for t in timing), "loadavg": loadavg(),
@@ -753,11 +775,13 @@ def section_analysis(o, procs: Processes, report: dict) -> list[str]:
         return res
 
     analyze(1, -1)  # warm-up (TorchScript's profiling executor, connections)
+    analyze(1, -1, direct_url, "-direct")
     runs = []
     for rnd in range(o.repeat):
         order = list(o.users) if rnd % 2 == 0 else list(reversed(o.users))
         for users in order:
             runs.append(analyze(users, rnd))
+        runs.append(analyze(1, rnd, direct_url, "-direct"))
     report["analysis"] = runs
     for p in stop:
         procs.stop(p)
@@ -770,7 +794,8 @@ def section_analysis(o, procs: Processes, report: dict) -> list[str]:
              "total vs 1 user | per user vs 1 user | failed events |", "|---|---|---|---|---|---|"]
     base = None
     for users in o.users:
-        rs = [r for r in runs if r.get("users") == users and "error" not in r]
+        rs = [r for r in runs if r.get("users") == users and r.get("path") == ""
+              and "error" not in r]
         if not rs:
             continue
         per_user = median([x for r in rs for x in r["per_user"]])
@@ -779,6 +804,15 @@ def section_analysis(o, procs: Processes, report: dict) -> list[str]:
             base = (per_user, total)
         lines.append(f"| {users} | {fmt(per_user)} | {fmt(total)} | {fmt(total / base[1], 2)} | "
                      f"{fmt(per_user / base[0], 2)} | {sum(r['failed'] for r in rs)} |")
+    rs = [r for r in runs if r.get("path") == "-direct" and "error" not in r]
+    if rs and base:
+        per_user = median([x for r in rs for x in r["per_user"]])
+        lines.append(f"| 1, direct to one `quiver serve` (all three taggers, no gateway) | "
+                     f"{fmt(per_user)} | {fmt(per_user)} | {fmt(per_user / base[1], 2)} | "
+                     f"{fmt(per_user / base[0], 2)} | {sum(r['failed'] for r in rs)} |")
+    failed = [r["error"] for r in runs if "error" in r]
+    if failed:
+        lines += ["", f"{len(failed)} run(s) FAILED: " + " / ".join(failed)]
     return lines
 
 
