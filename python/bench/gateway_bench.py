@@ -17,7 +17,7 @@ scripts/bench-gateway.
 3. fairness: two tenants of equal weight behind a gateway whose upstream capacity is short
    (`gateway.upstream_max_in_flight`); a greedy tenant at 10x the concurrency of a polite
    one; each tenant's share of the completed requests, and the same load through a gateway
-   without tenants (one FIFO) for comparison. Skipped, and said so, when the quiver program
+   without tenants (admission pass-through: the server's FIFO queue decides) for comparison. Skipped, and said so, when the quiver program
    has no tenants (a request without a token is answered).
 4. analysis: `quiver analyze --mode columnar` from 1, 2 and 4 concurrent users through
    `quiver up` (the embedded default facility), or, where this quiver has no `up`, through
@@ -375,8 +375,8 @@ def section_overhead(o, procs: Processes, report: dict) -> list[str]:
         "| transport | tensor | direct infer/s | gateway infer/s | ratio gateway/direct "
         "(rounds) | direct p50 us | gateway p50 us | added p50 us (rounds) | CPU us/req "
         "direct: server + client | CPU us/req via gateway: server + gateway + client | "
-        "gateway ctx sw/req |",
-        "|---|---|---|---|---|---|---|---|---|---|---|"]
+        "CPU per request, direct / via gateway | gateway ctx sw/req |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     verdicts = []
     for proto in o.protocols:
         for size in o.sizes:
@@ -392,6 +392,11 @@ def section_overhead(o, procs: Processes, report: dict) -> list[str]:
             md = lambda k, src: median([r.get(k) for r in src.values()])  # noqa: E731
             label = "gRPC" if proto == "grpc" else "HTTP"
             ratio, add = median(ratios), median(added)
+            # What the throughput ratio would be if the CPUs were the only limit.
+            parts_d = [md(k, d) for k in ("server_cpu_us", "client_cpu_us")]
+            parts_g = [md(k, g) for k in ("server_cpu_us", "gateway_cpu_us", "client_cpu_us")]
+            cpu_ratio = (sum(parts_d) / sum(parts_g)
+                         if None not in parts_d + parts_g and sum(parts_g) > 0 else None)
             lines.append(
                 f"| {label} | {size} | {fmt(md('infer_per_s', d))} | {fmt(md('infer_per_s', g))} | "
                 f"**{fmt(ratio, 3)}** ({' '.join(f'{x:.2f}' for x in ratios)}) | "
@@ -399,7 +404,8 @@ def section_overhead(o, procs: Processes, report: dict) -> list[str]:
                 f"({' '.join(f'{x:.0f}' for x in added)}) | "
                 f"{fmt(md('server_cpu_us', d), 1)} + {fmt(md('client_cpu_us', d), 1)} | "
                 f"{fmt(md('server_cpu_us', g), 1)} + {fmt(md('gateway_cpu_us', g), 1)} + "
-                f"{fmt(md('client_cpu_us', g), 1)} | {fmt(md('gateway_cs', g), 1)} |")
+                f"{fmt(md('client_cpu_us', g), 1)} | {fmt(cpu_ratio, 2)} | "
+                f"{fmt(md('gateway_cs', g), 1)} |")
             if SIZES[size][0] != "identity_fp32":
                 continue  # the goals are for identity's small and 1 MiB requests
             verdicts.append(
@@ -413,7 +419,9 @@ def section_overhead(o, procs: Processes, report: dict) -> list[str]:
               f"quiver perf run / the requests the server counted (statistics extension); the "
               f"client's minus its start-up ({startup_cpu:.2f} s of CPU, `quiver perf --help`). "
               f"Gateway ctx sw/req: voluntary + involuntary context switches of its threads "
-              f"(/proc/PID/task/*/status) / requests. Medians over the rounds.",
+              f"(/proc/PID/task/*/status) / requests. Medians over the rounds. CPU per request, "
+              f"direct / via gateway: (server + client) / (server + gateway + client), the "
+              f"throughput ratio to expect where all processes share saturated CPUs.",
               "", "| goal | measured (median of rounds) | result |", "|---|---|---|", *verdicts]
     if profiles:
         lines += ["", "Where the CPU time goes (`perf record -F 999 -g` of the server and the "
@@ -686,7 +694,8 @@ def section_fairness(o, procs: Processes, report: dict) -> list[str]:
              "|---|---|---|---|---|---|"]
     verdict = None
     for kind, label in [("tenants", "2 tenants, weight 1 each (WFQ)"),
-                        ("fifo", "no tenants (one FIFO), same capacity")]:
+                        ("fifo", "no tenants: admission is pass-through, every request "
+                                 "goes to the server, whose queue is FIFO")]:
         rs = [r for r in runs if r["kind"] == kind and "polite_share" in r]
         if not rs:
             continue
