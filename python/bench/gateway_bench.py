@@ -690,8 +690,9 @@ def section_fairness(o, procs: Processes, report: dict) -> list[str]:
     procs.stop(server)
 
     lines = ["| gateway | greedy: concurrency, completed req/s | polite: concurrency, completed "
-             "req/s | polite share of completed requests (rounds) | polite p50 ms | greedy p50 ms |",
-             "|---|---|---|---|---|---|"]
+             "req/s | polite share of completed requests (rounds) | polite share of admitted "
+             "(gateway metrics) | polite p50 ms | greedy p50 ms |",
+             "|---|---|---|---|---|---|---|"]
     verdict = None
     for kind, label in [("tenants", "2 tenants, weight 1 each (WFQ)"),
                         ("fifo", "no tenants: admission is pass-through, every request "
@@ -703,10 +704,13 @@ def section_fairness(o, procs: Processes, report: dict) -> list[str]:
         if kind == "tenants":
             verdict = share
         rounds = " ".join(f"{r['polite_share'] * 100:.0f}" for r in rs)
+        adm = median([r["admitted"]["polite"] / max(1, sum(r["admitted"].values()))
+                      for r in rs if r.get("admitted")])
         lines.append(
             f"| {label} | {greedy_c}, {fmt(median([r['greedy']['infer_per_s'] / 64 for r in rs]))} | "
             f"{polite_c}, {fmt(median([r['polite']['infer_per_s'] / 64 for r in rs]))} | "
             f"**{fmt(share * 100, 1, ' %')}** ({rounds}) | "
+            f"{fmt(adm * 100 if adm is not None else None, 1, ' %')} | "
             f"{fmt(median([r['polite']['p50_us'] / 1000 for r in rs]), 1)} | "
             f"{fmt(median([r['greedy']['p50_us'] / 1000 for r in rs]), 1)} |")
     if verdict is not None:
