@@ -834,13 +834,13 @@ def section_analysis(o, procs: Processes, report: dict) -> list[str]:
 # --------------------------------------------------------------------------- main
 
 
-def git_commit() -> str:
+def git_commit(tree: pathlib.Path = ROOT) -> str:
     try:
-        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
+        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=tree,
                              capture_output=True, text=True).stdout.strip()
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               cwd=ROOT, capture_output=True, text=True).stdout.strip()
-        return rev + ("+dirty" if dirty else "")
+                               cwd=tree, capture_output=True, text=True).stdout.strip()
+        return (rev + ("+dirty" if dirty else "")) or "unknown"
     except OSError:
         return "unknown"
 
@@ -924,9 +924,12 @@ def main():
     signal.signal(signal.SIGTERM, on_signal)
 
     report = {"started": datetime.datetime.now().isoformat(timespec="seconds"),
-              "commit": git_commit(), "quiver": str(o.quiver_src), "cpu": cpu_name(),
+              "commit": git_commit(), "quiver": str(o.quiver_src),
+              # The checkout the program was built in (build/quiver -> its parent's parent).
+              "quiver_tree_commit": git_commit(o.quiver_src.parent.parent), "cpu": cpu_name(),
               "cpus": os.cpu_count(), "loadavg_start": loadavg(), "argv": sys.argv[1:]}
-    md = [f"Run {report['started']} at commit {report['commit']} ({o.quiver_src}); "
+    md = [f"Run {report['started']}, script at commit {report['commit']}, {o.quiver_src} "
+          f"built from a tree at {report['quiver_tree_commit']} (HEAD when the run started); "
           f"{report['cpu']}, {report['cpus']} CPUs; load average at start {report['loadavg_start']}; "
           f"{o.repeat} rounds, {o.seconds:g} s windows.", ""]
     titles = {
