@@ -543,45 +543,49 @@ def section_scan(o, procs: Processes, report: dict) -> list[str]:
              ("identity_fp32", "identity 16 x FP32", {"elements": 16})]
     runs = []
     report["scan_setup"] = {}
+    gateways = {}  # (ejection, N) -> gateway; all run at once, so rounds interleave them
     for ejection in o.scan_latency_ejection:
         # As shipped (latency_factor 3) or with latency ejection off: on 2 shared cores a
         # descheduled server looks like a latency outlier (see the docs).
         config = o.out / f"scan-latency-ejection-{ejection}.yaml"
         config.write_text("gateway:\n  outlier: {latency_factor: %s}\n"
                           % ("3.0" if ejection == "on" else "0"))
-        gateways = {}
         for n in o.upstreams:
-            gateways[n] = procs.start(gateway_argv(o, servers[:n], config),
-                                      o.out / f"scan-gateway{n}-{ejection}.log",
-                                      name=f"gateway-{n}-{ejection}")
-            wait_replicas(gateways[n], {"identity_fp32": n, "simple_mlp": n})
+            gateways[ejection, n] = procs.start(gateway_argv(o, servers[:n], config),
+                                                o.out / f"scan-gateway{n}-{ejection}.log",
+                                                name=f"gateway-{n}-{ejection}")
+            wait_replicas(gateways[ejection, n], {"identity_fp32": n, "simple_mlp": n})
         report["scan_setup"][ejection] = {
-            "config": config.read_text(), "gateways": [show(g.command) for g in gateways.values()]}
-        for n, g in gateways.items():  # warm-up
-            for model, _, kw in loads:
-                run_perf(o, perf_cmd(o, f"grpc://127.0.0.1:{g.grpc}", model,
-                                     o.scan_concurrency, 1, **kw))
-        for rnd in range(o.repeat):
-            order = list(o.upstreams) if rnd % 2 == 0 else list(reversed(o.upstreams))
-            for n in order:
-                for model, label, kw in loads:
-                    before = [success_count(s, model) for s in servers]
-                    sampler = HealthSampler(gateways[n])
-                    res = run_perf(o, perf_cmd(o, f"grpc://127.0.0.1:{gateways[n].grpc}", model,
-                                               o.scan_concurrency, o.seconds, **kw))
-                    out = sampler.finish()
-                    after = [success_count(s, model) for s in servers]
-                    res.update(upstreams=n, model=label, round=rnd, ejection=ejection,
-                               loadavg=loadavg(),
-                               per_server=[y - x for x, y in zip(before, after)],
-                               out_share=max(out.values(), default=0))
-                    log(f"  -> N={n} {label} (latency ejection {ejection}): "
-                        f"{res.get('infer_per_s', 0):,.0f} infer/s, per server "
-                        f"{res['per_server']}, an upstream out for {res['out_share']:.0%} "
-                        "of the run")
-                    runs.append(res)
-        for g in gateways.values():
-            procs.stop(g)
+            "config": config.read_text(),
+            "gateways": [show(g.command) for (e, _), g in gateways.items() if e == ejection]}
+    for g in gateways.values():  # warm-up
+        for model, _, kw in loads:
+            run_perf(o, perf_cmd(o, f"grpc://127.0.0.1:{g.grpc}", model,
+                                 o.scan_concurrency, 1, **kw))
+    for rnd in range(o.repeat):
+        # Alternate the order of the N values and of the variants from round to round.
+        order = [(e, n) for e in o.scan_latency_ejection for n in o.upstreams]
+        if rnd % 2:
+            order.reverse()
+        for ejection, n in order:
+            g = gateways[ejection, n]
+            for model, label, kw in loads:
+                before = [success_count(s, model) for s in servers]
+                sampler = HealthSampler(g)
+                res = run_perf(o, perf_cmd(o, f"grpc://127.0.0.1:{g.grpc}", model,
+                                           o.scan_concurrency, o.seconds, **kw))
+                out = sampler.finish()
+                after = [success_count(s, model) for s in servers]
+                res.update(upstreams=n, model=label, round=rnd, ejection=ejection,
+                           loadavg=loadavg(), per_server=[y - x for x, y in zip(before, after)],
+                           out_share=max(out.values(), default=0))
+                log(f"  -> N={n} {label} (latency ejection {ejection}): "
+                    f"{res.get('infer_per_s', 0):,.0f} infer/s, per server "
+                    f"{res['per_server']}, an upstream out for {res['out_share']:.0%} "
+                    "of the run")
+                runs.append(res)
+    for g in gateways.values():
+        procs.stop(g)
     report["scan"] = runs
     for s in servers:
         procs.stop(s)
@@ -763,10 +767,14 @@ def section_analysis(o, procs: Processes, report: dict) -> list[str]:
     adir = o.out / "analysis"
     adir.mkdir(exist_ok=True)
 
+    def short_analyze(cmd: str) -> str:  # the inputs once, not o.passes x len(h5) times
+        return cmd.replace(" ".join(inputs), f"<{len(h5)} files x {o.passes}: "
+                           f"{' '.join(inputs[:2 * len(h5)])}>")
+
     def analyze(users: int, rnd: int, target: str = url, tag: str = "") -> dict:
         cmds = [[str(o.quiver), "analyze", *inputs, "-u", target, "--mode", "columnar",
                  "-o", str(adir / f"users{users}{tag}-r{rnd}-u{i}.json")] for i in range(users)]
-        log(f"  {users} user(s): " + show(" ".join(cmds[0])))
+        log(f"  {users} user(s): " + short_analyze(show(" ".join(cmds[0]))))
         t0 = time.monotonic()
         ps = [subprocess.Popen(c, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
               for c in cmds]
@@ -782,7 +790,7 @@ def section_analysis(o, procs: Processes, report: dict) -> list[str]:
                "per_user": [t["events_per_s"] for t in timing],
                "total": events / max(t["wall_s"] for t in timing),
                "failed": sum(t["events_failed"] for t in timing), "loadavg": loadavg(),
-               "command": show(" ".join(cmds[0]))}
+               "command": short_analyze(show(" ".join(cmds[0])))}
         log(f"  -> {users} user(s): per user {[round(x) for x in res['per_user']]} events/s, "
             f"total {res['total']:,.0f} events/s")
         return res
