@@ -188,11 +188,15 @@ bool Router::PollUpstream(const Upstream& upstream) const {
   const Clock::TimePoint taken_at = clock_->Now();
   auto index = upstream.service->Index();
   if (!index.ok()) {
-    health_.Report(upstream.url, "", false, Clock::Duration::zero());
+    // A failed poll counts as a failure of the upstream (active health check); an answered
+    // one does not clear failures of requests, which polls do not exercise.
+    if (health_.Report(upstream.url, "", false, Clock::Duration::zero())) {
+      spdlog::warn("gateway: upstream {} ejected: its index polls fail ({})", upstream.url,
+                   index.status().ToString());
+    }
     spdlog::debug("gateway: poll of {} failed: {}", upstream.url, index.status().ToString());
     return false;
   }
-  health_.Report(upstream.url, "", true, Clock::Duration::zero());
   std::lock_guard lock(upstreams_mutex_);
   auto it = upstreams_.find(upstream.url);
   if (it == upstreams_.end() || it->second->draining) return true;

@@ -151,6 +151,7 @@ class Router : public InferenceService {
   void Retry(const std::shared_ptr<Call>& call);
   void RetrySlotFreed();
   void Finish(const std::shared_ptr<Call>& call, Result<InferResponse> result);
+  void LogEjection(const std::string& upstream) const;
   ModelCounters& Counters(std::string_view model);
 
   // Waiting for a model (router_waiting.cc).

@@ -16,6 +16,11 @@ bool UpstreamFault(StatusCode code) {
 
 }  // namespace
 
+void Router::LogEjection(const std::string& upstream) const {
+  spdlog::warn("gateway: upstream {} ejected: {}", upstream,
+               EjectionReasonName(health_.LastEjectionReason(upstream)));
+}
+
 Router::ModelCounters& Router::Counters(std::string_view model) {
   std::lock_guard lock(counters_mutex_);
   auto it = counters_.find(model);
@@ -119,13 +124,16 @@ void Router::OnAttemptDone(const std::shared_ptr<Call>& call, const std::string&
     RetrySlotFreed();
   }
   if (result.ok()) {
-    health_.Report(upstream, call->request.model, true, clock_->Now() - sent);
+    if (health_.Report(upstream, call->request.model, true, clock_->Now() - sent)) {
+      LogEjection(upstream);
+    }
     Finish(call, std::move(result));
     return;
   }
   const Status& status = result.status();
-  if (UpstreamFault(status.code())) {
-    health_.Report(upstream, call->request.model, false, Clock::Duration::zero());
+  if (UpstreamFault(status.code()) &&
+      health_.Report(upstream, call->request.model, false, Clock::Duration::zero())) {
+    LogEjection(upstream);
   }
   // CANCELLED by an upstream being removed is the gateway's doing, not the client's.
   const bool removed = status.code() == StatusCode::kCancelled && !Find(upstream);

@@ -71,6 +71,23 @@ TEST_F(RouterTest, UnavailableUpstreamCostsNoRequestAndIsEjected) {
   EXPECT_EQ(router_->Upstreams()[0].health, "available");
 }
 
+// An upstream whose index still answers but whose inferences fail is ejected all the same:
+// answered polls do not clear request failures.
+TEST_F(RouterTest, AnsweredPollsDoNotHideFailingRequests) {
+  AddServer("a", {"m"});
+  AddServer("b", {"m"});
+  MakeRouter();
+  ASSERT_TRUE(router_->AddUpstream("a").ok());
+  ASSERT_TRUE(router_->AddUpstream("b").ok());
+  fake("a").set_mode(FakeInferenceService::Mode::kUnavailable);  // Index is still answered
+  for (int i = 0; i < 200 && router_->Upstreams()[0].health == "available"; ++i) {
+    ASSERT_TRUE(InferAndWait(*router_, Request("m")).ok());
+    router_->PollOnce();
+  }
+  EXPECT_EQ(router_->Upstreams()[0].health, "ejected");
+  EXPECT_EQ(fake("a").calls(), 5);  // consecutive_failures
+}
+
 TEST_F(RouterTest, TheUpstreamsVerdictOnARequestIsNotRetried) {
   AddServer("a", {"m"});
   MakeRouter();

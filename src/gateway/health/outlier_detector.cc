@@ -17,6 +17,20 @@ std::string_view UpstreamHealthName(UpstreamHealth health) {
   return "unknown";
 }
 
+std::string_view EjectionReasonName(EjectionReason reason) {
+  switch (reason) {
+    case EjectionReason::kNone:
+      return "none";
+    case EjectionReason::kConsecutiveFailures:
+      return "consecutive failures";
+    case EjectionReason::kLatency:
+      return "latency far above its peers";
+    case EjectionReason::kFailedProbe:
+      return "failed probe";
+  }
+  return "none";
+}
+
 OutlierDetector::OutlierDetector(std::shared_ptr<Clock> clock, OutlierOptions options)
     : clock_(std::move(clock)), options_(options) {}
 
