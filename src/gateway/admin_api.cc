@@ -7,11 +7,15 @@ namespace {
 
 using nlohmann::json;
 
+// Messages may carry bytes from the request (a URL, a model name) that are not UTF-8:
+// replaced, never a throw.
+std::string Dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
 AdminReply Error(const Status& status) {
-  return {HttpStatusFor(status.code()), json{{"error", status.message()}}.dump()};
+  return {HttpStatusFor(status.code()), Dump(json{{"error", status.message()}})};
 }
 
-AdminReply Ok(const json& body) { return {200, body.dump()}; }
+AdminReply Ok(const json& body) { return {200, Dump(body)}; }
 
 int HexDigit(char c) {
   if (c >= '0' && c <= '9') return c - '0';
@@ -81,10 +85,8 @@ AdminReply Models(const Router& router) {
   return Ok({{"models", list}});
 }
 
-}  // namespace
-
-AdminReply HandleAdmin(Router& router, std::string_view method, std::string_view target,
-                       std::string_view body) {
+AdminReply Handle(Router& router, std::string_view method, std::string_view target,
+                  std::string_view body) {
   std::string_view path = target;
   std::string_view query;
   if (size_t q = target.find('?'); q != std::string_view::npos) {
@@ -115,17 +117,17 @@ AdminReply HandleAdmin(Router& router, std::string_view method, std::string_view
       if (Status s = router.RemoveUpstream(url); !s.ok()) return Error(s);
       return Upstreams(router);
     }
-    return {405, json{{"error", "use GET, POST or DELETE on /v2/gateway/upstreams"}}.dump()};
+    return {405, Dump(json{{"error", "use GET, POST or DELETE on /v2/gateway/upstreams"}})};
   }
   if (path == "models") {
-    if (method != "GET") return {405, json{{"error", "use GET on /v2/gateway/models"}}.dump()};
+    if (method != "GET") return {405, Dump(json{{"error", "use GET on /v2/gateway/models"}})};
     return Models(router);
   }
   constexpr std::string_view kModels = "models/";
   constexpr std::string_view kRollout = "/rollout";
   if (path.starts_with(kModels) && path.ends_with(kRollout) &&
       path.size() > kModels.size() + kRollout.size()) {
-    if (method != "POST") return {405, json{{"error", "use POST to start a rollout"}}.dump()};
+    if (method != "POST") return {405, Dump(json{{"error", "use POST to start a rollout"}})};
     const std::string model(
         path.substr(kModels.size(), path.size() - kModels.size() - kRollout.size()));
     auto steps = router.Rollout(model);
@@ -133,6 +135,17 @@ AdminReply HandleAdmin(Router& router, std::string_view method, std::string_view
     return Ok({{"model", model}, {"steps", *steps}});
   }
   return Error(Status::NotFound("unknown admin endpoint /v2/gateway/" + std::string(path)));
+}
+
+}  // namespace
+
+AdminReply HandleAdmin(Router& router, std::string_view method, std::string_view target,
+                       std::string_view body) {
+  try {
+    return Handle(router, method, target, body);
+  } catch (const std::exception& e) {  // never let a request take the gateway down
+    return Error(Status::Internal(std::string("admin request failed: ") + e.what()));
+  }
 }
 
 }  // namespace quiver::gateway

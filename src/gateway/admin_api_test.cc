@@ -43,6 +43,11 @@ TEST_F(RouterTest, AdminApiListsAddsAndRemovesUpstreams) {
   EXPECT_EQ(HandleAdmin(*router_, "POST", "/v2/gateway/models/zz/rollout", "").status, 404);
   EXPECT_EQ(HandleAdmin(*router_, "GET", "/v2/gateway/nothing", "").status, 404);
   EXPECT_EQ(HandleAdmin(*router_, "PUT", "/v2/gateway/upstreams", "").status, 405);
+  // Bytes that are not UTF-8 end up in the error message: replaced, never a throw.
+  auto odd = HandleAdmin(*router_, "DELETE", "/v2/gateway/upstreams?url=%FF%FE", "");
+  EXPECT_EQ(odd.status, 404);
+  EXPECT_THAT(odd.json, HasSubstr("error"));
+  EXPECT_EQ(HandleAdmin(*router_, "POST", "/v2/gateway/models/%FF/rollout", "").status, 404);
 }
 
 }  // namespace

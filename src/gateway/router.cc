@@ -40,6 +40,7 @@ Result<std::unique_ptr<Router>> Router::Create(RouterOptions options, std::share
   if (!clock) clock = Clock::System();
   std::unique_ptr<Router> router(new Router(std::move(options), std::move(clock),
                                             std::move(scheduler), std::move(balancer).value()));
+  router->loader_ = std::thread([r = router.get()] { r->LoaderLoop(); });
   if (router->options_.start_poller) {
     router->poller_ = std::thread([r = router.get()] { r->PollerLoop(); });
   }
@@ -55,7 +56,8 @@ Router::Router(RouterOptions options, std::shared_ptr<Clock> clock,
       placement_(clock_, options_.placement),
       health_(clock_, options_.outlier),
       budget_(options_.retry_budget),
-      selector_(placement_, health_, *balancer_) {
+      selector_(placement_, health_, *balancer_),
+      unknown_models_(std::make_unique<ModelCounters>()) {
   UpdateCapacity();
 }
 
@@ -66,20 +68,22 @@ Router::~Router() {
     poller_cv_.notify_all();
   }
   if (poller_.joinable()) poller_.join();
-  std::vector<std::thread> loaders;
   {
     std::lock_guard lock(wait_mutex_);
-    loaders.swap(loaders_);
+    load_cv_.notify_all();
   }
-  for (auto& t : loaders) t.join();
+  if (loader_.joinable()) loader_.join();  // after the load under way, if any
   // Requests waiting for a model, a retry slot or admission end now.
   ResumeWaiters(true, Status::Unavailable("the gateway is shutting down"));
-  std::vector<std::shared_ptr<Call>> queued;
-  {
-    std::lock_guard lock(retry_mutex_);
-    queued.swap(retry_queue_);
-  }
-  for (auto& call : queued) Finish(call, call->last_error);
+  auto fail_queued_retries = [this] {
+    std::vector<std::shared_ptr<Call>> queued;
+    {
+      std::lock_guard lock(retry_mutex_);
+      queued.swap(retry_queue_);
+    }
+    for (auto& call : queued) Finish(call, call->last_error);
+  };
+  fail_queued_retries();
   if (scheduler_) scheduler_->RejectAll(Status::Unavailable("the gateway is shutting down"));
   // Destroying the services cancels what is in flight; their callbacks see stopping_ and
   // finish their calls without retrying.
@@ -89,6 +93,7 @@ Router::~Router() {
     upstreams.swap(upstreams_);
   }
   upstreams.clear();
+  fail_queued_retries();  // Retry checks stopping_ under retry_mutex_: nothing comes after
 }
 
 Status Router::AddUpstream(const std::string& url) {

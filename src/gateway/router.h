@@ -152,6 +152,8 @@ class Router : public InferenceService {
   void RetrySlotFreed();
   void Finish(const std::shared_ptr<Call>& call, Result<InferResponse> result);
   void LogEjection(const std::string& upstream) const;
+  void NotifyDrain();
+  void ReleaseRetrySlot(const std::shared_ptr<Call>& call);
   ModelCounters& Counters(std::string_view model);
 
   // Waiting for a model (router_waiting.cc).
@@ -165,6 +167,7 @@ class Router : public InferenceService {
   void ResumeWaiters(bool expire_all, const Status& status,
                      std::string_view loaded_model = {}) const;
   void LoadOnDemand(const std::string& model) const;
+  void LoaderLoop();
   Result<PlacementDecision> DecideOnDemand(const std::string& model) const;
 
   // The services with `model` `version` READY ("" = the latest READY version, written to
@@ -201,15 +204,22 @@ class Router : public InferenceService {
 
   mutable std::mutex counters_mutex_;
   std::map<std::string, std::unique_ptr<ModelCounters>, std::less<>> counters_;  // guarded
+  const std::unique_ptr<ModelCounters> unknown_models_;  // names no upstream has
 
   std::mutex retry_mutex_;
   std::vector<std::shared_ptr<Call>> retry_queue_;  // guarded: waiting for a retry slot
 
   // Waiting for models (mutable: a const metadata call may start a load and wait for it).
+  // Loads run one at a time on one loader thread; a model whose load failed is not loaded
+  // again for kLoadBackoff (its requests are NOT_FOUND meanwhile).
+  static constexpr std::chrono::seconds kLoadBackoff{5};
   mutable std::mutex wait_mutex_;
-  mutable std::vector<Waiter> waiters_;       // guarded by wait_mutex_
-  mutable std::set<std::string> loading_;     // guarded: models with a load under way
-  mutable std::vector<std::thread> loaders_;  // guarded: joined on destruction
+  mutable std::condition_variable load_cv_;                       // with wait_mutex_
+  mutable std::vector<Waiter> waiters_;                           // guarded by wait_mutex_
+  mutable std::set<std::string> loading_;                         // guarded: queued or loading
+  mutable std::vector<std::string> load_queue_;                   // guarded
+  mutable std::map<std::string, Clock::TimePoint> failed_loads_;  // guarded: when it failed
+  std::thread loader_;
 
   mutable std::mutex cordon_mutex_;
   std::map<std::string, std::set<std::string>, std::less<>> cordons_;  // model -> upstreams

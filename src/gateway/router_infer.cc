@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 #include "gateway/router.h"
 #include "gateway/router_internal.h"
 
@@ -21,8 +23,19 @@ void Router::LogEjection(const std::string& upstream) const {
                EjectionReasonName(health_.LastEjectionReason(upstream)));
 }
 
+// Per model, for names some upstream's repository has or the autoscaler knows; any other
+// name (a client's typo, a scan) shares one bucket, so clients cannot grow the map and the
+// metrics without bound.
 Router::ModelCounters& Router::Counters(std::string_view model) {
+  {
+    std::lock_guard lock(counters_mutex_);
+    auto it = counters_.find(model);
+    if (it != counters_.end()) return *it->second;
+  }
+  const bool known = options_.wait_for_models.contains(model) ||
+                     !placement_.UpstreamsWithModelInRepository(model).empty();
   std::lock_guard lock(counters_mutex_);
+  if (!known) return *unknown_models_;
   auto it = counters_.find(model);
   if (it == counters_.end()) {
     it = counters_.emplace(std::string(model), std::make_unique<ModelCounters>()).first;
@@ -32,7 +45,7 @@ Router::ModelCounters& Router::Counters(std::string_view model) {
 
 void Router::Infer(InferRequest request, InferCallback done) {
   auto call = std::make_shared<Call>();
-  call->counters = &Counters(request.model);
+  call->counters = &Counters(request.model);  // one shared bucket for unknown names
   call->received = clock_->Now();
   call->request = std::move(request);
   call->done = std::move(done);
@@ -78,14 +91,20 @@ void Router::Attempt(const std::shared_ptr<Call>& call) {
       chosen = selector_.Choose(request.model, request.version, skip);
     }
     if (!chosen.ok()) {
-      if (chosen.status().code() == StatusCode::kNotFound && WaitForModel(call)) return;
+      if (chosen.status().code() == StatusCode::kNotFound) {
+        ReleaseRetrySlot(call);  // waiting for a model must not hold a retry slot
+        if (WaitForModel(call)) return;
+      }
       // After failed attempts, the client learns what the last upstream said.
-      Finish(call, call->tried.empty() ? chosen.status() : call->last_error);
+      Finish(call, call->last_error.ok() ? chosen.status() : call->last_error);
       return;
     }
     std::shared_ptr<Upstream> upstream = Find(*chosen);
-    if (!upstream || upstream->draining) {  // removed since the choice
+    const bool cordoned = cordon_count_.load(std::memory_order_acquire) > 0 &&
+                          std::ranges::count(Cordoned(request.model), *chosen) > 0;
+    if (!upstream || upstream->draining || cordoned) {  // removed or cordoned since the choice
       balancer_->Done(*chosen, request.model);
+      NotifyDrain();
       call->tried.push_back(std::move(chosen).value());
       continue;
     }
@@ -113,16 +132,8 @@ void Router::Attempt(const std::shared_ptr<Call>& call) {
 void Router::OnAttemptDone(const std::shared_ptr<Call>& call, const std::string& upstream,
                            Clock::TimePoint sent, Result<InferResponse> result) {
   balancer_->Done(upstream, call->request.model);
-  if (draining_count_.load(std::memory_order_acquire) > 0) {
-    // RemoveUpstream may be waiting for this upstream's last request.
-    std::lock_guard lock(upstreams_mutex_);
-    drained_cv_.notify_all();
-  }
-  if (call->in_retry) {
-    call->in_retry = false;
-    budget_.RetryFinished();
-    RetrySlotFreed();
-  }
+  NotifyDrain();
+  ReleaseRetrySlot(call);
   if (result.ok()) {
     if (health_.Report(upstream, call->request.model, true, clock_->Now() - sent)) {
       LogEjection(upstream);
@@ -148,17 +159,42 @@ void Router::OnAttemptDone(const std::shared_ptr<Call>& call, const std::string&
   Finish(call, std::move(result));
 }
 
+void Router::NotifyDrain() {
+  if (draining_count_.load(std::memory_order_acquire) > 0) {
+    // RemoveUpstream or a rollout may be waiting for this upstream's last request.
+    std::lock_guard lock(upstreams_mutex_);
+    drained_cv_.notify_all();
+  }
+}
+
+void Router::ReleaseRetrySlot(const std::shared_ptr<Call>& call) {
+  if (!call->in_retry) return;
+  call->in_retry = false;
+  budget_.RetryFinished();
+  RetrySlotFreed();
+}
+
 // A retry beyond the budget waits for a slot rather than failing: the budget bounds how
-// many retries run at once (no amplification), and a request is never lost to it.
+// many retries run at once (no amplification), and a request is never lost to it. Only
+// when no retry runs at all (so none will free a slot: a budget configured to 0) does the
+// client get the error at once.
 void Router::Retry(const std::shared_ptr<Call>& call) {
   {
     std::lock_guard lock(retry_mutex_);
-    if (!budget_.TryStartRetry()) {
+    const bool refused = stopping_ || !budget_.TryStartRetry();
+    if (refused && !stopping_ && budget_.retries_in_flight() > 0) {
       retry_queue_.push_back(call);
       return;
     }
+    if (refused)
+      call->in_retry = false;  // (it holds no slot: finished below, unlocked)
+    else
+      call->in_retry = true;
   }
-  call->in_retry = true;
+  if (!call->in_retry) {  // outside the lock: Finish may start other requests inline
+    Finish(call, call->last_error);
+    return;
+  }
   retries_.fetch_add(1, std::memory_order_relaxed);
   Attempt(call);
 }
@@ -188,11 +224,7 @@ void Router::Finish(const std::shared_ptr<Call>& call, Result<InferResponse> res
    : result.ok()  ? counters.success
                   : counters.failure)
       .fetch_add(1, std::memory_order_relaxed);
-  if (call->in_retry) {  // ended without an attempt (e.g. nothing left to try)
-    call->in_retry = false;
-    budget_.RetryFinished();
-    RetrySlotFreed();
-  }
+  ReleaseRetrySlot(call);  // ended without an attempt (e.g. nothing left to try)
   if (call->started) budget_.RequestFinished();
   InferCallback done = std::move(call->done);
   if (call->admitted && scheduler_) scheduler_->Finished(call->request.tenant);

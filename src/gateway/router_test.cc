@@ -88,6 +88,39 @@ TEST_F(RouterTest, AnsweredPollsDoNotHideFailingRequests) {
   EXPECT_EQ(fake("a").calls(), 5);  // consecutive_failures
 }
 
+// A budget configured to allow no retries at all: the request gets the error at once
+// instead of waiting forever for a slot that no running retry will free.
+TEST_F(RouterTest, ABudgetOfZeroFailsInsteadOfQueueingForever) {
+  AddServer("a", {"m"});
+  AddServer("b", {"m"});
+  RouterOptions options;
+  options.retry_budget.min_retry_concurrency = 0;
+  options.retry_budget.budget_fraction = 0;
+  MakeRouter(options);
+  ASSERT_TRUE(router_->AddUpstream("a").ok());
+  ASSERT_TRUE(router_->AddUpstream("b").ok());
+  fake("a").set_mode(FakeInferenceService::Mode::kUnavailable);
+  fake("b").set_mode(FakeInferenceService::Mode::kUnavailable);
+  auto r = InferAndWait(*router_, Request("m"));  // would hang before the fix
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kUnavailable);
+  EXPECT_EQ(router_->retries(), 0u);
+}
+
+// Names no upstream has share one bucket: a client cannot grow the per-model series.
+TEST_F(RouterTest, UnknownModelNamesDoNotBecomeSeries) {
+  AddServer("a", {"m"});
+  MakeRouter();
+  ASSERT_TRUE(router_->AddUpstream("a").ok());
+  for (int i = 0; i < 20; ++i) {
+    EXPECT_FALSE(InferAndWait(*router_, Request("typo" + std::to_string(i))).ok());
+  }
+  ASSERT_TRUE(InferAndWait(*router_, Request("m")).ok());
+  std::vector<std::string> models;
+  for (const auto& l : router_->Load()) models.push_back(l.model);
+  EXPECT_THAT(models, ::testing::ElementsAre("m"));
+}
+
 TEST_F(RouterTest, TheUpstreamsVerdictOnARequestIsNotRetried) {
   AddServer("a", {"m"});
   MakeRouter();

@@ -35,15 +35,32 @@ bool Router::WaitFor(const std::string& model, const std::string& version,
   {
     std::lock_guard lock(wait_mutex_);
     if (stopping_) return false;
-    waiters_.push_back({model, version, clock_->Now() + options_.load_wait, std::move(resume)});
+    const Clock::TimePoint now = clock_->Now();
     if (in_repository && !loading_.contains(model)) {
+      auto failed = failed_loads_.find(model);
+      if (failed != failed_loads_.end() && now < failed->second + kLoadBackoff) return false;
       loading_.insert(model);
+      load_queue_.push_back(model);
+      load_cv_.notify_all();
       start_load = true;
-      loaders_.emplace_back([this, model] { LoadOnDemand(model); });
     }
+    waiters_.push_back({model, version, now + options_.load_wait, std::move(resume)});
   }
   if (start_load) spdlog::info("gateway: model '{}' is loaded nowhere: loading it", model);
   return true;
+}
+
+void Router::LoaderLoop() {
+  std::unique_lock lock(wait_mutex_);
+  while (true) {
+    load_cv_.wait(lock, [this] { return stopping_ || !load_queue_.empty(); });
+    if (stopping_) return;
+    const std::string model = std::move(load_queue_.front());
+    load_queue_.erase(load_queue_.begin());
+    lock.unlock();
+    LoadOnDemand(model);
+    lock.lock();
+  }
 }
 
 Status Router::AwaitModel(std::string_view model, std::string_view version) const {
@@ -144,6 +161,11 @@ void Router::LoadOnDemand(const std::string& model) const {
   {
     std::lock_guard lock(wait_mutex_);
     loading_.erase(model);
+    if (result.ok()) {
+      failed_loads_.erase(model);
+    } else {
+      failed_loads_[model] = clock_->Now();
+    }
   }
   ResumeWaiters(false,
                 result.ok() ? Status::Ok() : result.WithContext("loading model '" + model + "'"),

@@ -21,6 +21,7 @@ class UpstreamSelectorTest : public ::testing::Test {
       health_.Add(u);
     }
     ASSERT_TRUE(placement_.Apply("d", {clock_->Now(), {{"m", "1", false}, {"m", "2", true}}}));
+    health_.Add("d");
   }
   void Eject(std::string_view u) {
     for (int i = 0; i < 5; ++i) (void)health_.Report(u, "m", false, 0ms);

@@ -34,18 +34,11 @@ std::string_view EjectionReasonName(EjectionReason reason) {
 OutlierDetector::OutlierDetector(std::shared_ptr<Clock> clock, OutlierOptions options)
     : clock_(std::move(clock)), options_(options) {}
 
-OutlierDetector::Upstream& OutlierDetector::Track(std::string_view upstream, Clock::TimePoint now) {
-  auto it = upstreams_.find(upstream);
-  if (it == upstreams_.end()) {
-    it = upstreams_.emplace(std::string(upstream), Upstream{}).first;
-    it->second.available_since = now;
-  }
-  return it->second;
-}
-
 void OutlierDetector::Add(std::string_view upstream) {
   std::lock_guard lock(mutex_);
-  Track(upstream, clock_->Now());
+  Upstream fresh;
+  fresh.available_since = clock_->Now();
+  upstreams_.insert_or_assign(std::string(upstream), std::move(fresh));
 }
 
 void OutlierDetector::Remove(std::string_view upstream) {
@@ -106,7 +99,11 @@ bool OutlierDetector::Report(std::string_view upstream, std::string_view model, 
                              Clock::Duration latency) {
   std::lock_guard lock(mutex_);
   const Clock::TimePoint now = clock_->Now();
-  Upstream& u = Track(upstream, now);
+  // Reports about an upstream not (or no longer) tracked are late answers of a removed one:
+  // tracking it again would let ghosts count in max_ejected_fraction.
+  auto it = upstreams_.find(upstream);
+  if (it == upstreams_.end()) return false;
+  Upstream& u = it->second;
   if (u.ejected) return false;
   if (!ok) {
     ++u.consecutive_failures;

@@ -66,14 +66,15 @@ class OutlierDetector {
  public:
   explicit OutlierDetector(std::shared_ptr<Clock> clock, OutlierOptions options = {});
 
-  // Starts tracking `upstream` (available). Upstreams are also added by their first report.
+  // Starts tracking `upstream` (available; an upstream added again starts afresh).
   void Add(std::string_view upstream);
   // Stops tracking `upstream` and forgets its history.
   void Remove(std::string_view upstream);
 
   // One finished request to `upstream` for `model`: `ok` false for a failure that is the
   // upstream's fault; `latency` counts only for successes. Reports about an upstream that
-  // is ejected or probing (requests sent before its ejection) change nothing.
+  // is ejected or probing (requests sent before its ejection), or not tracked (removed, or
+  // never added), change nothing.
   // Returns true when this report ejected the upstream.
   bool Report(std::string_view upstream, std::string_view model, bool ok, Clock::Duration latency);
 
@@ -104,7 +105,6 @@ class OutlierDetector {
   };
   using UpstreamMap = std::map<std::string, Upstream, std::less<>>;
 
-  Upstream& Track(std::string_view upstream, Clock::TimePoint now);      // requires mutex_
   bool MayEject() const;                                                 // requires mutex_
   void Eject(Upstream& u, EjectionReason reason, Clock::TimePoint now);  // requires mutex_
   bool LatencyOutlier(std::string_view self, std::string_view model,

@@ -86,6 +86,8 @@ void PlacementTable::NoteLoaded(std::string_view upstream, std::string_view mode
   ModelState& state = it->second.models[std::string(model)];
   for (auto& [version, ready] : state.versions) ready = false;
   for (const std::string& v : versions) state.versions[v] = true;
+  // A poll sent before this change must not undo it.
+  it->second.taken_at = std::max(it->second.taken_at, clock_->Now());
   ++generation_;
 }
 
@@ -96,6 +98,7 @@ void PlacementTable::NoteUnloaded(std::string_view upstream, std::string_view mo
   auto m = it->second.models.find(model);
   if (m == it->second.models.end()) return;
   for (auto& [version, ready] : m->second.versions) ready = false;
+  it->second.taken_at = std::max(it->second.taken_at, clock_->Now());  // see NoteLoaded
   ++generation_;
 }
 
