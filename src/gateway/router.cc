@@ -136,15 +136,11 @@ Status Router::RemoveUpstream(std::string_view url) {
   UpdateCapacity();
   {
     std::unique_lock lock(upstreams_mutex_);
-    const Clock::TimePoint deadline = clock_->Now() + options_.drain_timeout;
-    while (balancer_->InFlight(url, "") > 0 && clock_->Now() < deadline) {
-      clock_->WaitUntil(drained_cv_, lock, deadline);
-    }
-    if (balancer_->InFlight(url, "") > 0) {
+    if (const size_t left = WaitForDrain(lock, url, ""); left > 0) {
       spdlog::warn(
           "gateway: upstream {} still had {} request(s) after draining; they are "
           "cancelled and retried elsewhere",
-          url, balancer_->InFlight(url, ""));
+          url, left);
     }
     upstreams_.erase(upstreams_.find(url));
     draining_count_.fetch_sub(1);
@@ -154,6 +150,15 @@ Status Router::RemoveUpstream(std::string_view url) {
   upstream.reset();  // cancels leftovers: their callbacks retry elsewhere
   spdlog::info("gateway: upstream {} removed", url);
   return Status::Ok();
+}
+
+size_t Router::WaitForDrain(std::unique_lock<std::mutex>& lock, std::string_view url,
+                            std::string_view model) {
+  const Clock::TimePoint deadline = clock_->Now() + options_.drain_timeout;
+  while (balancer_->InFlight(url, model) > 0 && clock_->Now() < deadline) {
+    clock_->WaitUntil(drained_cv_, lock, deadline);
+  }
+  return balancer_->InFlight(url, model);
 }
 
 std::shared_ptr<Router::Upstream> Router::Find(std::string_view url) const {

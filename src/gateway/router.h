@@ -182,6 +182,10 @@ class Router : public InferenceService {
   // Upstreams and polling (router.cc).
   std::shared_ptr<Upstream> Find(std::string_view url) const;
   std::vector<std::shared_ptr<Upstream>> Snapshot() const;
+  // With upstreams_mutex_ held in `lock`: waits (up to drain_timeout) until `url` has no
+  // request of `model` ("" = any) in flight; returns how many are left.
+  size_t WaitForDrain(std::unique_lock<std::mutex>& lock, std::string_view url,
+                      std::string_view model);
   bool PollUpstream(const Upstream& upstream) const;
   void UpdateCapacity();
   void PollerLoop();

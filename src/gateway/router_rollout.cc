@@ -35,10 +35,7 @@ Result<std::vector<std::string>> Router::Rollout(std::string_view model) {
     {  // its requests of this model finish first
       std::unique_lock lock(upstreams_mutex_);
       draining_count_.fetch_add(1);
-      const Clock::TimePoint deadline = clock_->Now() + options_.drain_timeout;
-      while (balancer_->InFlight(url, model) > 0 && clock_->Now() < deadline) {
-        clock_->WaitUntil(drained_cv_, lock, deadline);
-      }
+      WaitForDrain(lock, url, model);
       draining_count_.fetch_sub(1);
     }
     Status loaded = upstream->service->Load(model);
