@@ -6,17 +6,13 @@
 #include <limits>
 #include <utility>
 
+#include "frontend/grpc_async_call.h"
+#include "frontend/grpc_server.h"
 #include "grpc_service.grpc.pb.h"
 #include "protocol/grpc_codec.h"
 
 namespace quiver::bench {
 namespace {
-
-grpc::ServerUnaryReactor* Reply(grpc::CallbackServerContext* context, const grpc::Status& status) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  reactor->Finish(status);
-  return reactor;
-}
 
 std::string JoinHostPort(const std::string& host, int port) {
   if (host.find(':') != std::string::npos && host.front() != '[') {
@@ -25,81 +21,153 @@ std::string JoinHostPort(const std::string& host, int port) {
   return host + ":" + std::to_string(port);
 }
 
+using Async = inference::GRPCInferenceService::AsyncService;
+using frontend::GrpcCallCounter;
+using frontend::GrpcMethod;
+using frontend::UnaryCall;
+
+// ModelStreamInfer is not provided: each stream is answered UNIMPLEMENTED at once.
+class RefusedStream final : public frontend::GrpcTag {
+ public:
+  RefusedStream(Async& service, grpc::ServerCompletionQueue* cq, GrpcCallCounter& counter)
+      : service_(service), cq_(cq), counter_(counter), stream_(&context_) {
+    counter_.Add();
+    service_.RequestModelStreamInfer(&context_, &stream_, cq_, cq_, this);
+  }
+  void Proceed(bool ok) override {
+    if (arrived_ || !ok) {
+      delete this;
+      return;
+    }
+    arrived_ = true;
+    new RefusedStream(service_, cq_, counter_);
+    stream_.Finish(grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "not provided by the echo server"),
+                   this);
+  }
+
+ private:
+  ~RefusedStream() { counter_.Remove(); }
+  Async& service_;
+  grpc::ServerCompletionQueue* const cq_;
+  GrpcCallCounter& counter_;
+  grpc::ServerContext context_;
+  grpc::ServerAsyncReaderWriter<inference::ModelStreamInferResponse, inference::ModelInferRequest>
+      stream_;
+  bool arrived_ = false;  // queue thread only
+};
+
+class RefusedStreamMethod final : public GrpcMethod {
+ public:
+  RefusedStreamMethod(Async& service, GrpcCallCounter& counter)
+      : service_(service), counter_(counter) {}
+  void Arm(grpc::ServerCompletionQueue* cq) override { new RefusedStream(service_, cq, counter_); }
+
+ private:
+  Async& service_;
+  GrpcCallCounter& counter_;
+};
+
 }  // namespace
 
-class EchoGrpcService final : public inference::GRPCInferenceService::CallbackService {
+// The handlers run on the queue's thread and answer at once, as frontend::GrpcServer's quick
+// calls do: the same async API, queues and threads.
+class EchoGrpcService {
  public:
   explicit EchoGrpcService(EchoModel& model) : model_(model) {}
 
-  grpc::ServerUnaryReactor* ServerLive(grpc::CallbackServerContext* context,
-                                       const inference::ServerLiveRequest*,
-                                       inference::ServerLiveResponse* response) override {
-    response->set_live(true);
-    return Reply(context, grpc::Status::OK);
+  grpc::Service* service() { return &async_; }
+
+  std::vector<std::unique_ptr<GrpcMethod>> Methods(GrpcCallCounter& counter) {
+    std::vector<std::unique_ptr<GrpcMethod>> methods;
+    auto add = [&](auto request, auto handler) {
+      methods.push_back(frontend::MakeUnaryMethod(&async_, request, handler, counter));
+    };
+    auto refuse = [](auto& call) {
+      call.Finish(grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "not provided by the echo server"));
+    };
+    add(&Async::RequestServerLive, [this](auto& call) { ServerLive(call); });
+    add(&Async::RequestServerReady, [this](auto& call) { ServerReady(call); });
+    add(&Async::RequestServerMetadata, [this](auto& call) { ServerMetadata(call); });
+    add(&Async::RequestModelReady, [this](auto& call) { ModelReady(call); });
+    add(&Async::RequestModelMetadata, [this](auto& call) { ModelMetadata(call); });
+    add(&Async::RequestModelConfig, [this](auto& call) { ModelConfig(call); });
+    add(&Async::RequestModelStatistics, [this](auto& call) { ModelStatistics(call); });
+    add(&Async::RequestModelInfer, [this](auto& call) { ModelInfer(call); });
+    methods.back()->pending_per_queue = 4;  // as the frontend's
+    add(&Async::RequestRepositoryIndex, refuse);
+    add(&Async::RequestRepositoryModelLoad, refuse);
+    add(&Async::RequestRepositoryModelUnload, refuse);
+    add(&Async::RequestSystemSharedMemoryStatus, refuse);
+    add(&Async::RequestSystemSharedMemoryRegister, refuse);
+    add(&Async::RequestSystemSharedMemoryUnregister, refuse);
+    add(&Async::RequestCudaSharedMemoryStatus, refuse);
+    add(&Async::RequestCudaSharedMemoryRegister, refuse);
+    add(&Async::RequestCudaSharedMemoryUnregister, refuse);
+    methods.push_back(std::make_unique<RefusedStreamMethod>(async_, counter));
+    return methods;
   }
 
-  grpc::ServerUnaryReactor* ServerReady(grpc::CallbackServerContext* context,
-                                        const inference::ServerReadyRequest*,
-                                        inference::ServerReadyResponse* response) override {
-    response->set_ready(true);
-    return Reply(context, grpc::Status::OK);
+ private:
+  template <class Req, class Resp>
+  using Call = UnaryCall<Req, Resp>;
+
+  void ServerLive(Call<inference::ServerLiveRequest, inference::ServerLiveResponse>& call) {
+    call.response().set_live(true);
+    call.Finish(grpc::Status::OK);
   }
 
-  grpc::ServerUnaryReactor* ServerMetadata(grpc::CallbackServerContext* context,
-                                           const inference::ServerMetadataRequest*,
-                                           inference::ServerMetadataResponse* response) override {
-    response->set_name("quiver_echo_server");
-    response->set_version("0");
-    return Reply(context, grpc::Status::OK);
+  void ServerReady(Call<inference::ServerReadyRequest, inference::ServerReadyResponse>& call) {
+    call.response().set_ready(true);
+    call.Finish(grpc::Status::OK);
   }
 
-  grpc::ServerUnaryReactor* ModelReady(grpc::CallbackServerContext* context,
-                                       const inference::ModelReadyRequest* request,
-                                       inference::ModelReadyResponse* response) override {
-    response->set_ready(Find(request->name(), request->version()).ok());
-    return Reply(context, grpc::Status::OK);
+  void ServerMetadata(
+      Call<inference::ServerMetadataRequest, inference::ServerMetadataResponse>& call) {
+    call.response().set_name("quiver_echo_server");
+    call.response().set_version("0");
+    call.Finish(grpc::Status::OK);
   }
 
-  grpc::ServerUnaryReactor* ModelMetadata(grpc::CallbackServerContext* context,
-                                          const inference::ModelMetadataRequest* request,
-                                          inference::ModelMetadataResponse* response) override {
-    grpc::Status found = Find(request->name(), request->version());
-    if (found.ok()) protocol::EncodeModelMetadata(model_.metadata(), *response);
-    return Reply(context, found);
+  void ModelReady(Call<inference::ModelReadyRequest, inference::ModelReadyResponse>& call) {
+    call.response().set_ready(Find(call.request().name(), call.request().version()).ok());
+    call.Finish(grpc::Status::OK);
   }
 
-  grpc::ServerUnaryReactor* ModelConfig(grpc::CallbackServerContext* context,
-                                        const inference::ModelConfigRequest* request,
-                                        inference::ModelConfigResponse* response) override {
-    grpc::Status found = Find(request->name(), request->version());
-    if (found.ok()) *response->mutable_config() = model_.config();
-    return Reply(context, found);
+  void ModelMetadata(Call<inference::ModelMetadataRequest, inference::ModelMetadataResponse>& call) {
+    grpc::Status found = Find(call.request().name(), call.request().version());
+    if (found.ok()) protocol::EncodeModelMetadata(model_.metadata(), call.response());
+    call.Finish(found);
   }
 
-  grpc::ServerUnaryReactor* ModelStatistics(grpc::CallbackServerContext* context,
-                                            const inference::ModelStatisticsRequest* request,
-                                            inference::ModelStatisticsResponse* response) override {
+  void ModelConfig(Call<inference::ModelConfigRequest, inference::ModelConfigResponse>& call) {
+    grpc::Status found = Find(call.request().name(), call.request().version());
+    if (found.ok()) *call.response().mutable_config() = model_.config();
+    call.Finish(found);
+  }
+
+  void ModelStatistics(
+      Call<inference::ModelStatisticsRequest, inference::ModelStatisticsResponse>& call) {
+    const auto& request = call.request();
     // As Triton: an empty name means every model.
     grpc::Status found =
-        request->name().empty() ? grpc::Status::OK : Find(request->name(), request->version());
+        request.name().empty() ? grpc::Status::OK : Find(request.name(), request.version());
     if (found.ok()) {
       const quiver::ModelStatistics stats = model_.Statistics();
-      protocol::EncodeStatistics({&stats, 1}, *response);
+      protocol::EncodeStatistics({&stats, 1}, call.response());
     }
-    return Reply(context, found);
+    call.Finish(found);
   }
 
-  grpc::ServerUnaryReactor* ModelInfer(grpc::CallbackServerContext* context,
-                                       const inference::ModelInferRequest* request,
-                                       inference::ModelInferResponse* response) override {
-    grpc::Status status = Find(request->model_name(), request->model_version());
-    if (status.ok()) status = Echo(*request, *response);
+  void ModelInfer(Call<inference::ModelInferRequest, inference::ModelInferResponse>& call) {
+    const auto& request = call.request();
+    grpc::Status status = Find(request.model_name(), request.model_version());
+    if (status.ok()) status = Echo(request, call.response());
     if (status.ok()) {
       model_.CountRequest();
     } else {
-      response->Clear();
+      call.response().Clear();
     }
-    return Reply(context, status);
+    call.Finish(status);
   }
 
  private:
@@ -139,12 +207,14 @@ class EchoGrpcService final : public inference::GRPCInferenceService::CallbackSe
   }
 
   EchoModel& model_;
+  Async async_;
 };
 
 EchoGrpcServer::EchoGrpcServer(EchoModel& model, std::string address, int port)
     : address_(std::move(address)),
       requested_port_(port),
-      service_(std::make_unique<EchoGrpcService>(model)) {}
+      service_(std::make_unique<EchoGrpcService>(model)),
+      calls_(std::make_unique<GrpcCallCounter>()) {}
 
 EchoGrpcServer::~EchoGrpcServer() { Stop(); }
 
@@ -153,17 +223,34 @@ Status EchoGrpcServer::Start() {
   if (started_) return Status::InvalidArgument("the echo gRPC server can be started only once");
   const std::string requested = JoinHostPort(address_, requested_port_);
   int bound_port = 0;
-  // frontend::GrpcServer's settings: no message size limit, no SO_REUSEPORT.
+  // frontend::GrpcServer's settings: no message size limit, no SO_REUSEPORT, as many queue
+  // threads.
   grpc::ServerBuilder builder;
   builder.AddListeningPort(requested, grpc::InsecureServerCredentials(), &bound_port);
   builder.SetMaxReceiveMessageSize(std::numeric_limits<int>::max());
   builder.SetMaxSendMessageSize(std::numeric_limits<int>::max());
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
-  builder.RegisterService(service_.get());
+  builder.RegisterService(service_->service());
+  std::vector<std::unique_ptr<grpc::ServerCompletionQueue>> queues;
+  for (int i = 0; i < frontend::DefaultGrpcThreads(); ++i) {
+    queues.push_back(builder.AddCompletionQueue());
+  }
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || bound_port == 0) {
     return Status::Unavailable("echo gRPC server cannot listen on " + requested);
   }
+  methods_ = service_->Methods(*calls_);
+  for (auto& queue : queues) {
+    for (auto& method : methods_) {
+      for (int i = 0; i < method->pending_per_queue; ++i) method->Arm(queue.get());
+    }
+    threads_.emplace_back([q = queue.get()] {
+      void* tag = nullptr;
+      bool ok = false;
+      while (q->Next(&tag, &ok)) static_cast<frontend::GrpcTag*>(tag)->Proceed(ok);
+    });
+  }
+  queues_ = std::move(queues);
   server_ = std::move(server);
   port_ = bound_port;
   started_ = true;
@@ -178,7 +265,9 @@ void EchoGrpcServer::Stop() {
   }
   if (server == nullptr) return;
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
-  server->Wait();
+  calls_->WaitForZero();  // every call answers at once: no call outlives the shutdown long
+  for (auto& queue : queues_) queue->Shutdown();
+  for (auto& thread : threads_) thread.join();
 }
 
 int EchoGrpcServer::port() const {

@@ -1,6 +1,7 @@
 #pragma once
 // EchoGrpcServer: KServe v2 gRPC without an engine, for quiver_echo_server. Same gRPC
-// library, callback API, generated service and server settings as frontend::GrpcServer;
+// library, async API, queue threads, generated service and server settings as
+// frontend::GrpcServer;
 // ModelInfer returns each input as an output (EchoModel::OutputName) with the same
 // datatype, shape and bytes. Enough of the rest (live/ready, server and model metadata,
 // model config, statistics) for NVIDIA perf_analyzer and tritonclient.
@@ -8,13 +9,21 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "bench/echo_model.h"
 #include "core/status.h"
 
 namespace grpc {
 class Server;
+class ServerCompletionQueue;
 }  // namespace grpc
+
+namespace quiver::frontend {
+class GrpcCallCounter;
+class GrpcMethod;
+}  // namespace quiver::frontend
 
 namespace quiver::bench {
 
@@ -41,6 +50,10 @@ class EchoGrpcServer {
   const std::string address_;
   const int requested_port_;
   std::unique_ptr<EchoGrpcService> service_;
+  std::unique_ptr<frontend::GrpcCallCounter> calls_;
+  std::vector<std::unique_ptr<frontend::GrpcMethod>> methods_;
+  std::vector<std::unique_ptr<grpc::ServerCompletionQueue>> queues_;  // set by Start
+  std::vector<std::thread> threads_;                                  // set by Start
 
   mutable std::mutex mutex_;
   std::unique_ptr<grpc::Server> server_;  // guarded by mutex_

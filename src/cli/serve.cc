@@ -88,6 +88,12 @@ CLI::App* AddServeCommand(CLI::App& app, ServeOptions& o) {
   serve->add_option("--grpc-port", o.grpc_port, "0 = ephemeral")
       ->check(CLI::Range(0, 65535))
       ->capture_default_str();
+  serve
+      ->add_option("--grpc-thread-count", o.grpc_thread_count,
+                   "gRPC threads, one completion queue each (0 = 1 below 16 hardware threads, "
+                   "then one per 8, at most 4)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
 
   serve->add_option("--allow-metrics", o.allow_metrics, "serve Prometheus metrics")
       ->capture_default_str();
@@ -179,6 +185,7 @@ int RunServe(const ServeOptions& o) {
     grpc_options.address = o.grpc_address;
     grpc_options.port = o.grpc_port;
     grpc_options.shutdown_grace = exit_timeout;
+    grpc_options.threads = o.grpc_thread_count;
     grpc = std::make_unique<frontend::GrpcServer>(*engine, shm, grpc_options);
     if (Status s = grpc->Start(); !s.ok()) {
       spdlog::error("gRPC server: {}", s.ToString());

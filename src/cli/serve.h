@@ -35,7 +35,8 @@ struct ServeOptions {
 
   bool allow_grpc = true;
   std::string grpc_address = "127.0.0.1";
-  int grpc_port = 8001;  // 0 = ephemeral
+  int grpc_port = 8001;       // 0 = ephemeral
+  int grpc_thread_count = 0;  // 0 = frontend::DefaultGrpcThreads()
 
   bool allow_metrics = true;
   std::string metrics_address = "127.0.0.1";

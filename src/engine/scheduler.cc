@@ -162,6 +162,7 @@ void Scheduler::Enqueue(InferRequest request, int64_t batch_size, InferCallback 
     return;
   }
   const bool run_inline = queue_.empty() && !idle_.empty() && tls_callback_depth == 0 &&
+                          (!request.caller_serves_io || ExecutionsAreShort()) &&
                           (!batching_ || (!request.queue_for_batching &&
                                           (options_.max_queue_delay_us == 0 ||
                                            policy_->DispatchesAlone(batch_size))));
@@ -441,6 +442,18 @@ Status SplitOutputs(std::vector<Tensor>& outputs, std::span<const int64_t> sizes
 
 }  // namespace
 
+bool Scheduler::ExecutionsAreShort() const {
+  const int64_t mean = recent_execution_ns_.load(std::memory_order_relaxed);
+  return mean >= 0 && static_cast<uint64_t>(mean) <= options_.inline_limit_us * 1000;
+}
+
+void Scheduler::RecordExecutionTime(Clock::Duration duration) {
+  const auto ns = static_cast<int64_t>(Nanos(duration));
+  const int64_t mean = recent_execution_ns_.load(std::memory_order_relaxed);
+  // Weight 1/8: a model that turns slow stops running inline after a few executions.
+  recent_execution_ns_.store(mean < 0 ? ns : mean + (ns - mean) / 8, std::memory_order_relaxed);
+}
+
 void Scheduler::RunBatch(Instance& instance, std::span<Pending* const> batch) {
   const size_t n = batch.size();
   const Clock::TimePoint start = clock_->Now();
@@ -474,6 +487,7 @@ void Scheduler::RunBatch(Instance& instance, std::span<Pending* const> batch) {
     status = Status::Internal("backend threw a non-standard exception");
   }
   const Clock::TimePoint exec_end = clock_->Now();
+  RecordExecutionTime(exec_end - start);
   ReleaseInstance(instance);
 
   if (!status.ok()) {

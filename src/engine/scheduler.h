@@ -6,8 +6,10 @@
 // Threads: one worker per instance, plus one timer thread when the model can have
 // batching delays or queue timeouts (it expires timed-out requests and flushes batches
 // whose delay ran out, independently of busy instances). A request that finds an idle
-// instance, an empty queue and nothing to wait for runs inline on the caller's thread.
+// instance, an empty queue and nothing to wait for runs inline on the caller's thread
+// (for a frontend's I/O thread, only while the model's executions are short).
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -41,6 +43,12 @@ struct SchedulerOptions {
   bool allow_timeout_override = false;
   uint32_t max_queue_size = 0;            // 0: unbounded
   std::vector<std::string> output_names;  // all outputs of the model, config order
+  // A request from a frontend's I/O thread (InferRequest::caller_serves_io) runs inline only
+  // while the recent mean execution time is at most this; before the first execution it is
+  // unknown and counts as long. Below it a hand-off to the instance's worker (two wake-ups,
+  // ~10-20 us) would be a visible share of the request; above it, it is not, and an I/O
+  // thread that serves other connections is never held longer.
+  uint64_t inline_limit_us = 1000;
   // From a normalized config (dynamic_batching + default_queue_policy + outputs).
   // timeout_action DELAY, priorities and per-priority policies are not supported and
   // are ignored (REJECT semantics).
@@ -100,6 +108,9 @@ class Scheduler {
   // Makes the timer thread re-plan if `t` is earlier than the time it sleeps until.
   void WakeTimerLocked(Clock::TimePoint t);
   void ReleaseInstance(Instance& instance);
+  // Whether the recent executions were short enough for an I/O thread (inline_limit_us).
+  bool ExecutionsAreShort() const;
+  void RecordExecutionTime(Clock::Duration duration);
   // Removes timed-out requests from the queue into `expired`; returns the earliest
   // deadline still pending.
   Clock::TimePoint ExpireLocked(Clock::TimePoint now,
@@ -151,6 +162,9 @@ class Scheduler {
   bool delivering_ = false;      // guarded by mutex_
 
   size_t in_flight_ = 0;          // guarded by mutex_; accepted, callback not returned
+  // Moving mean of a batch's execution time in ns (-1: none yet); see inline_limit_us.
+  // Updated by every execution without a lock: a lost update only delays the mean.
+  std::atomic<int64_t> recent_execution_ns_{-1};
   size_t executing_batches_ = 0;  // guarded by mutex_; dispatched, not yet delivered
   int waiters_ = 0;               // guarded by mutex_; threads waiting on idle_cv_
 

@@ -802,5 +802,45 @@ TEST_F(SchedulerTest, QueuesRequestMarkedForBatchingInsteadOfRunningInline) {
   EXPECT_EQ(collector_.size(), 4u);
 }
 
+// caller_serves_io (a network frontend's thread): such a request runs inline only while the
+// model's executions are known to be short, so a long model never holds an I/O thread.
+TEST_F(SchedulerTest, IoThreadRunsOnlyShortExecutionsInline) {
+  Scheduler& s = Make(Options());  // inline_limit_us: 1000
+  auto from_io = [](const char* key) {
+    InferRequest request = MakeRequest(key, 0, 1);
+    request.caller_serves_io = true;
+    return request;
+  };
+  // Nothing measured yet: to the worker, and Enqueue returns while it executes.
+  backend_.CloseGate();
+  s.Enqueue(from_io("unknown"), 0, collector_.Callback("unknown"));
+  backend_.WaitForBlocked(1);
+  EXPECT_EQ(collector_.size(), 0u);
+  clock_->Advance(std::chrono::milliseconds(2));  // this execution takes 2 ms
+  backend_.OpenGate();
+  s.WaitIdleForTest();
+  ASSERT_EQ(collector_.size(), 1u);
+
+  // 2 ms measured: still to the worker.
+  backend_.CloseGate();
+  s.Enqueue(from_io("long"), 0, collector_.Callback("long"));
+  backend_.WaitForBlocked(1);
+  EXPECT_EQ(collector_.size(), 1u);
+  backend_.OpenGate();
+  s.WaitIdleForTest();
+  ASSERT_EQ(collector_.size(), 2u);
+
+  // Instant executions (this thread's own calls run inline) bring the mean under 1 ms...
+  for (int i = 0; i < 16; ++i) {
+    const std::string key = "quick" + std::to_string(i);
+    s.Enqueue(MakeRequest(key, 0, 1), 0, collector_.Callback(key));
+  }
+  ASSERT_EQ(collector_.size(), 18u);
+  // ...and then an I/O thread's request runs inline too: answered before Enqueue returns.
+  s.Enqueue(from_io("short"), 0, collector_.Callback("short"));
+  EXPECT_EQ(collector_.size(), 19u);
+  EXPECT_TRUE(collector_.Get("short").ok());
+}
+
 }  // namespace
 }  // namespace quiver::engine

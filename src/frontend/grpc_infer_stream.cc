@@ -16,11 +16,34 @@ inference::ModelStreamInferResponse ErrorResponse(const std::string& id, const S
 
 }  // namespace
 
-GrpcInferStream::GrpcInferStream(GrpcFrontendState& state, std::string tenant)
-    : state_(state),
-      tenant_(std::move(tenant)),
-      reading_(std::make_shared<inference::ModelInferRequest>()) {
-  StartRead(reading_.get());
+void GrpcInferStreamMethod::Arm(grpc::ServerCompletionQueue* cq) { new GrpcInferStream(*this, cq); }
+
+GrpcInferStream::GrpcInferStream(GrpcInferStreamMethod& method, grpc::ServerCompletionQueue* cq)
+    : method_(method), state_(method.state_), cq_(cq), stream_(&context_) {
+  method_.counter_.Add();
+  method_.service_.RequestModelStreamInfer(&context_, &stream_, cq_, cq_, &arrived_tag_);
+}
+
+GrpcInferStream::~GrpcInferStream() { method_.counter_.Remove(); }
+
+void GrpcInferStream::OnArrived(bool ok) {
+  if (!ok) {  // shutting down: no stream arrived
+    delete this;
+    return;
+  }
+  method_.Arm(cq_);  // wait for the next stream while this one runs
+  auto tenant = Authenticate(state_, context_);
+  if (!tenant.ok()) {  // refused at its start: finish at once, read nothing
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      finished_ = true;
+    }
+    stream_.Finish(protocol::ToGrpcStatus(tenant.status()), &finish_tag_);
+    return;
+  }
+  tenant_ = std::move(tenant).value();
+  reading_ = std::make_shared<inference::ModelInferRequest>();
+  stream_.Read(reading_.get(), &read_tag_);
 }
 
 void GrpcInferStream::OnReadDone(bool ok) {
@@ -39,7 +62,7 @@ void GrpcInferStream::OnReadDone(bool ok) {
   std::shared_ptr<const inference::ModelInferRequest> request = std::move(reading_);
   // Read the next request while this one runs. in_flight_ > 0 keeps the call open.
   reading_ = std::make_shared<inference::ModelInferRequest>();
-  StartRead(reading_.get());
+  stream_.Read(reading_.get(), &read_tag_);
   Process(seq, std::move(request));
 }
 
@@ -55,6 +78,7 @@ void GrpcInferStream::Process(uint64_t seq,
     return;
   }
   decoded->request.tenant = tenant_;
+  decoded->request.caller_serves_io = true;
   state_.service.Infer(std::move(decoded->request), [this, seq, request,
                                                      shm_outputs = std::move(decoded->shm_outputs)](
                                                         Result<InferResponse> result) {
@@ -98,7 +122,7 @@ void GrpcInferStream::Pump(std::unique_lock<std::mutex>& lock) {
       ++next_write_seq_;
       writing_ = true;
       lock.unlock();
-      StartWrite(&writing_msg_);
+      stream_.Write(writing_msg_, &write_tag_);
       return;
     }
     return;  // ordered: wait for the earlier request to complete
@@ -107,11 +131,13 @@ void GrpcInferStream::Pump(std::unique_lock<std::mutex>& lock) {
     finished_ = true;
     const bool failed = write_failed_;
     lock.unlock();
-    Finish(failed ? grpc::Status(grpc::StatusCode::CANCELLED, "the stream was cancelled")
-                  : grpc::Status::OK);
+    stream_.Finish(failed ? grpc::Status(grpc::StatusCode::CANCELLED, "the stream was cancelled")
+                          : grpc::Status::OK,
+                   &finish_tag_);
   }
 }
 
-void GrpcInferStream::OnDone() { delete this; }
+// Finish was the call's last operation (no read or write is outstanding by then).
+void GrpcInferStream::OnFinishDone(bool) { delete this; }
 
 }  // namespace quiver::frontend

@@ -12,23 +12,49 @@
 #include <mutex>
 #include <string>
 
+#include "frontend/grpc_async_call.h"
 #include "frontend/grpc_kserve_service.h"
 
 namespace quiver::frontend {
 
-// Owned by gRPC from construction to OnDone, where it deletes itself. Thread-safe: reads,
-// writes and InferenceService callbacks arrive on any thread.
-class GrpcInferStream final : public grpc::ServerBidiReactor<inference::ModelInferRequest,
-                                                             inference::ModelStreamInferResponse> {
+// ModelStreamInfer as a GrpcMethod: each Arm waits for one more stream on the queue.
+class GrpcInferStreamMethod final : public GrpcMethod {
  public:
-  // `tenant`: the authenticated caller, set on every request of the stream.
-  GrpcInferStream(GrpcFrontendState& state, std::string tenant);
-
-  void OnReadDone(bool ok) override;
-  void OnWriteDone(bool ok) override;
-  void OnDone() override;
+  GrpcInferStreamMethod(GrpcKServeAsyncService& service, GrpcFrontendState& state,
+                        GrpcCallCounter& counter)
+      : service_(service), state_(state), counter_(counter) {}
+  void Arm(grpc::ServerCompletionQueue* cq) override;
 
  private:
+  friend class GrpcInferStream;
+  GrpcKServeAsyncService& service_;
+  GrpcFrontendState& state_;
+  GrpcCallCounter& counter_;
+};
+
+// Owns itself from Arm until its Finish completes (or its request comes back unanswered at
+// shutdown). Thread-safe: queue events arrive on the queue's thread, InferenceService
+// callbacks on any thread.
+class GrpcInferStream final {
+ public:
+  GrpcInferStream(GrpcInferStreamMethod& method, grpc::ServerCompletionQueue* cq);
+
+ private:
+  using Stream = grpc::ServerAsyncReaderWriter<inference::ModelStreamInferResponse,
+                                               inference::ModelInferRequest>;
+  // A queue tag that forwards its event to one member function.
+  struct Tag final : GrpcTag {
+    Tag(GrpcInferStream* s, void (GrpcInferStream::*f)(bool)) : stream(s), on(f) {}
+    void Proceed(bool ok) override { (stream->*on)(ok); }
+    GrpcInferStream* const stream;
+    void (GrpcInferStream::*const on)(bool);
+  };
+
+  ~GrpcInferStream();
+  void OnArrived(bool ok);
+  void OnReadDone(bool ok);
+  void OnWriteDone(bool ok);
+  void OnFinishDone(bool ok);
   // Starts request `seq` (decode + Infer); its answer arrives through Complete.
   void Process(uint64_t seq, std::shared_ptr<const inference::ModelInferRequest> request);
   void Complete(uint64_t seq, inference::ModelStreamInferResponse response);
@@ -36,10 +62,18 @@ class GrpcInferStream final : public grpc::ServerBidiReactor<inference::ModelInf
   // nothing is left. Releases the lock before calling into gRPC.
   void Pump(std::unique_lock<std::mutex>& lock);
 
+  GrpcInferStreamMethod& method_;
   GrpcFrontendState& state_;
-  const std::string tenant_;
-  // The message the outstanding read fills; touched only by the constructor and
-  // OnReadDone, which gRPC never runs concurrently.
+  grpc::ServerCompletionQueue* const cq_;
+  grpc::ServerContext context_;
+  Stream stream_;
+  Tag arrived_tag_{this, &GrpcInferStream::OnArrived};
+  Tag read_tag_{this, &GrpcInferStream::OnReadDone};
+  Tag write_tag_{this, &GrpcInferStream::OnWriteDone};
+  Tag finish_tag_{this, &GrpcInferStream::OnFinishDone};
+  std::string tenant_;  // set on arrival, before the first read
+  // The message the outstanding read fills; touched only on arrival and in OnReadDone,
+  // with one read outstanding at a time.
   std::shared_ptr<inference::ModelInferRequest> reading_;
 
   std::mutex mutex_;

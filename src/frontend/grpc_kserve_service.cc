@@ -8,48 +8,14 @@
 #include "protocol/grpc_raw_contents.h"
 
 namespace quiver::frontend {
-namespace {
 
 using protocol::ToGrpcStatus;
-
-// Finishes a unary RPC with gRPC's default reactor.
-grpc::ServerUnaryReactor* Reply(grpc::CallbackServerContext* context, const grpc::Status& status) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  reactor->Finish(status);
-  return reactor;
-}
-
-grpc::ServerUnaryReactor* Reply(grpc::CallbackServerContext* context, const Status& status) {
-  return Reply(context, ToGrpcStatus(status));
-}
-
-grpc::ServerUnaryReactor* ReplyOk(grpc::CallbackServerContext* context) {
-  return Reply(context, grpc::Status::OK);
-}
-
-// Finishes the call with UNAUTHENTICATED and returns its reactor when the caller may not
-// use the RPC; nullptr when it may.
-grpc::ServerUnaryReactor* Deny(const GrpcFrontendState& state,
-                               grpc::CallbackServerContext* context) {
-  if (!state.authenticator) return nullptr;
-  auto tenant = Authenticate(state, context);
-  return tenant.ok() ? nullptr : Reply(context, tenant.status());
-}
-
-// A stream refused at its start: finishes at once with `status`, reads nothing.
-class RefusedStream final : public grpc::ServerBidiReactor<inference::ModelInferRequest,
-                                                           inference::ModelStreamInferResponse> {
- public:
-  explicit RefusedStream(const Status& status) { Finish(ToGrpcStatus(status)); }
-  void OnDone() override { delete this; }
-};
-
-}  // namespace
+using Async = GrpcKServeAsyncService;
 
 Result<std::string> Authenticate(const GrpcFrontendState& state,
-                                 const grpc::CallbackServerContext* context) {
+                                 const grpc::ServerContextBase& context) {
   if (!state.authenticator) return std::string();
-  const auto& metadata = context->client_metadata();
+  const auto& metadata = context.client_metadata();
   auto it = metadata.find("authorization");
   const std::string_view value = it == metadata.end()
                                      ? std::string_view()
@@ -62,6 +28,38 @@ GrpcKServeService::GrpcKServeService(GrpcFrontendState& state) : state_(state) {
 }
 
 GrpcKServeService::~GrpcKServeService() { StopWorker(); }
+
+std::vector<std::unique_ptr<GrpcMethod>> GrpcKServeService::Methods(GrpcCallCounter& counter) {
+  std::vector<std::unique_ptr<GrpcMethod>> methods;
+  auto add = [&](auto request, auto handler) {
+    methods.push_back(MakeUnaryMethod(&async_, request, handler, counter));
+  };
+  add(&Async::RequestServerLive, [this](auto& call) { ServerLive(call); });
+  add(&Async::RequestServerReady, [this](auto& call) { ServerReady(call); });
+  add(&Async::RequestModelReady, [this](auto& call) { ModelReady(call); });
+  add(&Async::RequestServerMetadata, [this](auto& call) { ServerMetadata(call); });
+  add(&Async::RequestModelMetadata, [this](auto& call) { ModelMetadata(call); });
+  add(&Async::RequestModelInfer, [this](auto& call) { ModelInfer(call); });
+  methods.back()->pending_per_queue = 4;  // the busy one: spare requests under concurrency
+  add(&Async::RequestModelConfig, [this](auto& call) { ModelConfig(call); });
+  add(&Async::RequestModelStatistics, [this](auto& call) { ModelStatistics(call); });
+  add(&Async::RequestRepositoryIndex, [this](auto& call) { RepositoryIndex(call); });
+  add(&Async::RequestRepositoryModelLoad, [this](auto& call) { RepositoryModelLoad(call); });
+  add(&Async::RequestRepositoryModelUnload, [this](auto& call) { RepositoryModelUnload(call); });
+  add(&Async::RequestSystemSharedMemoryStatus,
+      [this](auto& call) { SystemSharedMemoryStatus(call); });
+  add(&Async::RequestSystemSharedMemoryRegister,
+      [this](auto& call) { SystemSharedMemoryRegister(call); });
+  add(&Async::RequestSystemSharedMemoryUnregister,
+      [this](auto& call) { SystemSharedMemoryUnregister(call); });
+  add(&Async::RequestCudaSharedMemoryStatus, [this](auto& call) { CudaSharedMemoryStatus(call); });
+  add(&Async::RequestCudaSharedMemoryRegister,
+      [this](auto& call) { CudaSharedMemoryRegister(call); });
+  add(&Async::RequestCudaSharedMemoryUnregister,
+      [this](auto& call) { CudaSharedMemoryUnregister(call); });
+  methods.push_back(std::make_unique<GrpcInferStreamMethod>(async_, state_, counter));
+  return methods;
+}
 
 void GrpcKServeService::StopWorker() {
   {
@@ -97,164 +95,152 @@ void GrpcKServeService::WorkerLoop() {
   }
 }
 
-grpc::ServerUnaryReactor* GrpcKServeService::ServerLive(grpc::CallbackServerContext* context,
-                                                        const inference::ServerLiveRequest*,
-                                                        inference::ServerLiveResponse* response) {
-  response->set_live(state_.service.Live());
-  return ReplyOk(context);
+template <class Req, class Resp>
+bool GrpcKServeService::Denied(Call<Req, Resp>& call) {
+  if (!state_.authenticator) return false;
+  auto tenant = Authenticate(state_, call.context());
+  if (tenant.ok()) return false;
+  call.Finish(ToGrpcStatus(tenant.status()));
+  return true;
 }
 
-grpc::ServerUnaryReactor* GrpcKServeService::ServerReady(grpc::CallbackServerContext* context,
-                                                         const inference::ServerReadyRequest*,
-                                                         inference::ServerReadyResponse* response) {
-  response->set_ready(state_.accepting.load() && state_.service.Ready());
-  return ReplyOk(context);
+void GrpcKServeService::ServerLive(
+    Call<inference::ServerLiveRequest, inference::ServerLiveResponse>& call) {
+  call.response().set_live(state_.service.Live());
+  call.Finish(grpc::Status::OK);
 }
 
-grpc::ServerUnaryReactor* GrpcKServeService::ModelReady(grpc::CallbackServerContext* context,
-                                                        const inference::ModelReadyRequest* request,
-                                                        inference::ModelReadyResponse* response) {
-  if (auto* denied = Deny(state_, context)) return denied;
-  response->set_ready(state_.service.ModelReady(request->name(), request->version()));
-  return ReplyOk(context);
+void GrpcKServeService::ServerReady(
+    Call<inference::ServerReadyRequest, inference::ServerReadyResponse>& call) {
+  call.response().set_ready(state_.accepting.load() && state_.service.Ready());
+  call.Finish(grpc::Status::OK);
 }
 
-grpc::ServerUnaryReactor* GrpcKServeService::ServerMetadata(
-    grpc::CallbackServerContext* context, const inference::ServerMetadataRequest*,
-    inference::ServerMetadataResponse* response) {
-  if (auto* denied = Deny(state_, context)) return denied;
+void GrpcKServeService::ModelReady(
+    Call<inference::ModelReadyRequest, inference::ModelReadyResponse>& call) {
+  if (Denied(call)) return;
+  const auto& request = call.request();
+  call.response().set_ready(state_.service.ModelReady(request.name(), request.version()));
+  call.Finish(grpc::Status::OK);
+}
+
+void GrpcKServeService::ServerMetadata(
+    Call<inference::ServerMetadataRequest, inference::ServerMetadataResponse>& call) {
+  if (Denied(call)) return;
   auto metadata = state_.service.GetServerMetadata();
-  if (!metadata.ok()) return Reply(context, metadata.status());
+  if (!metadata.ok()) return call.Finish(ToGrpcStatus(metadata.status()));
   // The shared-memory extension is this frontend's, whatever the service provides.
   auto& extensions = metadata->extensions;
   if (std::find(extensions.begin(), extensions.end(), "system_shared_memory") == extensions.end()) {
     extensions.push_back("system_shared_memory");
   }
-  protocol::EncodeServerMetadata(*metadata, *response);
-  return ReplyOk(context);
+  protocol::EncodeServerMetadata(*metadata, call.response());
+  call.Finish(grpc::Status::OK);
 }
 
-grpc::ServerUnaryReactor* GrpcKServeService::ModelMetadata(
-    grpc::CallbackServerContext* context, const inference::ModelMetadataRequest* request,
-    inference::ModelMetadataResponse* response) {
-  if (auto* denied = Deny(state_, context)) return denied;
-  auto metadata = state_.service.GetModelMetadata(request->name(), request->version());
-  if (!metadata.ok()) return Reply(context, metadata.status());
-  protocol::EncodeModelMetadata(*metadata, *response);
-  return ReplyOk(context);
+void GrpcKServeService::ModelMetadata(
+    Call<inference::ModelMetadataRequest, inference::ModelMetadataResponse>& call) {
+  if (Denied(call)) return;
+  const auto& request = call.request();
+  auto metadata = state_.service.GetModelMetadata(request.name(), request.version());
+  if (!metadata.ok()) return call.Finish(ToGrpcStatus(metadata.status()));
+  protocol::EncodeModelMetadata(*metadata, call.response());
+  call.Finish(grpc::Status::OK);
 }
 
-grpc::ServerUnaryReactor* GrpcKServeService::ModelInfer(grpc::CallbackServerContext* context,
-                                                        const grpc::ByteBuffer* request,
-                                                        grpc::ByteBuffer* response) {
+void GrpcKServeService::ModelInfer(Call<grpc::ByteBuffer, grpc::ByteBuffer>& call) {
   if (!state_.accepting.load()) {
-    return Reply(context, Status::Unavailable("the server is shutting down"));
+    return call.Finish(ToGrpcStatus(Status::Unavailable("the server is shutting down")));
   }
-  auto tenant = Authenticate(state_, context);
-  if (!tenant.ok()) return Reply(context, tenant.status());
+  auto tenant = Authenticate(state_, call.context());
+  if (!tenant.ok()) return call.Finish(ToGrpcStatus(tenant.status()));
   // Parse as gRPC would for a typed method, into a message that decoded inputs can share.
   auto message = std::make_shared<inference::ModelInferRequest>();
   {
-    grpc::ByteBuffer bytes(*request);  // shares the slices, no copy; parsing consumes it
+    grpc::ByteBuffer bytes(call.request());  // shares the slices, no copy; parsing consumes it
     grpc::Status parsed =
         grpc::SerializationTraits<inference::ModelInferRequest>::Deserialize(&bytes, message.get());
-    if (!parsed.ok()) return Reply(context, parsed);
+    if (!parsed.ok()) return call.Finish(parsed);
   }
   auto decoded = protocol::DecodeInferRequest(std::move(message), &state_.shm);
-  if (!decoded.ok()) return Reply(context, decoded.status());
+  if (!decoded.ok()) return call.Finish(ToGrpcStatus(decoded.status()));
   decoded->request.tenant = std::move(tenant).value();
+  decoded->request.caller_serves_io = true;
 
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  // `response` and `reactor` stay valid until Finish; nothing touches them after it.
-  state_.service.Infer(std::move(decoded->request), [reactor, response,
-                                                     shm_outputs = std::move(decoded->shm_outputs)](
-                                                        Result<InferResponse> result) {
-    if (!result.ok()) {
-      reactor->Finish(ToGrpcStatus(result.status()));
-      return;
-    }
-    Status status = protocol::SerializeInferResponse(*result, shm_outputs, *response);
-    if (!status.ok()) response->Clear();
-    reactor->Finish(ToGrpcStatus(status));
-  });
-  return reactor;
+  // The call stays valid until its Finish; nothing touches it after that.
+  state_.service.Infer(std::move(decoded->request),
+                       [&call, shm_outputs = std::move(decoded->shm_outputs)](
+                           Result<InferResponse> result) {
+                         if (!result.ok()) return call.Finish(ToGrpcStatus(result.status()));
+                         Status status = protocol::SerializeInferResponse(*result, shm_outputs,
+                                                                          call.response());
+                         if (!status.ok()) call.response().Clear();
+                         call.Finish(ToGrpcStatus(status));
+                       });
 }
 
-grpc::ServerBidiReactor<inference::ModelInferRequest, inference::ModelStreamInferResponse>*
-GrpcKServeService::ModelStreamInfer(grpc::CallbackServerContext* context) {
-  auto tenant = Authenticate(state_, context);
-  if (!tenant.ok()) return new RefusedStream(tenant.status());
-  return new GrpcInferStream(state_, std::move(tenant).value());
+void GrpcKServeService::ModelConfig(
+    Call<inference::ModelConfigRequest, inference::ModelConfigResponse>& call) {
+  if (Denied(call)) return;
+  const auto& request = call.request();
+  auto config = state_.service.GetModelConfig(request.name(), request.version());
+  if (!config.ok()) return call.Finish(ToGrpcStatus(config.status()));
+  *call.response().mutable_config() = std::move(config).value();
+  call.Finish(grpc::Status::OK);
 }
 
-grpc::ServerUnaryReactor* GrpcKServeService::ModelConfig(
-    grpc::CallbackServerContext* context, const inference::ModelConfigRequest* request,
-    inference::ModelConfigResponse* response) {
-  if (auto* denied = Deny(state_, context)) return denied;
-  auto config = state_.service.GetModelConfig(request->name(), request->version());
-  if (!config.ok()) return Reply(context, config.status());
-  *response->mutable_config() = std::move(config).value();
-  return ReplyOk(context);
+void GrpcKServeService::ModelStatistics(
+    Call<inference::ModelStatisticsRequest, inference::ModelStatisticsResponse>& call) {
+  if (Denied(call)) return;
+  const auto& request = call.request();
+  auto stats = state_.service.GetStatistics(request.name(), request.version());
+  if (!stats.ok()) return call.Finish(ToGrpcStatus(stats.status()));
+  protocol::EncodeStatistics(*stats, call.response());
+  call.Finish(grpc::Status::OK);
 }
 
-grpc::ServerUnaryReactor* GrpcKServeService::ModelStatistics(
-    grpc::CallbackServerContext* context, const inference::ModelStatisticsRequest* request,
-    inference::ModelStatisticsResponse* response) {
-  if (auto* denied = Deny(state_, context)) return denied;
-  auto stats = state_.service.GetStatistics(request->name(), request->version());
-  if (!stats.ok()) return Reply(context, stats.status());
-  protocol::EncodeStatistics(*stats, *response);
-  return ReplyOk(context);
-}
-
-grpc::ServerUnaryReactor* GrpcKServeService::RepositoryIndex(
-    grpc::CallbackServerContext* context, const inference::RepositoryIndexRequest* request,
-    inference::RepositoryIndexResponse* response) {
-  if (auto* denied = Deny(state_, context)) return denied;
+void GrpcKServeService::RepositoryIndex(
+    Call<inference::RepositoryIndexRequest, inference::RepositoryIndexResponse>& call) {
+  if (Denied(call)) return;
   auto index = state_.service.Index();
-  if (!index.ok()) return Reply(context, index.status());
-  protocol::EncodeRepositoryIndex(*index, request->ready(), *response);
-  return ReplyOk(context);
+  if (!index.ok()) return call.Finish(ToGrpcStatus(index.status()));
+  protocol::EncodeRepositoryIndex(*index, call.request().ready(), call.response());
+  call.Finish(grpc::Status::OK);
 }
 
-grpc::ServerUnaryReactor* GrpcKServeService::RepositoryModelLoad(
-    grpc::CallbackServerContext* context, const inference::RepositoryModelLoadRequest* request,
-    inference::RepositoryModelLoadResponse*) {
-  if (auto* denied = Deny(state_, context)) return denied;
-  for (const auto& [key, value] : request->parameters()) {
+void GrpcKServeService::RepositoryModelLoad(
+    Call<inference::RepositoryModelLoadRequest, inference::RepositoryModelLoadResponse>& call) {
+  if (Denied(call)) return;
+  for (const auto& [key, value] : call.request().parameters()) {
     if (key == "config" || key.rfind("file:", 0) == 0) {
-      return Reply(context, Status::Unsupported("load parameter '" + key +
-                                                "' (model override) is not supported"));
+      return call.Finish(ToGrpcStatus(
+          Status::Unsupported("load parameter '" + key + "' (model override) is not supported")));
     }
   }
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  RunBlocking([this, reactor, model = request->model_name()] {
-    reactor->Finish(ToGrpcStatus(state_.service.Load(model)));
+  RunBlocking([this, &call] {
+    call.Finish(ToGrpcStatus(state_.service.Load(call.request().model_name())));
   });
-  return reactor;
 }
 
-grpc::ServerUnaryReactor* GrpcKServeService::RepositoryModelUnload(
-    grpc::CallbackServerContext* context, const inference::RepositoryModelUnloadRequest* request,
-    inference::RepositoryModelUnloadResponse*) {
-  if (auto* denied = Deny(state_, context)) return denied;
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  RunBlocking([this, reactor, model = request->model_name()] {
-    Status status = state_.service.Unload(model);
+void GrpcKServeService::RepositoryModelUnload(
+    Call<inference::RepositoryModelUnloadRequest, inference::RepositoryModelUnloadResponse>&
+        call) {
+  if (Denied(call)) return;
+  RunBlocking([this, &call] {
+    Status status = state_.service.Unload(call.request().model_name());
     // As Triton: unloading a model that is not loaded (or not known) succeeds.
     if (status.code() == StatusCode::kNotFound) status = Status::Ok();
-    reactor->Finish(ToGrpcStatus(status));
+    call.Finish(ToGrpcStatus(status));
   });
-  return reactor;
 }
 
-grpc::ServerUnaryReactor* GrpcKServeService::SystemSharedMemoryStatus(
-    grpc::CallbackServerContext* context, const inference::SystemSharedMemoryStatusRequest* request,
-    inference::SystemSharedMemoryStatusResponse* response) {
-  if (auto* denied = Deny(state_, context)) return denied;
-  auto regions = state_.shm.Regions(request->name());
-  if (!regions.ok()) return Reply(context, regions.status());
-  auto& out = *response->mutable_regions();
+void GrpcKServeService::SystemSharedMemoryStatus(
+    Call<inference::SystemSharedMemoryStatusRequest, inference::SystemSharedMemoryStatusResponse>&
+        call) {
+  if (Denied(call)) return;
+  auto regions = state_.shm.Regions(call.request().name());
+  if (!regions.ok()) return call.Finish(ToGrpcStatus(regions.status()));
+  auto& out = *call.response().mutable_regions();
   for (const auto& r : *regions) {
     auto& status = out[r.name];
     status.set_name(r.name);
@@ -262,54 +248,55 @@ grpc::ServerUnaryReactor* GrpcKServeService::SystemSharedMemoryStatus(
     status.set_offset(r.offset);
     status.set_byte_size(r.byte_size);
   }
-  return ReplyOk(context);
+  call.Finish(grpc::Status::OK);
 }
 
-grpc::ServerUnaryReactor* GrpcKServeService::SystemSharedMemoryRegister(
-    grpc::CallbackServerContext* context,
-    const inference::SystemSharedMemoryRegisterRequest* request,
-    inference::SystemSharedMemoryRegisterResponse*) {
-  if (auto* denied = Deny(state_, context)) return denied;
-  return Reply(context, state_.shm.RegisterSystem(request->name(), request->key(),
-                                                  request->offset(), request->byte_size()));
+void GrpcKServeService::SystemSharedMemoryRegister(
+    Call<inference::SystemSharedMemoryRegisterRequest,
+         inference::SystemSharedMemoryRegisterResponse>& call) {
+  if (Denied(call)) return;
+  const auto& request = call.request();
+  call.Finish(ToGrpcStatus(state_.shm.RegisterSystem(request.name(), request.key(),
+                                                     request.offset(), request.byte_size())));
 }
 
-grpc::ServerUnaryReactor* GrpcKServeService::SystemSharedMemoryUnregister(
-    grpc::CallbackServerContext* context,
-    const inference::SystemSharedMemoryUnregisterRequest* request,
-    inference::SystemSharedMemoryUnregisterResponse*) {
-  if (auto* denied = Deny(state_, context)) return denied;
-  Status status = state_.shm.Unregister(request->name());
+void GrpcKServeService::SystemSharedMemoryUnregister(
+    Call<inference::SystemSharedMemoryUnregisterRequest,
+         inference::SystemSharedMemoryUnregisterResponse>& call) {
+  if (Denied(call)) return;
+  Status status = state_.shm.Unregister(call.request().name());
   // As Triton: unregistering a region that is not registered succeeds.
   if (status.code() == StatusCode::kNotFound) status = Status::Ok();
-  return Reply(context, status);
+  call.Finish(ToGrpcStatus(status));
 }
 
 // This server has no CUDA: as a Triton built without GPU support, the status lists no region,
 // unregistering succeeds (there is nothing to unregister) and registering is refused with
 // Triton's words. Clients that clean up with unregister_cuda_shared_memory() keep working.
-grpc::ServerUnaryReactor* GrpcKServeService::CudaSharedMemoryStatus(
-    grpc::CallbackServerContext* context, const inference::CudaSharedMemoryStatusRequest* request,
-    inference::CudaSharedMemoryStatusResponse*) {
-  if (auto* denied = Deny(state_, context)) return denied;
-  if (request->name().empty()) return ReplyOk(context);
-  return Reply(context, Status::NotFound("Unable to find cuda shared memory region: '" +
-                                         request->name() + "'"));
+void GrpcKServeService::CudaSharedMemoryStatus(
+    Call<inference::CudaSharedMemoryStatusRequest, inference::CudaSharedMemoryStatusResponse>&
+        call) {
+  if (Denied(call)) return;
+  const std::string& name = call.request().name();
+  if (name.empty()) return call.Finish(grpc::Status::OK);
+  call.Finish(ToGrpcStatus(
+      Status::NotFound("Unable to find cuda shared memory region: '" + name + "'")));
 }
 
-grpc::ServerUnaryReactor* GrpcKServeService::CudaSharedMemoryRegister(
-    grpc::CallbackServerContext* context, const inference::CudaSharedMemoryRegisterRequest* request,
-    inference::CudaSharedMemoryRegisterResponse*) {
-  if (auto* denied = Deny(state_, context)) return denied;
-  return Reply(context, Status::InvalidArgument("failed to register CUDA shared memory region: '" +
-                                                request->name() + "', GPUs not supported"));
+void GrpcKServeService::CudaSharedMemoryRegister(
+    Call<inference::CudaSharedMemoryRegisterRequest, inference::CudaSharedMemoryRegisterResponse>&
+        call) {
+  if (Denied(call)) return;
+  call.Finish(ToGrpcStatus(Status::InvalidArgument("failed to register CUDA shared memory region: '" +
+                                                   call.request().name() +
+                                                   "', GPUs not supported")));
 }
 
-grpc::ServerUnaryReactor* GrpcKServeService::CudaSharedMemoryUnregister(
-    grpc::CallbackServerContext* context, const inference::CudaSharedMemoryUnregisterRequest*,
-    inference::CudaSharedMemoryUnregisterResponse*) {
-  if (auto* denied = Deny(state_, context)) return denied;
-  return ReplyOk(context);
+void GrpcKServeService::CudaSharedMemoryUnregister(
+    Call<inference::CudaSharedMemoryUnregisterRequest,
+         inference::CudaSharedMemoryUnregisterResponse>& call) {
+  if (Denied(call)) return;
+  call.Finish(grpc::Status::OK);
 }
 
 }  // namespace quiver::frontend

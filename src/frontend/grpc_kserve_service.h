@@ -1,15 +1,19 @@
 #pragma once
-// GrpcKServeService: the handlers of inference.GRPCInferenceService (callback API) over
-// an InferenceService. GrpcFrontendState: what every handler of one server shares.
+// GrpcKServeService: the handlers of inference.GRPCInferenceService over an InferenceService,
+// on gRPC's completion-queue (async) API. GrpcFrontendState: what every handler of one server
+// shares.
 
 #include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <thread>
+#include <vector>
 
 #include "frontend/authenticator.h"
+#include "frontend/grpc_async_call.h"
 #include "frontend/shared_memory.h"
 #include "grpc_service.grpc.pb.h"
 #include "protocol/grpc_codec.h"
@@ -34,95 +38,83 @@ struct GrpcFrontendState {
 // The caller's tenant from the `authorization` metadata: "" with auth off (nothing is
 // read); UNAUTHENTICATED when auth is on and the bearer token is missing or wrong.
 Result<std::string> Authenticate(const GrpcFrontendState& state,
-                                 const grpc::CallbackServerContext* context);
+                                 const grpc::ServerContextBase& context);
 
-// Every RPC of the service. Quick calls answer inline on the gRPC thread; ModelInfer
-// finishes from the InferenceService callback; Load/Unload (which block until a model is
-// loaded) run on one worker thread so they never hold a gRPC thread.
-//
-// ModelInfer is a raw method (ByteBuffer in and out): the request is parsed here into a
-// shared message that decoded inputs borrow from, and the response is serialised straight
-// from the output Buffers (protocol::SerializeInferResponse), so tensor bytes are not copied
-// into the response message. The wire format is the ordinary ModelInferResponse.
-class GrpcKServeService final
-    : public inference::GRPCInferenceService::WithRawCallbackMethod_ModelInfer<
-          inference::GRPCInferenceService::CallbackService> {
+// Every method of the service; ModelInfer is raw (ByteBuffer in and out): the request is
+// parsed here into a shared message that decoded inputs borrow from, and the response is
+// serialised straight from the output Buffers (protocol::SerializeInferResponse), so tensor
+// bytes are not copied into the response message. The wire format is the ordinary
+// ModelInferResponse.
+using GrpcKServeAsyncService = inference::GRPCInferenceService::WithRawMethod_ModelInfer<
+    inference::GRPCInferenceService::AsyncService>;
+
+// Quick calls answer on the queue's thread; ModelInfer finishes from the InferenceService
+// callback (on that same thread when the model runs at once); Load/Unload (which block until
+// a model is loaded) run on one worker thread so they never hold a queue's thread.
+class GrpcKServeService {
  public:
   explicit GrpcKServeService(GrpcFrontendState& state);
   // Runs the queued Load/Unload work, then joins the worker.
-  ~GrpcKServeService() override;
+  ~GrpcKServeService();
+  GrpcKServeService(const GrpcKServeService&) = delete;
+  GrpcKServeService& operator=(const GrpcKServeService&) = delete;
+
+  // To register with the ServerBuilder.
+  grpc::Service* service() { return &async_; }
+  // Every method (ModelStreamInfer included), ready to arm on the server's queues. They
+  // must outlive the calls they make; `counter` counts those calls.
+  std::vector<std::unique_ptr<GrpcMethod>> Methods(GrpcCallCounter& counter);
 
   // Runs queued work to completion and joins the worker; later work runs inline.
   // Call after the grpc::Server has shut down.
   void StopWorker();
 
-  grpc::ServerUnaryReactor* ServerLive(grpc::CallbackServerContext* context,
-                                       const inference::ServerLiveRequest* request,
-                                       inference::ServerLiveResponse* response) override;
-  grpc::ServerUnaryReactor* ServerReady(grpc::CallbackServerContext* context,
-                                        const inference::ServerReadyRequest* request,
-                                        inference::ServerReadyResponse* response) override;
-  grpc::ServerUnaryReactor* ModelReady(grpc::CallbackServerContext* context,
-                                       const inference::ModelReadyRequest* request,
-                                       inference::ModelReadyResponse* response) override;
-  grpc::ServerUnaryReactor* ServerMetadata(grpc::CallbackServerContext* context,
-                                           const inference::ServerMetadataRequest* request,
-                                           inference::ServerMetadataResponse* response) override;
-  grpc::ServerUnaryReactor* ModelMetadata(grpc::CallbackServerContext* context,
-                                          const inference::ModelMetadataRequest* request,
-                                          inference::ModelMetadataResponse* response) override;
-  // `request`: a serialised ModelInferRequest; `response` receives the serialised
-  // ModelInferResponse, which keeps shares of the output Buffers until gRPC has sent it.
-  grpc::ServerUnaryReactor* ModelInfer(grpc::CallbackServerContext* context,
-                                       const grpc::ByteBuffer* request,
-                                       grpc::ByteBuffer* response) override;
-  grpc::ServerBidiReactor<inference::ModelInferRequest, inference::ModelStreamInferResponse>*
-  ModelStreamInfer(grpc::CallbackServerContext* context) override;
-  grpc::ServerUnaryReactor* ModelConfig(grpc::CallbackServerContext* context,
-                                        const inference::ModelConfigRequest* request,
-                                        inference::ModelConfigResponse* response) override;
-  grpc::ServerUnaryReactor* ModelStatistics(grpc::CallbackServerContext* context,
-                                            const inference::ModelStatisticsRequest* request,
-                                            inference::ModelStatisticsResponse* response) override;
-  grpc::ServerUnaryReactor* RepositoryIndex(grpc::CallbackServerContext* context,
-                                            const inference::RepositoryIndexRequest* request,
-                                            inference::RepositoryIndexResponse* response) override;
-  grpc::ServerUnaryReactor* RepositoryModelLoad(
-      grpc::CallbackServerContext* context, const inference::RepositoryModelLoadRequest* request,
-      inference::RepositoryModelLoadResponse* response) override;
-  grpc::ServerUnaryReactor* RepositoryModelUnload(
-      grpc::CallbackServerContext* context, const inference::RepositoryModelUnloadRequest* request,
-      inference::RepositoryModelUnloadResponse* response) override;
-  grpc::ServerUnaryReactor* SystemSharedMemoryStatus(
-      grpc::CallbackServerContext* context,
-      const inference::SystemSharedMemoryStatusRequest* request,
-      inference::SystemSharedMemoryStatusResponse* response) override;
-  grpc::ServerUnaryReactor* SystemSharedMemoryRegister(
-      grpc::CallbackServerContext* context,
-      const inference::SystemSharedMemoryRegisterRequest* request,
-      inference::SystemSharedMemoryRegisterResponse* response) override;
-  grpc::ServerUnaryReactor* SystemSharedMemoryUnregister(
-      grpc::CallbackServerContext* context,
-      const inference::SystemSharedMemoryUnregisterRequest* request,
-      inference::SystemSharedMemoryUnregisterResponse* response) override;
-  grpc::ServerUnaryReactor* CudaSharedMemoryStatus(
-      grpc::CallbackServerContext* context, const inference::CudaSharedMemoryStatusRequest* request,
-      inference::CudaSharedMemoryStatusResponse* response) override;
-  grpc::ServerUnaryReactor* CudaSharedMemoryRegister(
-      grpc::CallbackServerContext* context,
-      const inference::CudaSharedMemoryRegisterRequest* request,
-      inference::CudaSharedMemoryRegisterResponse* response) override;
-  grpc::ServerUnaryReactor* CudaSharedMemoryUnregister(
-      grpc::CallbackServerContext* context,
-      const inference::CudaSharedMemoryUnregisterRequest* request,
-      inference::CudaSharedMemoryUnregisterResponse* response) override;
-
  private:
+  template <class Req, class Resp>
+  using Call = UnaryCall<Req, Resp>;
+
+  void ServerLive(Call<inference::ServerLiveRequest, inference::ServerLiveResponse>& call);
+  void ServerReady(Call<inference::ServerReadyRequest, inference::ServerReadyResponse>& call);
+  void ModelReady(Call<inference::ModelReadyRequest, inference::ModelReadyResponse>& call);
+  void ServerMetadata(
+      Call<inference::ServerMetadataRequest, inference::ServerMetadataResponse>& call);
+  void ModelMetadata(Call<inference::ModelMetadataRequest, inference::ModelMetadataResponse>& call);
+  // request(): a serialised ModelInferRequest; response() receives the serialised
+  // ModelInferResponse, which keeps shares of the output Buffers until gRPC has sent it.
+  void ModelInfer(Call<grpc::ByteBuffer, grpc::ByteBuffer>& call);
+  void ModelConfig(Call<inference::ModelConfigRequest, inference::ModelConfigResponse>& call);
+  void ModelStatistics(
+      Call<inference::ModelStatisticsRequest, inference::ModelStatisticsResponse>& call);
+  void RepositoryIndex(
+      Call<inference::RepositoryIndexRequest, inference::RepositoryIndexResponse>& call);
+  void RepositoryModelLoad(
+      Call<inference::RepositoryModelLoadRequest, inference::RepositoryModelLoadResponse>& call);
+  void RepositoryModelUnload(
+      Call<inference::RepositoryModelUnloadRequest, inference::RepositoryModelUnloadResponse>&
+          call);
+  void SystemSharedMemoryStatus(Call<inference::SystemSharedMemoryStatusRequest,
+                                     inference::SystemSharedMemoryStatusResponse>& call);
+  void SystemSharedMemoryRegister(Call<inference::SystemSharedMemoryRegisterRequest,
+                                       inference::SystemSharedMemoryRegisterResponse>& call);
+  void SystemSharedMemoryUnregister(Call<inference::SystemSharedMemoryUnregisterRequest,
+                                         inference::SystemSharedMemoryUnregisterResponse>& call);
+  void CudaSharedMemoryStatus(Call<inference::CudaSharedMemoryStatusRequest,
+                                   inference::CudaSharedMemoryStatusResponse>& call);
+  void CudaSharedMemoryRegister(Call<inference::CudaSharedMemoryRegisterRequest,
+                                     inference::CudaSharedMemoryRegisterResponse>& call);
+  void CudaSharedMemoryUnregister(Call<inference::CudaSharedMemoryUnregisterRequest,
+                                       inference::CudaSharedMemoryUnregisterResponse>& call);
+
+  // Finishes the call with UNAUTHENTICATED and returns true when the caller may not use it.
+  template <class Req, class Resp>
+  bool Denied(Call<Req, Resp>& call);
+
   // Runs `work` on the worker thread (inline once the worker has stopped).
   void RunBlocking(std::function<void()> work);
   void WorkerLoop();
 
   GrpcFrontendState& state_;
+  GrpcKServeAsyncService async_;
 
   std::mutex worker_mutex_;
   std::condition_variable worker_cv_;

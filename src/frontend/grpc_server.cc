@@ -3,6 +3,9 @@
 #include <grpcpp/grpcpp.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
+#include "frontend/grpc_async_call.h"
 #include "frontend/grpc_health_service.h"
 #include "frontend/grpc_kserve_service.h"
 
@@ -17,7 +20,19 @@ std::string JoinHostPort(const std::string& host, int port) {
   return host + ":" + std::to_string(port);
 }
 
+// A queue's thread: runs every event of its queue until the queue is shut down and drained.
+void PollQueue(grpc::ServerCompletionQueue* queue) {
+  void* tag = nullptr;
+  bool ok = false;
+  while (queue->Next(&tag, &ok)) static_cast<GrpcTag*>(tag)->Proceed(ok);
+}
+
 }  // namespace
+
+int DefaultGrpcThreads() {
+  const int hardware = static_cast<int>(std::thread::hardware_concurrency());
+  return std::clamp(hardware / 8, 1, 4);
+}
 
 GrpcServer::GrpcServer(InferenceService& service, SharedMemoryManager& shm,
                        GrpcServerOptions options)
@@ -25,7 +40,8 @@ GrpcServer::GrpcServer(InferenceService& service, SharedMemoryManager& shm,
       state_(std::make_unique<GrpcFrontendState>(service, shm, options_.ordered_stream_responses,
                                                  options_.authenticator)),
       kserve_(std::make_unique<GrpcKServeService>(*state_)),
-      health_(std::make_unique<GrpcHealthService>(*state_)) {}
+      health_(std::make_unique<GrpcHealthService>(*state_)),
+      calls_(std::make_unique<GrpcCallCounter>()) {}
 
 GrpcServer::~GrpcServer() { Stop(); }
 
@@ -42,36 +58,61 @@ Status GrpcServer::Start() {
   builder.SetMaxSendMessageSize(options_.max_send_message_bytes);
   // Without this gRPC sets SO_REUSEPORT and a second server would silently share the port.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
-  builder.RegisterService(kserve_.get());
-  builder.RegisterService(health_.get());
+  builder.RegisterService(kserve_->service());
+  builder.RegisterService(health_->service());
+  const int threads = options_.threads > 0 ? options_.threads : DefaultGrpcThreads();
+  std::vector<std::unique_ptr<grpc::ServerCompletionQueue>> queues;
+  for (int i = 0; i < threads; ++i) queues.push_back(builder.AddCompletionQueue());
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || bound_port == 0) {
+    if (server != nullptr) server->Shutdown();
+    // Nothing was armed: the queues are empty, and destroying one shuts it down.
+    queues.clear();
     return Status::Unavailable("gRPC server cannot listen on " + requested +
                                " (address in use or not available)");
   }
+  methods_ = kserve_->Methods(*calls_);
+  for (auto& method : health_->Methods(*calls_)) methods_.push_back(std::move(method));
+  for (auto& queue : queues) {
+    for (auto& method : methods_) {
+      for (int i = 0; i < method->pending_per_queue; ++i) method->Arm(queue.get());
+    }
+  }
+  for (auto& queue : queues) threads_.emplace_back(PollQueue, queue.get());
+  queues_ = std::move(queues);
   server_ = std::move(server);
   port_ = bound_port;
   started_ = true;
-  spdlog::info("gRPC server listening on {}", JoinHostPort(options_.address, port_));
+  spdlog::info("gRPC server listening on {} ({} thread(s))",
+               JoinHostPort(options_.address, port_), threads);
   return Status::Ok();
 }
 
 void GrpcServer::Stop() {
   std::unique_ptr<grpc::Server> server;
+  std::vector<std::unique_ptr<grpc::ServerCompletionQueue>> queues;
+  std::vector<std::thread> threads;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     if (stopped_) return;
     stopped_ = true;
     server = std::move(server_);
+    queues = std::move(queues_);
+    threads = std::move(threads_);
   }
   // Requests that arrive from now on (new RPCs, or new messages on open streams) are
   // refused; those already running go on.
   state_->accepting.store(false);
   if (server != nullptr) {
-    // Waits for in-flight RPCs until the deadline, cancels the rest, and returns once
-    // every reactor has finished.
+    // Waits for in-flight RPCs until the deadline, then cancels the rest; pending requests
+    // come back unanswered and free their calls.
     server->Shutdown(std::chrono::system_clock::now() + options_.shutdown_grace);
-    server->Wait();
+    // A call answered late (a model still running) finishes on its queue: keep them open
+    // until the last call is gone.
+    calls_->WaitForZero();
+    for (auto& queue : queues) queue->Shutdown();
+    for (auto& thread : threads) thread.join();
+    server.reset();
     spdlog::info("gRPC server on port {} stopped", port());
   }
   kserve_->StopWorker();

@@ -1,14 +1,17 @@
 #pragma once
 // GrpcServer: the KServe v2 / Triton gRPC endpoint (inference.GRPCInferenceService plus
-// grpc.health.v1.Health) over any InferenceService. Built on gRPC's callback API: an
-// inference finishes its RPC from the InferenceService callback, so no gRPC thread waits
-// for a model.
+// grpc.health.v1.Health) over any InferenceService. Built on gRPC's completion-queue (async)
+// API with our own threads, one queue each: a request is read, run (when the model can take
+// it at once) and answered on the thread that received it; an inference that has to wait
+// finishes its RPC from the InferenceService callback, so no thread waits for a model.
 
 #include <chrono>
 #include <limits>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "core/status.h"
 #include "frontend/authenticator.h"
@@ -17,6 +20,7 @@
 
 namespace grpc {
 class Server;
+class ServerCompletionQueue;
 }  // namespace grpc
 
 namespace quiver::frontend {
@@ -24,6 +28,8 @@ namespace quiver::frontend {
 class GrpcKServeService;
 class GrpcHealthService;
 struct GrpcFrontendState;
+class GrpcCallCounter;
+class GrpcMethod;
 
 struct GrpcServerOptions {
   std::string address = "127.0.0.1";
@@ -32,6 +38,9 @@ struct GrpcServerOptions {
   // gRPC's defaults (4 MB receive) are too small for tensors: effectively unlimited.
   int max_receive_message_bytes = std::numeric_limits<int>::max();
   int max_send_message_bytes = std::numeric_limits<int>::max();
+  // Completion-queue threads, each polling its own queue and running the calls that arrive
+  // on it. 0: DefaultGrpcThreads().
+  int threads = 0;
   // How long Stop() lets in-flight RPCs finish before cancelling them.
   std::chrono::milliseconds shutdown_grace{std::chrono::seconds(5)};
   // ModelStreamInfer: answer in request order (as Triton does for non-decoupled models)
@@ -41,6 +50,10 @@ struct GrpcServerOptions {
   // and grpc.health.v1 needs `authorization: Bearer <token>` metadata (UNAUTHENTICATED).
   Authenticator authenticator;
 };
+
+// One thread below 16 hardware threads (no hand-off between gRPC threads: the fewest context
+// switches per request), then one per 8, at most 4.
+int DefaultGrpcThreads();
 
 // Serves `service` and the system shared-memory regions of `shm`; both must outlive the
 // server. Start/Stop/port are thread-safe; Stop is idempotent and runs on destruction.
@@ -68,9 +81,13 @@ class GrpcServer {
   std::unique_ptr<GrpcFrontendState> state_;
   std::unique_ptr<GrpcKServeService> kserve_;
   std::unique_ptr<GrpcHealthService> health_;
+  std::unique_ptr<GrpcCallCounter> calls_;  // every call alive, pending requests included
+  std::vector<std::unique_ptr<GrpcMethod>> methods_;
 
   mutable std::mutex mutex_;
   std::unique_ptr<grpc::Server> server_;  // guarded by mutex_
+  std::vector<std::unique_ptr<grpc::ServerCompletionQueue>> queues_;  // guarded by mutex_
+  std::vector<std::thread> threads_;                                  // guarded by mutex_
   int port_ = 0;                          // guarded by mutex_
   bool started_ = false;                  // guarded by mutex_
   bool stopped_ = false;                  // guarded by mutex_

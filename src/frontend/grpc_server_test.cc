@@ -872,6 +872,55 @@ TEST_F(GrpcServerTest, StopEndsStreamsLeftOpen) {
   EXPECT_FALSE(stream->Finish().ok());
 }
 
+// Several completion-queue threads: connections are spread over their queues, and every
+// unary call and stream is answered once, correctly, whichever thread runs it.
+TEST_F(GrpcServerTest, SeveralQueueThreadsAnswerEveryConnection) {
+  GrpcServerOptions options;
+  options.threads = 3;
+  StartServer(nullptr, options);
+  constexpr int kClients = 6;
+  constexpr int kCalls = 20;
+  auto StreamId = [](int i) { return std::string("s").append(std::to_string(i)); };
+  std::vector<std::thread> clients;
+  std::atomic<int> correct{0};
+  for (int c = 0; c < kClients; ++c) {
+    clients.emplace_back([&, c] {
+      grpc::ChannelArguments args;
+      args.SetInt("quiver.test.connection", c);  // a channel (connection) of its own
+      auto stub = GRPCInferenceService::NewStub(
+          grpc::CreateCustomChannel(server_->target(), grpc::InsecureChannelCredentials(), args));
+      for (int i = 0; i < kCalls; ++i) {
+        const float value = static_cast<float>(c * 1000 + i);
+        InferRequestMsg r = OneInput("identity_fp32", "FP32", {1}, std::to_string(i));
+        r.add_raw_input_contents(RawOf<float>({value}));
+        InferResponseMsg out;
+        grpc::ClientContext ctx;
+        if (stub->ModelInfer(&ctx, r, &out).ok() && out.id() == std::to_string(i) &&
+            out.raw_output_contents(0) == RawOf<float>({value})) {
+          ++correct;
+        }
+      }
+      grpc::ClientContext ctx;
+      auto stream = stub->ModelStreamInfer(&ctx);
+      for (int i = 0; i < kCalls; ++i) {
+        InferRequestMsg r = OneInput("identity_fp32", "FP32", {1}, StreamId(i));
+        r.add_raw_input_contents(RawOf<float>({static_cast<float>(i)}));
+        stream->Write(r);
+      }
+      stream->WritesDone();
+      inference::ModelStreamInferResponse answer;
+      for (int i = 0; stream->Read(&answer); ++i) {
+        if (answer.error_message().empty() && answer.infer_response().id() == StreamId(i)) {
+          ++correct;
+        }
+      }
+      if (stream->Finish().ok()) ++correct;
+    });
+  }
+  for (auto& t : clients) t.join();
+  EXPECT_EQ(correct.load(), kClients * (2 * kCalls + 1));
+}
+
 TEST_F(GrpcServerTest, SecondServerOnTheSamePortFailsToStart) {
   StartServer();
   GrpcServerOptions options;

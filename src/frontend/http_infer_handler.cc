@@ -93,6 +93,7 @@ void HttpRouter::HandleInfer(const HttpRequest& request, const HttpRoute& route,
     return;
   }
   parsed->request.tenant = std::move(tenant);
+  parsed->request.caller_serves_io = true;
   const protocol::SharedMemoryResolver* resolver = &shm_;
   const ContentEncoding response_encoding =
       request.accept_encoding.empty() ? ContentEncoding::kIdentity

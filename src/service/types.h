@@ -35,6 +35,11 @@ struct InferRequest {
   // infer_async) gets control back at once and its calls are batched together, as calls
   // sent from inside callbacks are. Remote transports ignore it.
   bool queue_for_batching = false;
+  // Set by the network frontends: the calling thread also serves other connections, so an
+  // in-process engine runs the request on it only while the model's recent executions were
+  // short (engine::SchedulerOptions::inline_limit_us); longer ones go to an instance's worker
+  // thread, and the frontend thread goes back to its connections.
+  bool caller_serves_io = false;
   // The gateway: the tenant the frontend authenticated the caller as ("" = anonymous, auth
   // off). Set by the frontend, never taken from the request body; servers ignore it.
   std::string tenant{};
