@@ -237,6 +237,17 @@ Status EchoGrpcServer::Start() {
   }
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || bound_port == 0) {
+    started_ = true;  // the async service stays bound to the failed server: no second try
+    if (server != nullptr) {
+      server->Shutdown();
+      for (auto& queue : queues) {
+        queue->Shutdown();
+        void* tag = nullptr;
+        bool ok = false;
+        while (queue->Next(&tag, &ok)) {
+        }
+      }
+    }
     return Status::Unavailable("echo gRPC server cannot listen on " + requested);
   }
   methods_ = service_->Methods(*calls_);
@@ -259,15 +270,20 @@ Status EchoGrpcServer::Start() {
 
 void EchoGrpcServer::Stop() {
   std::unique_ptr<grpc::Server> server;
+  std::vector<std::unique_ptr<grpc::ServerCompletionQueue>> queues;
+  std::vector<std::thread> threads;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     server = std::move(server_);
+    queues = std::move(queues_);
+    threads = std::move(threads_);
   }
   if (server == nullptr) return;
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
   calls_->WaitForZero();  // every call answers at once: no call outlives the shutdown long
-  for (auto& queue : queues_) queue->Shutdown();
-  for (auto& thread : threads_) thread.join();
+  for (auto& queue : queues) queue->Shutdown();
+  for (auto& thread : threads) thread.join();
+  server.reset();  // before its queues
 }
 
 int EchoGrpcServer::port() const {

@@ -52,8 +52,8 @@ class EchoGrpcServer {
   std::unique_ptr<EchoGrpcService> service_;
   std::unique_ptr<frontend::GrpcCallCounter> calls_;
   std::vector<std::unique_ptr<frontend::GrpcMethod>> methods_;
-  std::vector<std::unique_ptr<grpc::ServerCompletionQueue>> queues_;  // set by Start
-  std::vector<std::thread> threads_;                                  // set by Start
+  std::vector<std::unique_ptr<grpc::ServerCompletionQueue>> queues_;  // guarded by mutex_
+  std::vector<std::thread> threads_;                                  // guarded by mutex_
 
   mutable std::mutex mutex_;
   std::unique_ptr<grpc::Server> server_;  // guarded by mutex_

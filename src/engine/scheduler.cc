@@ -487,7 +487,8 @@ void Scheduler::RunBatch(Instance& instance, std::span<Pending* const> batch) {
     status = Status::Internal("backend threw a non-standard exception");
   }
   const Clock::TimePoint exec_end = clock_->Now();
-  RecordExecutionTime(exec_end - start);
+  // A failure may return at once: only successful executions tell how long the model takes.
+  if (status.ok()) RecordExecutionTime(exec_end - start);
   ReleaseInstance(instance);
 
   if (!status.ok()) {

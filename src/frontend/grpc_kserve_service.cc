@@ -23,11 +23,9 @@ Result<std::string> Authenticate(const GrpcFrontendState& state,
   return state.authenticator(BearerToken(value));
 }
 
-GrpcKServeService::GrpcKServeService(GrpcFrontendState& state) : state_(state) {
-  worker_ = std::thread([this] { WorkerLoop(); });
-}
+GrpcKServeService::GrpcKServeService(GrpcFrontendState& state) : state_(state) {}
 
-GrpcKServeService::~GrpcKServeService() { StopWorker(); }
+GrpcKServeService::~GrpcKServeService() { StopWorkers(); }
 
 std::vector<std::unique_ptr<GrpcMethod>> GrpcKServeService::Methods(GrpcCallCounter& counter) {
   std::vector<std::unique_ptr<GrpcMethod>> methods;
@@ -61,38 +59,9 @@ std::vector<std::unique_ptr<GrpcMethod>> GrpcKServeService::Methods(GrpcCallCoun
   return methods;
 }
 
-void GrpcKServeService::StopWorker() {
-  {
-    std::lock_guard<std::mutex> lock(worker_mutex_);
-    worker_stopping_ = true;
-  }
-  worker_cv_.notify_all();
-  if (worker_.joinable()) worker_.join();
-}
-
-void GrpcKServeService::RunBlocking(std::function<void()> work) {
-  {
-    std::lock_guard<std::mutex> lock(worker_mutex_);
-    if (!worker_stopping_) {
-      work_.push_back(std::move(work));
-      worker_cv_.notify_one();
-      return;
-    }
-  }
-  work();
-}
-
-void GrpcKServeService::WorkerLoop() {
-  std::unique_lock<std::mutex> lock(worker_mutex_);
-  for (;;) {
-    worker_cv_.wait(lock, [this] { return worker_stopping_ || !work_.empty(); });
-    if (work_.empty()) return;  // stopping and drained
-    auto work = std::move(work_.front());
-    work_.pop_front();
-    lock.unlock();
-    work();
-    lock.lock();
-  }
+void GrpcKServeService::StopWorkers() {
+  repository_.Stop();
+  queries_.Stop();
 }
 
 template <class Req, class Resp>
@@ -141,11 +110,13 @@ void GrpcKServeService::ServerMetadata(
 void GrpcKServeService::ModelMetadata(
     Call<inference::ModelMetadataRequest, inference::ModelMetadataResponse>& call) {
   if (Denied(call)) return;
-  const auto& request = call.request();
-  auto metadata = state_.service.GetModelMetadata(request.name(), request.version());
-  if (!metadata.ok()) return call.Finish(ToGrpcStatus(metadata.status()));
-  protocol::EncodeModelMetadata(*metadata, call.response());
-  call.Finish(grpc::Status::OK);
+  queries_.Run([this, &call] {
+    const auto& request = call.request();
+    auto metadata = state_.service.GetModelMetadata(request.name(), request.version());
+    if (!metadata.ok()) return call.Finish(ToGrpcStatus(metadata.status()));
+    protocol::EncodeModelMetadata(*metadata, call.response());
+    call.Finish(grpc::Status::OK);
+  });
 }
 
 void GrpcKServeService::ModelInfer(Call<grpc::ByteBuffer, grpc::ByteBuffer>& call) {
@@ -182,30 +153,36 @@ void GrpcKServeService::ModelInfer(Call<grpc::ByteBuffer, grpc::ByteBuffer>& cal
 void GrpcKServeService::ModelConfig(
     Call<inference::ModelConfigRequest, inference::ModelConfigResponse>& call) {
   if (Denied(call)) return;
-  const auto& request = call.request();
-  auto config = state_.service.GetModelConfig(request.name(), request.version());
-  if (!config.ok()) return call.Finish(ToGrpcStatus(config.status()));
-  *call.response().mutable_config() = std::move(config).value();
-  call.Finish(grpc::Status::OK);
+  queries_.Run([this, &call] {
+    const auto& request = call.request();
+    auto config = state_.service.GetModelConfig(request.name(), request.version());
+    if (!config.ok()) return call.Finish(ToGrpcStatus(config.status()));
+    *call.response().mutable_config() = std::move(config).value();
+    call.Finish(grpc::Status::OK);
+  });
 }
 
 void GrpcKServeService::ModelStatistics(
     Call<inference::ModelStatisticsRequest, inference::ModelStatisticsResponse>& call) {
   if (Denied(call)) return;
-  const auto& request = call.request();
-  auto stats = state_.service.GetStatistics(request.name(), request.version());
-  if (!stats.ok()) return call.Finish(ToGrpcStatus(stats.status()));
-  protocol::EncodeStatistics(*stats, call.response());
-  call.Finish(grpc::Status::OK);
+  queries_.Run([this, &call] {
+    const auto& request = call.request();
+    auto stats = state_.service.GetStatistics(request.name(), request.version());
+    if (!stats.ok()) return call.Finish(ToGrpcStatus(stats.status()));
+    protocol::EncodeStatistics(*stats, call.response());
+    call.Finish(grpc::Status::OK);
+  });
 }
 
 void GrpcKServeService::RepositoryIndex(
     Call<inference::RepositoryIndexRequest, inference::RepositoryIndexResponse>& call) {
   if (Denied(call)) return;
-  auto index = state_.service.Index();
-  if (!index.ok()) return call.Finish(ToGrpcStatus(index.status()));
-  protocol::EncodeRepositoryIndex(*index, call.request().ready(), call.response());
-  call.Finish(grpc::Status::OK);
+  queries_.Run([this, &call] {
+    auto index = state_.service.Index();
+    if (!index.ok()) return call.Finish(ToGrpcStatus(index.status()));
+    protocol::EncodeRepositoryIndex(*index, call.request().ready(), call.response());
+    call.Finish(grpc::Status::OK);
+  });
 }
 
 void GrpcKServeService::RepositoryModelLoad(
@@ -217,7 +194,7 @@ void GrpcKServeService::RepositoryModelLoad(
           Status::Unsupported("load parameter '" + key + "' (model override) is not supported")));
     }
   }
-  RunBlocking([this, &call] {
+  repository_.Run([this, &call] {
     call.Finish(ToGrpcStatus(state_.service.Load(call.request().model_name())));
   });
 }
@@ -226,7 +203,7 @@ void GrpcKServeService::RepositoryModelUnload(
     Call<inference::RepositoryModelUnloadRequest, inference::RepositoryModelUnloadResponse>&
         call) {
   if (Denied(call)) return;
-  RunBlocking([this, &call] {
+  repository_.Run([this, &call] {
     Status status = state_.service.Unload(call.request().model_name());
     // As Triton: unloading a model that is not loaded (or not known) succeeds.
     if (status.code() == StatusCode::kNotFound) status = Status::Ok();

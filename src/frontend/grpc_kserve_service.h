@@ -4,15 +4,11 @@
 // shares.
 
 #include <atomic>
-#include <condition_variable>
-#include <deque>
-#include <functional>
 #include <memory>
-#include <mutex>
-#include <thread>
 #include <vector>
 
 #include "frontend/authenticator.h"
+#include "frontend/blocking_workers.h"
 #include "frontend/grpc_async_call.h"
 #include "frontend/shared_memory.h"
 #include "grpc_service.grpc.pb.h"
@@ -49,12 +45,14 @@ using GrpcKServeAsyncService = inference::GRPCInferenceService::WithRawMethod_Mo
     inference::GRPCInferenceService::AsyncService>;
 
 // Quick calls answer on the queue's thread; ModelInfer finishes from the InferenceService
-// callback (on that same thread when the model runs at once); Load/Unload (which block until
-// a model is loaded) run on one worker thread so they never hold a queue's thread.
+// callback (on that same thread when the model runs at once). Calls that may block never
+// hold a queue's thread, which serves every connection bound to its queue: Load/Unload (until
+// a model is loaded) run on one worker thread; metadata, config, statistics and the index
+// (a repository scan; a gateway waits there for a model or asks its upstreams) on a few others.
 class GrpcKServeService {
  public:
   explicit GrpcKServeService(GrpcFrontendState& state);
-  // Runs the queued Load/Unload work, then joins the worker.
+  // Runs the queued work, then joins the workers.
   ~GrpcKServeService();
   GrpcKServeService(const GrpcKServeService&) = delete;
   GrpcKServeService& operator=(const GrpcKServeService&) = delete;
@@ -65,9 +63,9 @@ class GrpcKServeService {
   // must outlive the calls they make; `counter` counts those calls.
   std::vector<std::unique_ptr<GrpcMethod>> Methods(GrpcCallCounter& counter);
 
-  // Runs queued work to completion and joins the worker; later work runs inline.
+  // Runs queued work to completion and joins the workers; later work runs inline.
   // Call after the grpc::Server has shut down.
-  void StopWorker();
+  void StopWorkers();
 
  private:
   template <class Req, class Resp>
@@ -109,18 +107,10 @@ class GrpcKServeService {
   template <class Req, class Resp>
   bool Denied(Call<Req, Resp>& call);
 
-  // Runs `work` on the worker thread (inline once the worker has stopped).
-  void RunBlocking(std::function<void()> work);
-  void WorkerLoop();
-
   GrpcFrontendState& state_;
   GrpcKServeAsyncService async_;
-
-  std::mutex worker_mutex_;
-  std::condition_variable worker_cv_;
-  std::deque<std::function<void()>> work_;  // guarded by worker_mutex_
-  bool worker_stopping_ = false;            // guarded by worker_mutex_
-  std::thread worker_;
+  BlockingWorkers repository_{1};  // Load and Unload, one at a time
+  BlockingWorkers queries_{2};     // metadata, config, statistics, index
 };
 
 }  // namespace quiver::frontend

@@ -27,6 +27,14 @@ void PollQueue(grpc::ServerCompletionQueue* queue) {
   while (queue->Next(&tag, &ok)) static_cast<GrpcTag*>(tag)->Proceed(ok);
 }
 
+void DrainAfterShutdown(grpc::ServerCompletionQueue& queue) {
+  queue.Shutdown();
+  void* tag = nullptr;
+  bool ok = false;
+  while (queue.Next(&tag, &ok)) {
+  }
+}
+
 }  // namespace
 
 int DefaultGrpcThreads() {
@@ -65,9 +73,14 @@ Status GrpcServer::Start() {
   for (int i = 0; i < threads; ++i) queues.push_back(builder.AddCompletionQueue());
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || bound_port == 0) {
-    if (server != nullptr) server->Shutdown();
-    // Nothing was armed: the queues are empty, and destroying one shuts it down.
-    queues.clear();
+    // The async service stays bound to the failed server: it cannot be registered again.
+    stopped_ = true;
+    if (server != nullptr) {
+      // A started server has put requests of its own on the queues: fail and drain them.
+      server->Shutdown();
+      for (auto& queue : queues) DrainAfterShutdown(*queue);
+      server.reset();
+    }
     return Status::Unavailable("gRPC server cannot listen on " + requested +
                                " (address in use or not available)");
   }
@@ -115,7 +128,7 @@ void GrpcServer::Stop() {
     server.reset();
     spdlog::info("gRPC server on port {} stopped", port());
   }
-  kserve_->StopWorker();
+  kserve_->StopWorkers();
 }
 
 int GrpcServer::port() const {

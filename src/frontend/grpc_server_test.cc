@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <condition_variable>
 #include <functional>
 #include <map>
 #include <set>
@@ -210,6 +211,57 @@ class WatchedOutputService final : public InferenceService {
   std::mutex mutex_;
   std::weak_ptr<std::vector<std::byte>> watch_;  // guarded by mutex_
   bool held_after_finish_ = false;               // guarded by mutex_
+};
+
+// An InferenceService whose GetModelMetadata blocks until the test opens it (a gateway
+// waiting for a model to load does this); everything else is delegated.
+class BlockingMetadataService final : public InferenceService {
+ public:
+  explicit BlockingMetadataService(InferenceService& inner) : inner_(inner) {}
+
+  void Open() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    open_ = true;
+    cv_.notify_all();
+  }
+  void WaitForBlocked() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    cv_.wait(lock, [this] { return blocked_; });
+  }
+
+  bool Live() const override { return inner_.Live(); }
+  bool Ready() const override { return inner_.Ready(); }
+  Result<ServerMetadata> GetServerMetadata() const override { return inner_.GetServerMetadata(); }
+  Result<ModelMetadata> GetModelMetadata(std::string_view m, std::string_view v) const override {
+    std::unique_lock<std::mutex> lock(mutex_);
+    blocked_ = true;
+    cv_.notify_all();
+    cv_.wait(lock, [this] { return open_; });
+    return inner_.GetModelMetadata(m, v);
+  }
+  Result<ModelConfig> GetModelConfig(std::string_view m, std::string_view v) const override {
+    return inner_.GetModelConfig(m, v);
+  }
+  bool ModelReady(std::string_view m, std::string_view v) const override {
+    return inner_.ModelReady(m, v);
+  }
+  void Infer(InferRequest request, InferCallback done) override {
+    inner_.Infer(std::move(request), std::move(done));
+  }
+  Result<RepositoryIndex> Index() override { return inner_.Index(); }
+  Status Load(std::string_view m) override { return inner_.Load(m); }
+  Status Unload(std::string_view m) override { return inner_.Unload(m); }
+  Result<std::vector<ModelStatistics>> GetStatistics(std::string_view m,
+                                                     std::string_view v) const override {
+    return inner_.GetStatistics(m, v);
+  }
+
+ private:
+  InferenceService& inner_;
+  mutable std::mutex mutex_;
+  mutable std::condition_variable cv_;
+  mutable bool blocked_ = false;  // guarded by mutex_
+  bool open_ = false;             // guarded by mutex_
 };
 
 class GrpcServerTest : public ::testing::Test {
@@ -921,6 +973,33 @@ TEST_F(GrpcServerTest, SeveralQueueThreadsAnswerEveryConnection) {
   EXPECT_EQ(correct.load(), kClients * (2 * kCalls + 1));
 }
 
+// A call that blocks in the service (metadata while a gateway waits for a model) does not
+// hold the server's only queue thread: inference and health go on meanwhile.
+TEST_F(GrpcServerTest, BlockedMetadataDoesNotHoldTheQueueThread) {
+  BlockingMetadataService blocking(*engine_);
+  GrpcServerOptions options;
+  options.threads = 1;
+  StartServer(&blocking, options);
+  inference::ModelMetadataResponse metadata;
+  grpc::Status metadata_status;
+  std::thread waiting([&] {
+    grpc::ClientContext ctx;
+    inference::ModelMetadataRequest request;
+    request.set_name("identity_fp32");
+    metadata_status = stub_->ModelMetadata(&ctx, request, &metadata);
+  });
+  blocking.WaitForBlocked();
+  InferRequestMsg r = OneInput("identity_fp32", "FP32", {1}, "meanwhile");
+  r.add_raw_input_contents(RawOf<float>({3.0f}));
+  InferResponseMsg out;
+  ASSERT_TRUE(Infer(r, out).ok());
+  EXPECT_EQ(out.raw_output_contents(0), RawOf<float>({3.0f}));
+  blocking.Open();
+  waiting.join();
+  ASSERT_TRUE(metadata_status.ok()) << metadata_status.error_message();
+  EXPECT_EQ(metadata.name(), "identity_fp32");
+}
+
 TEST_F(GrpcServerTest, SecondServerOnTheSamePortFailsToStart) {
   StartServer();
   GrpcServerOptions options;
@@ -928,6 +1007,8 @@ TEST_F(GrpcServerTest, SecondServerOnTheSamePortFailsToStart) {
   GrpcServer second(*engine_, shm_, options);
   Status s = second.Start();
   EXPECT_EQ(s.code(), StatusCode::kUnavailable);
+  // A failed server cannot be started again (its service stays bound to the failed one).
+  EXPECT_EQ(second.Start().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(server_->Start().code(), StatusCode::kInvalidArgument);
 }
 
