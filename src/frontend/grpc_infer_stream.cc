@@ -2,16 +2,23 @@
 
 #include <utility>
 
+#include "protocol/grpc_raw_contents.h"
+
 namespace quiver::frontend {
 namespace {
 
 // The stream's way to report a failed request: the message and the request id (so the
 // client knows which one failed), as Triton does.
-inference::ModelStreamInferResponse ErrorResponse(const std::string& id, const Status& status) {
+grpc::ByteBuffer ErrorResponse(const std::string& id, const Status& status) {
   inference::ModelStreamInferResponse out;
   out.set_error_message(status.message());
   out.mutable_infer_response()->set_id(id);
-  return out;
+  grpc::ByteBuffer bytes;
+  bool own = false;
+  // Serialising a message this small cannot fail short of memory exhaustion.
+  (void)grpc::SerializationTraits<inference::ModelStreamInferResponse>::Serialize(out, &bytes,
+                                                                                 &own);
+  return bytes;
 }
 
 }  // namespace
@@ -42,8 +49,7 @@ void GrpcInferStream::OnArrived(bool ok) {
     return;
   }
   tenant_ = std::move(tenant).value();
-  reading_ = std::make_shared<inference::ModelInferRequest>();
-  stream_.Read(reading_.get(), &read_tag_);
+  stream_.Read(&reading_, &read_tag_);
 }
 
 void GrpcInferStream::OnReadDone(bool ok) {
@@ -59,10 +65,19 @@ void GrpcInferStream::OnReadDone(bool ok) {
     seq = next_read_seq_++;
     ++in_flight_;
   }
-  std::shared_ptr<const inference::ModelInferRequest> request = std::move(reading_);
+  // Parse as gRPC would for a typed method, into a message that decoded inputs can share.
+  auto request = std::make_shared<inference::ModelInferRequest>();
+  const bool parsed =
+      grpc::SerializationTraits<inference::ModelInferRequest>::Deserialize(&reading_, request.get())
+          .ok();  // consumes reading_
   // Read the next request while this one runs. in_flight_ > 0 keeps the call open.
-  reading_ = std::make_shared<inference::ModelInferRequest>();
-  stream_.Read(reading_.get(), &read_tag_);
+  reading_.Clear();
+  stream_.Read(&reading_, &read_tag_);
+  if (!parsed) {
+    Complete(seq, ErrorResponse("", Status::InvalidArgument(
+                                        "stream message is not a valid ModelInferRequest")));
+    return;
+  }
   Process(seq, std::move(request));
 }
 
@@ -82,17 +97,15 @@ void GrpcInferStream::Process(uint64_t seq,
   state_.service.Infer(std::move(decoded->request), [this, seq, request,
                                                      shm_outputs = std::move(decoded->shm_outputs)](
                                                         Result<InferResponse> result) {
-    inference::ModelStreamInferResponse out;
+    grpc::ByteBuffer out;
     Status status = result.status();
-    if (status.ok()) {
-      status = protocol::EncodeInferResponse(*result, shm_outputs, *out.mutable_infer_response());
-    }
+    if (status.ok()) status = protocol::SerializeStreamInferResponse(*result, shm_outputs, out);
     if (!status.ok()) out = ErrorResponse(request->id(), status);
     Complete(seq, std::move(out));
   });
 }
 
-void GrpcInferStream::Complete(uint64_t seq, inference::ModelStreamInferResponse response) {
+void GrpcInferStream::Complete(uint64_t seq, grpc::ByteBuffer response) {
   std::unique_lock<std::mutex> lock(mutex_);
   --in_flight_;
   if (!write_failed_) ready_.emplace(seq, std::move(response));

@@ -3,6 +3,7 @@
 // each on the InferenceService as soon as it is read (many in flight), and writes one
 // ModelStreamInferResponse per request: the response, or error_message plus the request
 // id. gRPC allows one write in flight per stream, so finished responses wait in a queue.
+// Raw method: requests are parsed here, responses serialised from the output Buffers.
 // Order: request order when GrpcFrontendState::ordered_stream_responses (Triton's
 // behaviour for non-decoupled models), completion order otherwise.
 
@@ -40,8 +41,7 @@ class GrpcInferStream final {
   GrpcInferStream(GrpcInferStreamMethod& method, grpc::ServerCompletionQueue* cq);
 
  private:
-  using Stream = grpc::ServerAsyncReaderWriter<inference::ModelStreamInferResponse,
-                                               inference::ModelInferRequest>;
+  using Stream = grpc::ServerAsyncReaderWriter<grpc::ByteBuffer, grpc::ByteBuffer>;
   // A queue tag that forwards its event to one member function.
   struct Tag final : GrpcTag {
     Tag(GrpcInferStream* s, void (GrpcInferStream::*f)(bool)) : stream(s), on(f) {}
@@ -57,7 +57,7 @@ class GrpcInferStream final {
   void OnFinishDone(bool ok);
   // Starts request `seq` (decode + Infer); its answer arrives through Complete.
   void Process(uint64_t seq, std::shared_ptr<const inference::ModelInferRequest> request);
-  void Complete(uint64_t seq, inference::ModelStreamInferResponse response);
+  void Complete(uint64_t seq, grpc::ByteBuffer response);
   // With mutex_ held: starts the next write if one may go, or finishes the call when
   // nothing is left. Releases the lock before calling into gRPC.
   void Pump(std::unique_lock<std::mutex>& lock);
@@ -72,16 +72,16 @@ class GrpcInferStream final {
   Tag write_tag_{this, &GrpcInferStream::OnWriteDone};
   Tag finish_tag_{this, &GrpcInferStream::OnFinishDone};
   std::string tenant_;  // set on arrival, before the first read
-  // The message the outstanding read fills; touched only on arrival and in OnReadDone,
-  // with one read outstanding at a time.
-  std::shared_ptr<inference::ModelInferRequest> reading_;
+  // The serialised request the outstanding read fills; touched only on arrival and in
+  // OnReadDone, with one read outstanding at a time.
+  grpc::ByteBuffer reading_;
 
   std::mutex mutex_;
   uint64_t next_read_seq_ = 0;   // guarded by mutex_: sequence number of the next request
   uint64_t next_write_seq_ = 0;  // guarded by mutex_: next to write in ordered mode
   uint64_t in_flight_ = 0;       // guarded by mutex_: read but not yet completed
-  std::map<uint64_t, inference::ModelStreamInferResponse> ready_;  // guarded by mutex_
-  inference::ModelStreamInferResponse writing_msg_;                // the write in flight (writing_)
+  std::map<uint64_t, grpc::ByteBuffer> ready_;  // guarded by mutex_: serialised responses
+  grpc::ByteBuffer writing_msg_;                // the write in flight (writing_)
   bool writing_ = false;                                           // guarded by mutex_
   bool reads_done_ = false;    // guarded by mutex_: client half-closed or call ended
   bool write_failed_ = false;  // guarded by mutex_: client gone, drop the rest

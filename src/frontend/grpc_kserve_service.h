@@ -36,13 +36,14 @@ struct GrpcFrontendState {
 Result<std::string> Authenticate(const GrpcFrontendState& state,
                                  const grpc::ServerContextBase& context);
 
-// Every method of the service; ModelInfer is raw (ByteBuffer in and out): the request is
-// parsed here into a shared message that decoded inputs borrow from, and the response is
-// serialised straight from the output Buffers (protocol::SerializeInferResponse), so tensor
-// bytes are not copied into the response message. The wire format is the ordinary
-// ModelInferResponse.
-using GrpcKServeAsyncService = inference::GRPCInferenceService::WithRawMethod_ModelInfer<
-    inference::GRPCInferenceService::AsyncService>;
+// Every method of the service; ModelInfer and ModelStreamInfer are raw (ByteBuffers in and
+// out): a request is parsed here into a shared message that decoded inputs borrow from, and a
+// response is serialised straight from the output Buffers (protocol::SerializeInferResponse,
+// SerializeStreamInferResponse), so tensor bytes are not copied into a response message. The
+// wire format is the ordinary one.
+using GrpcKServeAsyncService = inference::GRPCInferenceService::WithRawMethod_ModelStreamInfer<
+    inference::GRPCInferenceService::WithRawMethod_ModelInfer<
+        inference::GRPCInferenceService::AsyncService>>;
 
 // Quick calls answer on the queue's thread; ModelInfer finishes from the InferenceService
 // callback (on that same thread when the model runs at once). Calls that may block never

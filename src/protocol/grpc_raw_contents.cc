@@ -97,4 +97,23 @@ Status SerializeInferResponse(const InferResponse& response,
   return Status::Ok();
 }
 
+Status SerializeStreamInferResponse(const InferResponse& response,
+                                    std::span<const SharedMemoryOutput> shm_outputs,
+                                    grpc::ByteBuffer& out) {
+  grpc::ByteBuffer inner;
+  Status status = SerializeInferResponse(response, shm_outputs, inner);
+  if (!status.ok()) return status;
+  std::vector<grpc::Slice> slices;
+  if (!inner.Dump(&slices).ok()) return Status::Internal("ModelInferResponse did not serialise");
+  // The field's tag and length go in front.
+  const uint32_t tag = WireFormatLite::MakeTag(static_cast<int>(kStreamInferResponseField),
+                                               WireFormatLite::WIRETYPE_LENGTH_DELIMITED);
+  uint8_t prefix[16];
+  uint8_t* p = CodedOutputStream::WriteVarint32ToArray(tag, prefix);
+  p = CodedOutputStream::WriteVarint64ToArray(inner.Length(), p);
+  slices.insert(slices.begin(), grpc::Slice(prefix, static_cast<size_t>(p - prefix)));
+  out = grpc::ByteBuffer(slices.data(), slices.size());
+  return Status::Ok();
+}
+
 }  // namespace quiver::protocol

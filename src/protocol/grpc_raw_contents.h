@@ -31,6 +31,7 @@ inline constexpr size_t kBorrowSliceMinBytes = 16 * 1024;
 // Field numbers of the raw-contents fields (proto/grpc_service.proto).
 inline constexpr uint32_t kRawInputContentsField = 7;   // ModelInferRequest
 inline constexpr uint32_t kRawOutputContentsField = 6;  // ModelInferResponse
+inline constexpr uint32_t kStreamInferResponseField = 2;  // ModelStreamInferResponse.infer_response
 
 // Serialises `header` followed by one `field` entry per buffer of `raw` into `out`
 // (replacing its contents). INTERNAL if the header does not serialise.
@@ -45,5 +46,12 @@ grpc::Status SerializeWithRawContents(const google::protobuf::MessageLite& heade
 Status SerializeInferResponse(const InferResponse& response,
                               std::span<const SharedMemoryOutput> shm_outputs,
                               grpc::ByteBuffer& out);
+
+// The same for ModelStreamInfer: a ModelStreamInferResponse whose infer_response (field 2)
+// is SerializeInferResponse's message, written after its tag and length; error_message stays
+// empty. Errors as SerializeInferResponse.
+Status SerializeStreamInferResponse(const InferResponse& response,
+                                    std::span<const SharedMemoryOutput> shm_outputs,
+                                    grpc::ByteBuffer& out);
 
 }  // namespace quiver::protocol

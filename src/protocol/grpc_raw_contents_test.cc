@@ -74,6 +74,25 @@ TEST(GrpcRawContentsTest, ResponseBytesEqualTheProtobufSerialisation) {
   EXPECT_EQ(std::memcmp(region->data() + 8, response.outputs[2].data.data(), 12), 0);
 }
 
+// ModelStreamInfer's answer: the bytes protobuf writes for a ModelStreamInferResponse whose
+// infer_response is the encoded response, with a big output still borrowed.
+TEST(GrpcRawContentsTest, StreamResponseBytesEqualTheProtobufSerialisation) {
+  auto big = std::make_shared<std::vector<std::byte>>(2 * kBorrowSliceMinBytes);
+  const InferResponse response{"m", "1", "id-9",
+                               {Borrowed("SMALL", std::make_shared<std::vector<std::byte>>(3)),
+                                Borrowed("BIG", big)}};
+  inference::ModelStreamInferResponse expected;
+  ASSERT_TRUE(EncodeInferResponse(response, {}, *expected.mutable_infer_response()).ok());
+  grpc::ByteBuffer out;
+  ASSERT_TRUE(SerializeStreamInferResponse(response, {}, out).ok());
+  EXPECT_TRUE(Flatten(out) == expected.SerializeAsString());
+  bool borrowed = false;
+  for (const auto& s : SlicesOf(out)) {
+    borrowed = borrowed || s.begin() == reinterpret_cast<const uint8_t*>(big->data());
+  }
+  EXPECT_TRUE(borrowed) << "the big output's bytes were copied";
+}
+
 TEST(GrpcRawContentsTest, BigOutputsAreSentFromTheirBufferAndKeptAlive) {
   auto owner = std::make_shared<std::vector<std::byte>>(4u << 20);
   std::weak_ptr<std::vector<std::byte>> watch = owner;
