@@ -7,19 +7,13 @@
 #include <utility>
 
 #include "frontend/grpc_async_call.h"
+#include "frontend/grpc_queue_threads.h"
 #include "frontend/grpc_server.h"
 #include "grpc_service.grpc.pb.h"
 #include "protocol/grpc_codec.h"
 
 namespace quiver::bench {
 namespace {
-
-std::string JoinHostPort(const std::string& host, int port) {
-  if (host.find(':') != std::string::npos && host.front() != '[') {
-    return "[" + host + "]:" + std::to_string(port);
-  }
-  return host + ":" + std::to_string(port);
-}
 
 using Async = inference::GRPCInferenceService::AsyncService;
 using frontend::GrpcCallCounter;
@@ -214,14 +208,14 @@ EchoGrpcServer::EchoGrpcServer(EchoModel& model, std::string address, int port)
     : address_(std::move(address)),
       requested_port_(port),
       service_(std::make_unique<EchoGrpcService>(model)),
-      calls_(std::make_unique<GrpcCallCounter>()) {}
+      queues_(std::make_unique<frontend::GrpcQueueThreads>()) {}
 
 EchoGrpcServer::~EchoGrpcServer() { Stop(); }
 
 Status EchoGrpcServer::Start() {
   std::lock_guard<std::mutex> lock(mutex_);
   if (started_) return Status::InvalidArgument("the echo gRPC server can be started only once");
-  const std::string requested = JoinHostPort(address_, requested_port_);
+  const std::string requested = frontend::JoinHostPort(address_, requested_port_);
   int bound_port = 0;
   // frontend::GrpcServer's settings: no message size limit, no SO_REUSEPORT, as many queue
   // threads.
@@ -231,58 +225,28 @@ Status EchoGrpcServer::Start() {
   builder.SetMaxSendMessageSize(std::numeric_limits<int>::max());
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.RegisterService(service_->service());
-  std::vector<std::unique_ptr<grpc::ServerCompletionQueue>> queues;
-  for (int i = 0; i < frontend::DefaultGrpcThreads(); ++i) {
-    queues.push_back(builder.AddCompletionQueue());
-  }
+  queues_->AddTo(builder, frontend::DefaultGrpcThreads());
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  started_ = true;  // even on failure: the async service stays bound to the failed server
   if (server == nullptr || bound_port == 0) {
-    started_ = true;  // the async service stays bound to the failed server: no second try
-    if (server != nullptr) {
-      server->Shutdown();
-      for (auto& queue : queues) {
-        queue->Shutdown();
-        void* tag = nullptr;
-        bool ok = false;
-        while (queue->Next(&tag, &ok)) {
-        }
-      }
-    }
+    queues_->Abandon(server.get());
     return Status::Unavailable("echo gRPC server cannot listen on " + requested);
   }
-  methods_ = service_->Methods(*calls_);
-  for (auto& queue : queues) {
-    for (auto& method : methods_) {
-      for (int i = 0; i < method->pending_per_queue; ++i) method->Arm(queue.get());
-    }
-    threads_.emplace_back([q = queue.get()] {
-      void* tag = nullptr;
-      bool ok = false;
-      while (q->Next(&tag, &ok)) static_cast<frontend::GrpcTag*>(tag)->Proceed(ok);
-    });
-  }
-  queues_ = std::move(queues);
+  queues_->Run(service_->Methods(queues_->calls()));
   server_ = std::move(server);
   port_ = bound_port;
-  started_ = true;
   return Status::Ok();
 }
 
 void EchoGrpcServer::Stop() {
   std::unique_ptr<grpc::Server> server;
-  std::vector<std::unique_ptr<grpc::ServerCompletionQueue>> queues;
-  std::vector<std::thread> threads;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     server = std::move(server_);
-    queues = std::move(queues_);
-    threads = std::move(threads_);
   }
   if (server == nullptr) return;
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
-  calls_->WaitForZero();  // every call answers at once: no call outlives the shutdown long
-  for (auto& queue : queues) queue->Shutdown();
-  for (auto& thread : threads) thread.join();
+  queues_->Stop();
   server.reset();  // before its queues
 }
 

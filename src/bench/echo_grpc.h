@@ -9,20 +9,16 @@
 #include <memory>
 #include <mutex>
 #include <string>
-#include <thread>
-#include <vector>
 
 #include "bench/echo_model.h"
 #include "core/status.h"
 
 namespace grpc {
 class Server;
-class ServerCompletionQueue;
 }  // namespace grpc
 
 namespace quiver::frontend {
-class GrpcCallCounter;
-class GrpcMethod;
+class GrpcQueueThreads;
 }  // namespace quiver::frontend
 
 namespace quiver::bench {
@@ -50,10 +46,7 @@ class EchoGrpcServer {
   const std::string address_;
   const int requested_port_;
   std::unique_ptr<EchoGrpcService> service_;
-  std::unique_ptr<frontend::GrpcCallCounter> calls_;
-  std::vector<std::unique_ptr<frontend::GrpcMethod>> methods_;
-  std::vector<std::unique_ptr<grpc::ServerCompletionQueue>> queues_;  // guarded by mutex_
-  std::vector<std::thread> threads_;                                  // guarded by mutex_
+  std::unique_ptr<frontend::GrpcQueueThreads> queues_;  // Start and the one Stop with a server
 
   mutable std::mutex mutex_;
   std::unique_ptr<grpc::Server> server_;  // guarded by mutex_

@@ -65,11 +65,8 @@ void GrpcInferStream::OnReadDone(bool ok) {
     seq = next_read_seq_++;
     ++in_flight_;
   }
-  // Parse as gRPC would for a typed method, into a message that decoded inputs can share.
-  auto request = std::make_shared<inference::ModelInferRequest>();
-  const bool parsed =
-      grpc::SerializationTraits<inference::ModelInferRequest>::Deserialize(&reading_, request.get())
-          .ok();  // consumes reading_
+  std::shared_ptr<inference::ModelInferRequest> request;
+  const bool parsed = ParseInferRequest(std::move(reading_), request).ok();
   // Read the next request while this one runs. in_flight_ > 0 keeps the call open.
   reading_.Clear();
   stream_.Read(&reading_, &read_tag_);

@@ -23,6 +23,12 @@ Result<std::string> Authenticate(const GrpcFrontendState& state,
   return state.authenticator(BearerToken(value));
 }
 
+grpc::Status ParseInferRequest(grpc::ByteBuffer bytes,
+                               std::shared_ptr<inference::ModelInferRequest>& out) {
+  out = std::make_shared<inference::ModelInferRequest>();
+  return grpc::SerializationTraits<inference::ModelInferRequest>::Deserialize(&bytes, out.get());
+}
+
 GrpcKServeService::GrpcKServeService(GrpcFrontendState& state) : state_(state) {}
 
 GrpcKServeService::~GrpcKServeService() { StopWorkers(); }
@@ -125,14 +131,9 @@ void GrpcKServeService::ModelInfer(Call<grpc::ByteBuffer, grpc::ByteBuffer>& cal
   }
   auto tenant = Authenticate(state_, call.context());
   if (!tenant.ok()) return call.Finish(ToGrpcStatus(tenant.status()));
-  // Parse as gRPC would for a typed method, into a message that decoded inputs can share.
-  auto message = std::make_shared<inference::ModelInferRequest>();
-  {
-    grpc::ByteBuffer bytes(call.request());  // shares the slices, no copy; parsing consumes it
-    grpc::Status parsed =
-        grpc::SerializationTraits<inference::ModelInferRequest>::Deserialize(&bytes, message.get());
-    if (!parsed.ok()) return call.Finish(parsed);
-  }
+  std::shared_ptr<inference::ModelInferRequest> message;
+  grpc::Status parsed = ParseInferRequest(call.request(), message);
+  if (!parsed.ok()) return call.Finish(parsed);
   auto decoded = protocol::DecodeInferRequest(std::move(message), &state_.shm);
   if (!decoded.ok()) return call.Finish(ToGrpcStatus(decoded.status()));
   decoded->request.tenant = std::move(tenant).value();

@@ -36,6 +36,11 @@ struct GrpcFrontendState {
 Result<std::string> Authenticate(const GrpcFrontendState& state,
                                  const grpc::ServerContextBase& context);
 
+// A serialised ModelInferRequest parsed as gRPC would for a typed method, into a message that
+// decoded inputs can share (they borrow its raw contents). `bytes` shares the received slices.
+grpc::Status ParseInferRequest(grpc::ByteBuffer bytes,
+                               std::shared_ptr<inference::ModelInferRequest>& out);
+
 // Every method of the service; ModelInfer and ModelStreamInfer are raw (ByteBuffers in and
 // out): a request is parsed here into a shared message that decoded inputs borrow from, and a
 // response is serialised straight from the output Buffers (protocol::SerializeInferResponse,

@@ -5,37 +5,18 @@
 
 #include <algorithm>
 
-#include "frontend/grpc_async_call.h"
 #include "frontend/grpc_health_service.h"
 #include "frontend/grpc_kserve_service.h"
+#include "frontend/grpc_queue_threads.h"
 
 namespace quiver::frontend {
-namespace {
 
-// "host:port", with brackets around an IPv6 literal.
 std::string JoinHostPort(const std::string& host, int port) {
   if (host.find(':') != std::string::npos && host.front() != '[') {
     return "[" + host + "]:" + std::to_string(port);
   }
   return host + ":" + std::to_string(port);
 }
-
-// A queue's thread: runs every event of its queue until the queue is shut down and drained.
-void PollQueue(grpc::ServerCompletionQueue* queue) {
-  void* tag = nullptr;
-  bool ok = false;
-  while (queue->Next(&tag, &ok)) static_cast<GrpcTag*>(tag)->Proceed(ok);
-}
-
-void DrainAfterShutdown(grpc::ServerCompletionQueue& queue) {
-  queue.Shutdown();
-  void* tag = nullptr;
-  bool ok = false;
-  while (queue.Next(&tag, &ok)) {
-  }
-}
-
-}  // namespace
 
 int DefaultGrpcThreads() {
   const int hardware = static_cast<int>(std::thread::hardware_concurrency());
@@ -49,7 +30,7 @@ GrpcServer::GrpcServer(InferenceService& service, SharedMemoryManager& shm,
                                                  options_.authenticator)),
       kserve_(std::make_unique<GrpcKServeService>(*state_)),
       health_(std::make_unique<GrpcHealthService>(*state_)),
-      calls_(std::make_unique<GrpcCallCounter>()) {}
+      queues_(std::make_unique<GrpcQueueThreads>()) {}
 
 GrpcServer::~GrpcServer() { Stop(); }
 
@@ -69,30 +50,18 @@ Status GrpcServer::Start() {
   builder.RegisterService(kserve_->service());
   builder.RegisterService(health_->service());
   const int threads = options_.threads > 0 ? options_.threads : DefaultGrpcThreads();
-  std::vector<std::unique_ptr<grpc::ServerCompletionQueue>> queues;
-  for (int i = 0; i < threads; ++i) queues.push_back(builder.AddCompletionQueue());
+  queues_->AddTo(builder, threads);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || bound_port == 0) {
     // The async service stays bound to the failed server: it cannot be registered again.
     stopped_ = true;
-    if (server != nullptr) {
-      // A started server has put requests of its own on the queues: fail and drain them.
-      server->Shutdown();
-      for (auto& queue : queues) DrainAfterShutdown(*queue);
-      server.reset();
-    }
+    queues_->Abandon(server.get());
     return Status::Unavailable("gRPC server cannot listen on " + requested +
                                " (address in use or not available)");
   }
-  methods_ = kserve_->Methods(*calls_);
-  for (auto& method : health_->Methods(*calls_)) methods_.push_back(std::move(method));
-  for (auto& queue : queues) {
-    for (auto& method : methods_) {
-      for (int i = 0; i < method->pending_per_queue; ++i) method->Arm(queue.get());
-    }
-  }
-  for (auto& queue : queues) threads_.emplace_back(PollQueue, queue.get());
-  queues_ = std::move(queues);
+  auto methods = kserve_->Methods(queues_->calls());
+  for (auto& method : health_->Methods(queues_->calls())) methods.push_back(std::move(method));
+  queues_->Run(std::move(methods));
   server_ = std::move(server);
   port_ = bound_port;
   started_ = true;
@@ -103,15 +72,11 @@ Status GrpcServer::Start() {
 
 void GrpcServer::Stop() {
   std::unique_ptr<grpc::Server> server;
-  std::vector<std::unique_ptr<grpc::ServerCompletionQueue>> queues;
-  std::vector<std::thread> threads;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     if (stopped_) return;
     stopped_ = true;
     server = std::move(server_);
-    queues = std::move(queues_);
-    threads = std::move(threads_);
   }
   // Requests that arrive from now on (new RPCs, or new messages on open streams) are
   // refused; those already running go on.
@@ -120,11 +85,7 @@ void GrpcServer::Stop() {
     // Waits for in-flight RPCs until the deadline, then cancels the rest; pending requests
     // come back unanswered and free their calls.
     server->Shutdown(std::chrono::system_clock::now() + options_.shutdown_grace);
-    // A call answered late (a model still running) finishes on its queue: keep them open
-    // until the last call is gone.
-    calls_->WaitForZero();
-    for (auto& queue : queues) queue->Shutdown();
-    for (auto& thread : threads) thread.join();
+    queues_->Stop();
     server.reset();
     spdlog::info("gRPC server on port {} stopped", port());
   }

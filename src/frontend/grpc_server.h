@@ -10,8 +10,6 @@
 #include <memory>
 #include <mutex>
 #include <string>
-#include <thread>
-#include <vector>
 
 #include "core/status.h"
 #include "frontend/authenticator.h"
@@ -20,7 +18,6 @@
 
 namespace grpc {
 class Server;
-class ServerCompletionQueue;
 }  // namespace grpc
 
 namespace quiver::frontend {
@@ -28,8 +25,7 @@ namespace quiver::frontend {
 class GrpcKServeService;
 class GrpcHealthService;
 struct GrpcFrontendState;
-class GrpcCallCounter;
-class GrpcMethod;
+class GrpcQueueThreads;
 
 struct GrpcServerOptions {
   std::string address = "127.0.0.1";
@@ -54,6 +50,9 @@ struct GrpcServerOptions {
 // One thread below 16 hardware threads (no hand-off between gRPC threads: the fewest context
 // switches per request), then one per 8, at most 4.
 int DefaultGrpcThreads();
+
+// "host:port", with brackets around an IPv6 literal: the address gRPC listens on.
+std::string JoinHostPort(const std::string& host, int port);
 
 // Serves `service` and the system shared-memory regions of `shm`; both must outlive the
 // server. Start/Stop/port are thread-safe; Stop is idempotent and runs on destruction.
@@ -81,13 +80,10 @@ class GrpcServer {
   std::unique_ptr<GrpcFrontendState> state_;
   std::unique_ptr<GrpcKServeService> kserve_;
   std::unique_ptr<GrpcHealthService> health_;
-  std::unique_ptr<GrpcCallCounter> calls_;  // every call alive, pending requests included
-  std::vector<std::unique_ptr<GrpcMethod>> methods_;
+  std::unique_ptr<GrpcQueueThreads> queues_;
 
   mutable std::mutex mutex_;
   std::unique_ptr<grpc::Server> server_;  // guarded by mutex_
-  std::vector<std::unique_ptr<grpc::ServerCompletionQueue>> queues_;  // guarded by mutex_
-  std::vector<std::thread> threads_;                                  // guarded by mutex_
   int port_ = 0;                          // guarded by mutex_
   bool started_ = false;                  // guarded by mutex_
   bool stopped_ = false;                  // guarded by mutex_
