@@ -1,5 +1,7 @@
 #include "frontend/grpc_kserve_service.h"
 
+#include <boost/asio/post.hpp>
+
 #include <algorithm>
 #include <string>
 #include <utility>
@@ -66,8 +68,8 @@ std::vector<std::unique_ptr<GrpcMethod>> GrpcKServeService::Methods(GrpcCallCoun
 }
 
 void GrpcKServeService::StopWorkers() {
-  repository_.Stop();
-  queries_.Stop();
+  repository_.join();
+  queries_.join();
 }
 
 template <class Req, class Resp>
@@ -116,7 +118,7 @@ void GrpcKServeService::ServerMetadata(
 void GrpcKServeService::ModelMetadata(
     Call<inference::ModelMetadataRequest, inference::ModelMetadataResponse>& call) {
   if (Denied(call)) return;
-  queries_.Run([this, &call] {
+  boost::asio::post(queries_, [this, &call] {
     const auto& request = call.request();
     auto metadata = state_.service.GetModelMetadata(request.name(), request.version());
     if (!metadata.ok()) return call.Finish(ToGrpcStatus(metadata.status()));
@@ -154,7 +156,7 @@ void GrpcKServeService::ModelInfer(Call<grpc::ByteBuffer, grpc::ByteBuffer>& cal
 void GrpcKServeService::ModelConfig(
     Call<inference::ModelConfigRequest, inference::ModelConfigResponse>& call) {
   if (Denied(call)) return;
-  queries_.Run([this, &call] {
+  boost::asio::post(queries_, [this, &call] {
     const auto& request = call.request();
     auto config = state_.service.GetModelConfig(request.name(), request.version());
     if (!config.ok()) return call.Finish(ToGrpcStatus(config.status()));
@@ -166,7 +168,7 @@ void GrpcKServeService::ModelConfig(
 void GrpcKServeService::ModelStatistics(
     Call<inference::ModelStatisticsRequest, inference::ModelStatisticsResponse>& call) {
   if (Denied(call)) return;
-  queries_.Run([this, &call] {
+  boost::asio::post(queries_, [this, &call] {
     const auto& request = call.request();
     auto stats = state_.service.GetStatistics(request.name(), request.version());
     if (!stats.ok()) return call.Finish(ToGrpcStatus(stats.status()));
@@ -178,7 +180,7 @@ void GrpcKServeService::ModelStatistics(
 void GrpcKServeService::RepositoryIndex(
     Call<inference::RepositoryIndexRequest, inference::RepositoryIndexResponse>& call) {
   if (Denied(call)) return;
-  queries_.Run([this, &call] {
+  boost::asio::post(queries_, [this, &call] {
     auto index = state_.service.Index();
     if (!index.ok()) return call.Finish(ToGrpcStatus(index.status()));
     protocol::EncodeRepositoryIndex(*index, call.request().ready(), call.response());
@@ -195,7 +197,7 @@ void GrpcKServeService::RepositoryModelLoad(
           Status::Unsupported("load parameter '" + key + "' (model override) is not supported")));
     }
   }
-  repository_.Run([this, &call] {
+  boost::asio::post(repository_, [this, &call] {
     call.Finish(ToGrpcStatus(state_.service.Load(call.request().model_name())));
   });
 }
@@ -204,7 +206,7 @@ void GrpcKServeService::RepositoryModelUnload(
     Call<inference::RepositoryModelUnloadRequest, inference::RepositoryModelUnloadResponse>&
         call) {
   if (Denied(call)) return;
-  repository_.Run([this, &call] {
+  boost::asio::post(repository_, [this, &call] {
     Status status = state_.service.Unload(call.request().model_name());
     // As Triton: unloading a model that is not loaded (or not known) succeeds.
     if (status.code() == StatusCode::kNotFound) status = Status::Ok();

@@ -4,11 +4,11 @@
 // shares.
 
 #include <atomic>
+#include <boost/asio/thread_pool.hpp>
 #include <memory>
 #include <vector>
 
 #include "frontend/authenticator.h"
-#include "frontend/blocking_workers.h"
 #include "frontend/grpc_async_call.h"
 #include "frontend/shared_memory.h"
 #include "grpc_service.grpc.pb.h"
@@ -69,8 +69,8 @@ class GrpcKServeService {
   // must outlive the calls they make; `counter` counts those calls.
   std::vector<std::unique_ptr<GrpcMethod>> Methods(GrpcCallCounter& counter);
 
-  // Runs queued work to completion and joins the workers; later work runs inline.
-  // Call after the grpc::Server has shut down.
+  // Runs queued work to completion and joins the workers. Call after the grpc::Server has
+  // shut down and its calls are done.
   void StopWorkers();
 
  private:
@@ -115,8 +115,10 @@ class GrpcKServeService {
 
   GrpcFrontendState& state_;
   GrpcKServeAsyncService async_;
-  BlockingWorkers repository_{1};  // Load and Unload, one at a time
-  BlockingWorkers queries_{2};     // metadata, config, statistics, index
+  // As HttpServer's blocking pool. Nothing is posted after StopWorkers: the server has
+  // answered every call by then.
+  boost::asio::thread_pool repository_{1};  // Load and Unload, one at a time
+  boost::asio::thread_pool queries_{2};     // metadata, config, statistics, index
 };
 
 }  // namespace quiver::frontend
