@@ -28,6 +28,7 @@ package finds it there (the build tree next to this checkout, or $QUIVER_BUILD_D
 import asyncio as _asyncio
 import concurrent.futures as _futures
 import os as _os
+import threading as _threading
 import weakref as _weakref
 import pathlib as _pathlib
 
@@ -76,7 +77,14 @@ from ._quiver import (  # noqa: E402
 )
 
 _RUNNING = "RUNNING"  # concurrent.futures' state names (stable since Python 3.2)
-assert _futures._base.RUNNING == _RUNNING
+_FINISHED = "FINISHED"
+assert _futures._base.RUNNING == _RUNNING and _futures._base.FINISHED == _FINISHED
+
+# The attributes concurrent.futures.Future.__init__ makes. Where they are these, _Future
+# makes them itself and its Condition only on first use (see _Future); otherwise (another
+# Python's Future) it calls Future.__init__.
+_LEAN_FUTURE = set(vars(_futures.Future())) == {
+    "_condition", "_state", "_result", "_exception", "_waiters", "_done_callbacks"}
 
 
 class _Future(_futures.Future):
@@ -84,23 +92,56 @@ class _Future(_futures.Future):
     wait for the call itself (GIL released) and complete the future in the waiting thread,
     without the hop through Quiver's completion thread. Done-callbacks, asyncio and
     concurrent.futures.wait() see it completed as before (the completion thread completes
-    it when nobody waits in result())."""
+    it when nobody waits in result()).
+
+    Its threading.Condition is made on first use: a future that nothing but result() or
+    exception() ever touches (the common case) never needs one. Every waiter other than
+    result()/exception() (done-callbacks, wait(), as_completed(), asyncio) goes through the
+    Condition, so Quiver completes a future without it (setting the state under the GIL)
+    only while it does not exist, and through set_result()/set_exception() otherwise."""
 
     def __init__(self, call):
-        super().__init__()
-        self._state = _RUNNING  # set_running_or_notify_cancel() before anyone sees it
+        if _LEAN_FUTURE:
+            self._state = _RUNNING  # set_running_or_notify_cancel() before anyone sees it
+            self._result = None
+            self._exception = None
+            self._waiters = []
+            self._done_callbacks = []
+        else:
+            super().__init__()
+            self._state = _RUNNING
         self._call = call  # quiver._quiver._AsyncCall
+
+    @property
+    def _condition(self):
+        cond = self.__dict__.get("_cond")
+        if cond is None:  # setdefault: two threads that race here get the same one
+            cond = self.__dict__.setdefault("_cond", _threading.Condition())
+        return cond
+
+    @_condition.setter
+    def _condition(self, cond):
+        self.__dict__["_cond"] = cond
 
     def result(self, timeout=None):
         call = self._call
         if call is not None and self._state == _RUNNING:
-            timeout = call.wait(self, timeout)
+            timeout = call.wait(timeout)
+        if self._state == _FINISHED:
+            if self._exception is None:
+                return self._result
+            try:
+                raise self._exception
+            finally:
+                self = None  # as Future.result: no cycle through the traceback
         return super().result(timeout)
 
     def exception(self, timeout=None):
         call = self._call
         if call is not None and self._state == _RUNNING:
-            timeout = call.wait(self, timeout)
+            timeout = call.wait(timeout)
+        if self._state == _FINISHED:
+            return self._exception
         return super().exception(timeout)
 
 

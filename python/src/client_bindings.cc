@@ -49,18 +49,60 @@ Result<InferResponse> Wait(const std::shared_ptr<SyncCall>& call) {
   }
 }
 
+PyObject*& FutureTypeSlot();
+
+// Completes a quiver._Future whose Condition was never made (see _Future in
+// quiver/__init__.py) by setting its state, as set_result()/set_exception() would: nobody
+// can be waiting on a Condition that does not exist, and no callback was added (that makes
+// it). Returns false, leaving it alone, where that does not hold. GIL held; nothing here
+// runs Python code between the check and the state change (both values are replaced, the
+// dict does not grow), so no other thread can make the Condition in between.
+bool CompleteLean(py::handle f, py::handle value, bool is_exception) {
+  static PyObject* const cond_key = PyUnicode_InternFromString("_cond");
+  static PyObject* const state_key = PyUnicode_InternFromString("_state");
+  static PyObject* const result_key = PyUnicode_InternFromString("_result");
+  static PyObject* const exception_key = PyUnicode_InternFromString("_exception");
+  static PyObject* const running = PyUnicode_InternFromString("RUNNING");
+  static PyObject* const finished = PyUnicode_InternFromString("FINISHED");
+  PyObject* type = FutureTypeSlot();
+  if (type == nullptr || Py_TYPE(f.ptr()) != reinterpret_cast<PyTypeObject*>(type)) return false;
+  py::object owned = py::reinterpret_steal<py::object>(PyObject_GenericGetDict(f.ptr(), nullptr));
+  PyObject* dict = owned.ptr();
+  if (dict == nullptr) {
+    PyErr_Clear();
+    return false;
+  }
+  if (PyDict_GetItemWithError(dict, cond_key) != nullptr) return false;
+  PyObject* state = PyDict_GetItemWithError(dict, state_key);
+  PyObject* slot = PyDict_GetItemWithError(dict, is_exception ? exception_key : result_key);
+  if (PyErr_Occurred() != nullptr) PyErr_Clear();
+  if (state == nullptr || slot == nullptr || PyUnicode_Compare(state, running) != 0) return false;
+  // Both keys exist (set in _Future.__init__): replacing their values neither grows the
+  // dict nor runs Python code (the old values are None and the interned "RUNNING").
+  if (PyDict_SetItem(dict, is_exception ? exception_key : result_key, value.ptr()) != 0 ||
+      PyDict_SetItem(dict, state_key, finished) != 0) {
+    PyErr_Clear();
+    return false;
+  }
+  return true;
+}
+
 // Completes `future` (a concurrent.futures.Future) with the response or the exception.
 void Complete(PyObject* future, const Result<InferResponse>& result) {
   py::handle f(future);
   try {
     if (result.ok()) {
-      f.attr("set_result")(DictFromTensors(result->outputs, /*writable=*/false));
+      py::dict outputs = DictFromTensors(result->outputs, /*writable=*/false);
+      if (!CompleteLean(f, outputs, /*is_exception=*/false)) f.attr("set_result")(outputs);
     } else {
-      f.attr("set_exception")(ExceptionFor(result.status()));
+      py::object error = ExceptionFor(result.status());
+      if (!CompleteLean(f, error, /*is_exception=*/true)) f.attr("set_exception")(error);
     }
   } catch (py::error_already_set& e) {
     try {
-      f.attr("set_exception")(e.value());  // e.g. an output that numpy cannot hold
+      if (!CompleteLean(f, e.value(), /*is_exception=*/true)) {
+        f.attr("set_exception")(e.value());  // e.g. an output that numpy cannot hold
+      }
     } catch (py::error_already_set&) {
       // Already done (cancelled): nobody is waiting for it.
     }
@@ -76,6 +118,9 @@ void Complete(PyObject* future, const Result<InferResponse>& result) {
 //     of two plus a GIL hand-off through the completion thread;
 //   - else the completion thread, to which the callback posts only when nobody waits
 //     (done-callbacks, asyncio, concurrent.futures.wait, a result() that comes later).
+// The Python objects of the call (the future, the input arrays) are released by that
+// party, with the GIL, not by the transport thread that ends the call: a reference dropped
+// without the GIL would wake the completion thread a few ms later just to drop it.
 struct AsyncCall {
   std::mutex mutex;
   std::condition_variable cv;
@@ -84,18 +129,25 @@ struct AsyncCall {
   bool claimed = false;                         // guarded by mutex: result was taken
   bool caller_inside = true;                    // guarded by mutex: in infer_async still
   int waiters = 0;                              // guarded by mutex: threads in Wait()
+  // Set before the call is sent; reset with the GIL by the party that completes it (the
+  // future refers to this call too: the cycle ends there).
+  std::shared_ptr<PyObject> future;
+  std::vector<Buffer> inputs;  // co-owns the request's input arrays until completion
 
   // The transport callback: stores `r`; true when nobody is there to take it, so the
   // callback must post the completion.
+  // Notifies after unlocking: on a busy core the woken thread would otherwise run at once
+  // only to block on `mutex`, two more context switches per call.
   bool Deliver(Result<InferResponse> r) {
-    std::lock_guard lock(mutex);
-    result.emplace(std::move(r));
-    arrived = true;
-    if (caller_inside || waiters > 0) {
-      cv.notify_all();
-      return false;
+    bool taken_here = false;
+    {
+      std::lock_guard lock(mutex);
+      result.emplace(std::move(r));
+      arrived = true;
+      taken_here = caller_inside || waiters > 0;
     }
-    return true;
+    if (taken_here) cv.notify_all();
+    return !taken_here;
   }
   // The result, if it arrived and nobody took it yet (then the caller completes the
   // future with it). Call with `mutex` held.
@@ -110,7 +162,20 @@ struct AsyncCall {
     std::lock_guard lock(mutex);
     return ClaimLocked();
   }
+  // Completes the future with what this thread claimed and drops the call's Python
+  // references. GIL held; once per call (only the claiming party calls it).
+  void Finish(const Result<InferResponse>& claimed_result);
+  // Drops the Python references of a call that was never sent. GIL held.
+  void Abandon() {
+    future.reset();
+    inputs.clear();
+  }
 };
+
+void AsyncCall::Finish(const Result<InferResponse>& claimed_result) {
+  Complete(future.get(), claimed_result);
+  Abandon();
+}
 
 // The Python face of an AsyncCall: quiver._Future's `_call`.
 struct PyAsyncCall {
@@ -119,10 +184,10 @@ struct PyAsyncCall {
 
 // Future.result()/exception() of an infer_async call (quiver._Future, GIL held): waits
 // for the call with the GIL released (Ctrl-C checked every 100 ms) for at most `timeout`
-// seconds (None: no limit) and completes `future` when this thread takes the result.
+// seconds (None: no limit) and completes the call's future when this thread takes the result.
 // Returns the time left of `timeout` (None for None) for the wait on the future itself,
 // which another thread may be completing.
-py::object WaitAsync(AsyncCall& call, py::handle future, const py::object& timeout) {
+py::object WaitAsync(AsyncCall& call, const py::object& timeout) {
   using Clock = std::chrono::steady_clock;
   const bool bounded = !timeout.is_none();
   const Clock::time_point deadline =
@@ -151,7 +216,7 @@ py::object WaitAsync(AsyncCall& call, py::handle future, const py::object& timeo
       done = taken.has_value() || call.claimed || Clock::now() >= deadline;
       if (done) --call.waiters;
     }
-    if (taken) Complete(future.ptr(), *taken);
+    if (taken) call.Finish(*taken);
     if (done) return left();
     if (PyErr_CheckSignals() != 0) {
       // Leaving: a result that arrived meanwhile (the callback saw this waiter and did not
@@ -161,7 +226,7 @@ py::object WaitAsync(AsyncCall& call, py::handle future, const py::object& timeo
         --call.waiters;
         taken = call.ClaimLocked();
       }
-      if (taken) Complete(future.ptr(), *taken);
+      if (taken) call.Finish(*taken);
       throw py::error_already_set();
     }
   }
@@ -287,11 +352,9 @@ py::class_<PyClient> RegisterClient(py::module_& m) {
   py::class_<PyAsyncCall>(m, "_AsyncCall", "An infer_async call in flight (quiver._Future._call).")
       .def(
           "wait",
-          [](PyAsyncCall& self, py::handle future, const py::object& timeout) {
-            return WaitAsync(*self.call, future, timeout);
-          },
-          py::arg("future"), py::arg("timeout"),
-          "Waits for the call (GIL released) at most `timeout` s and completes `future` if "
+          [](PyAsyncCall& self, const py::object& timeout) { return WaitAsync(*self.call, timeout); },
+          py::arg("timeout"),
+          "Waits for the call (GIL released) at most `timeout` s and completes its future if "
           "this thread takes the result; returns the time left (None for None).");
   m.def(
       "_set_future_type",
@@ -356,13 +419,20 @@ py::class_<PyClient> RegisterClient(py::module_& m) {
         DropReleasedReferences();  // those of earlier calls, without waking a thread for them
         InferRequest request = BuildRequest(model, inputs, version, outputs, timeout, datatypes);
         auto call = std::make_shared<SyncCall>();
+        // Co-owns the input arrays, so that the last reference to each is dropped here, with
+        // the GIL, not on the thread that ends the call (see AsyncCall).
+        std::vector<Buffer> held_inputs;
+        held_inputs.reserve(request.inputs.size());
+        for (const Tensor& t : request.inputs) held_inputs.push_back(t.data);
         {
           GilRelease release;
           auto client = self.Acquire();
           auto done = [call](Result<InferResponse> r) {
-            std::lock_guard lock(call->mutex);
-            call->result.emplace(std::move(r));
-            call->cv.notify_all();
+            {
+              std::lock_guard lock(call->mutex);
+              call->result.emplace(std::move(r));
+            }
+            call->cv.notify_all();  // unlocked: see AsyncCall::Deliver
           };
           if (client.ok()) {
             (*client)->Infer(std::move(request), std::move(done));
@@ -405,7 +475,9 @@ The GIL is released while the call waits; Ctrl-C interrupts the wait.)doc");
         request.queue_for_batching = true;
         auto call = std::make_shared<AsyncCall>();
         py::object future = NewFuture(call);
-        std::shared_ptr<PyObject> shared_future = Share(future);
+        call->future = Share(future);
+        call->inputs.reserve(request.inputs.size());
+        for (const Tensor& t : request.inputs) call->inputs.push_back(t.data);
         // A call that completes before Infer returns (local://, or refused up front) is
         // completed here, by the caller, once it holds the GIL again: the hop through the
         // completion thread costs two thread wake-ups, more than a small local inference.
@@ -415,10 +487,10 @@ The GIL is released while the call waits; Ctrl-C interrupts the wait.)doc");
           GilRelease release;
           auto client = self.Acquire();
           if (client.ok()) {
-            (*client)->Infer(std::move(request), [shared_future, call](Result<InferResponse> r) {
+            (*client)->Infer(std::move(request), [call](Result<InferResponse> r) {
               if (!call->Deliver(std::move(r))) return;  // the caller or a waiter takes it
-              Post([shared_future, call] {
-                if (auto taken = call->Claim()) Complete(shared_future.get(), *taken);
+              Post([call] {
+                if (auto taken = call->Claim()) call->Finish(*taken);
               });
             });
           } else {
@@ -428,8 +500,11 @@ The GIL is released while the call waits; Ctrl-C interrupts the wait.)doc");
           call->caller_inside = false;
           inline_result = call->ClaimLocked();
         }
-        if (!error.ok()) ThrowStatus(error);
-        if (inline_result) Complete(future.ptr(), *inline_result);
+        if (!error.ok()) {
+          call->Abandon();
+          ThrowStatus(error);
+        }
+        if (inline_result) call->Finish(*inline_result);
         return future;
       },
       py::arg("model"), py::arg("inputs"), py::arg("version") = py::none(),

@@ -82,6 +82,9 @@ void CompletionLoop(Runtime* rt) {
         rt->release_timer = false;
         if (expired) break;
       }
+      // The timer ran out, but a caller dropped the references meanwhile: nothing to do,
+      // and taking the GIL for nothing would only interrupt the thread that holds it.
+      if (rt->tasks.empty() && rt->releases.empty()) continue;
       batch.swap(rt->tasks);
       releases.swap(rt->releases);
       if (rt->finalizing) {
@@ -103,7 +106,7 @@ void ReleaseReference(PyObject* obj) {
     return;
   }
   Runtime* rt = g_runtime.load();
-  std::lock_guard lock(rt->mutex);
+  std::unique_lock lock(rt->mutex);
   if (rt->finalizing) return;  // leaked
   rt->releases.push_back(obj);
   if (!rt->started) {
@@ -112,7 +115,9 @@ void ReleaseReference(PyObject* obj) {
   }
   // The first pending reference starts the completion thread's timer (one wake-up per
   // kReleaseDelay at most, not one per reference).
-  if (rt->releases.size() == 1 && !rt->release_timer) rt->cv.notify_all();
+  const bool wake = rt->releases.size() == 1 && !rt->release_timer;
+  lock.unlock();
+  if (wake) rt->cv.notify_all();
 }
 
 }  // namespace
@@ -168,7 +173,8 @@ void Post(std::function<void()> task) {
     rt->started = true;
     std::thread(CompletionLoop, rt).detach();  // never joined: lives until exit
   }
-  rt->cv.notify_all();
+  lock.unlock();
+  rt->cv.notify_all();  // unlocked: the woken thread must not block on rt->mutex at once
 }
 
 std::shared_ptr<PyObject> Share(py::handle obj) {

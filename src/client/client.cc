@@ -382,6 +382,9 @@ void Client::Finish(const std::shared_ptr<Call>& call, Result<InferResponse> res
     }
   }
   InferCallback done = std::move(call->done);
+  // No attempt follows: drop the inputs before the callback, whose owner (Python: the
+  // numpy arrays) may then release them on its own thread instead of this one.
+  call->request.inputs.clear();
   // Free the window slot before the callback so that it may issue the next request;
   // `completing_` keeps the destructor waiting until the callback has returned.
   {

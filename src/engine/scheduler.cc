@@ -73,6 +73,9 @@ struct Scheduler::Instance {
   std::unique_ptr<BackendInstance> backend;
   std::condition_variable cv;                      // the worker waits here, with mutex_
   std::vector<std::unique_ptr<Pending>> assigned;  // guarded by mutex_; the next batch
+  // Set under mutex_ when a batch was assigned; the worker is notified once mutex_ is
+  // released (WakeAssigned), so that on a busy core it does not wake only to block on it.
+  std::atomic<bool> wake{false};
   std::thread thread;
 };
 
@@ -190,7 +193,7 @@ void Scheduler::Enqueue(InferRequest request, int64_t batch_size, InferCallback 
     lock.unlock();
     Pending pending{std::move(request), std::move(done), batch_size, now, seq, 0, {}, false};
     Pending* batch[] = {&pending};
-    RunBatch(*instance, batch);
+    RunBatch(*instance, batch, /*on_worker=*/false);
     return;
   }
 
@@ -218,6 +221,8 @@ void Scheduler::Enqueue(InferRequest request, int64_t batch_size, InferCallback 
   }
   queue_.push_back(std::move(pending));
   WakeTimerLocked(DispatchLocked(now));
+  lock.unlock();
+  WakeAssigned();
 }
 
 Clock::TimePoint Scheduler::DispatchLocked(Clock::TimePoint now) {
@@ -251,7 +256,7 @@ Clock::TimePoint Scheduler::DispatchLocked(Clock::TimePoint now) {
     }
     ++assigned_batches_;
     ++executing_batches_;
-    instance->cv.notify_one();
+    instance->wake.store(true, std::memory_order_relaxed);
   }
   return Clock::TimePoint::max();
 }
@@ -263,10 +268,20 @@ void Scheduler::WakeTimerLocked(Clock::TimePoint t) {
   timer_cv_.notify_one();
 }
 
+void Scheduler::WakeAssigned() {
+  for (auto& instance : instances_) {
+    if (instance->wake.exchange(false, std::memory_order_relaxed)) instance->cv.notify_one();
+  }
+}
+
 void Scheduler::ReleaseInstance(Instance& instance) {
-  std::lock_guard lock(mutex_);
-  idle_.push_back(&instance);
-  if (!queue_.empty()) WakeTimerLocked(DispatchLocked(clock_->Now()));
+  {
+    std::lock_guard lock(mutex_);
+    idle_.push_back(&instance);
+    if (queue_.empty()) return;
+    WakeTimerLocked(DispatchLocked(clock_->Now()));
+  }
+  WakeAssigned();
 }
 
 Clock::TimePoint Scheduler::ExpireLocked(Clock::TimePoint now,
@@ -323,6 +338,7 @@ void Scheduler::TimerLoop() {
       continue;  // re-plan: time and state moved on while unlocked
     }
     const Clock::TimePoint wake = std::min(next_deadline, DispatchLocked(now));
+    WakeAssigned();  // under mutex_: rare (a delay ran out), and this thread waits next
     timer_wake_ = wake;
     timer_sleeping_ = true;
     if (waiters_ > 0) idle_cv_.notify_all();
@@ -346,7 +362,7 @@ void Scheduler::WorkerLoop(Instance& instance) {
     lock.unlock();
     view.clear();
     for (auto& p : batch) view.push_back(p.get());
-    RunBatch(instance, view);
+    RunBatch(instance, view, /*on_worker=*/true);
     batch.clear();
     lock.lock();
   }
@@ -454,7 +470,7 @@ void Scheduler::RecordExecutionTime(Clock::Duration duration) {
   recent_execution_ns_.store(mean < 0 ? ns : mean + (ns - mean) / 8, std::memory_order_relaxed);
 }
 
-void Scheduler::RunBatch(Instance& instance, std::span<Pending* const> batch) {
+void Scheduler::RunBatch(Instance& instance, std::span<Pending* const> batch, bool on_worker) {
   const size_t n = batch.size();
   const Clock::TimePoint start = clock_->Now();
   const InferRequest& head = batch.front()->request;
@@ -489,7 +505,7 @@ void Scheduler::RunBatch(Instance& instance, std::span<Pending* const> batch) {
   const Clock::TimePoint exec_end = clock_->Now();
   // A failure may return at once: only successful executions tell how long the model takes.
   if (status.ok()) RecordExecutionTime(exec_end - start);
-  ReleaseInstance(instance);
+  if (!on_worker) ReleaseInstance(instance);
 
   if (!status.ok()) {
     status = status.WithContext(context_);
@@ -545,6 +561,9 @@ void Scheduler::RunBatch(Instance& instance, std::span<Pending* const> batch) {
     for (const Pending* p : batch) stats_.RecordFailure(Nanos(end - p->arrival));
   }
 
+  // The inputs are no longer needed: release them before the callbacks, so that their
+  // owner (e.g. Python's numpy arrays) can release them on its own thread.
+  for (Pending* p : batch) p->request.inputs.clear();
   size_t unaccounted = 0;
   for (size_t i = 0; i < n; ++i) {
     Pending& p = *batch[i];
@@ -556,6 +575,7 @@ void Scheduler::RunBatch(Instance& instance, std::span<Pending* const> batch) {
                            n == 1 ? std::move(outputs) : std::move(split[i])};
     unaccounted += Deliver(p, std::move(response));
   }
+  if (on_worker) ReleaseInstance(instance);
   Finish(unaccounted, 1);
 }
 
@@ -599,6 +619,7 @@ void Scheduler::Shutdown() {
       // Flush batches that wait for their delay; busy instances flush the rest as they
       // finish (DispatchLocked ignores delays from now on).
       if (!queue_.empty()) DispatchLocked(clock_->Now());
+      WakeAssigned();
       ++waiters_;
       idle_cv_.wait(lock, [this] { return in_flight_ == 0 && executing_batches_ == 0; });
       --waiters_;

@@ -100,11 +100,18 @@ class Scheduler {
   void WorkerLoop(Instance& instance);
   void TimerLoop();
   // Executes `batch` on `instance` (owned by the caller until it returns), releases the
-  // instance, records statistics and delivers the responses.
-  void RunBatch(Instance& instance, std::span<Pending* const> batch);
+  // instance, records statistics and delivers the responses. `on_worker`: the caller is
+  // the instance's own worker thread, which releases the instance only after delivering:
+  // it could not start the next batch any sooner, and requests that callbacks send
+  // meanwhile (a client's next calls) then join one batch instead of the first leaving
+  // alone. An inline caller releases it before delivering, so that the worker can start.
+  void RunBatch(Instance& instance, std::span<Pending* const> batch, bool on_worker);
   // Hands ready batches to idle instances; returns when a waiting batch must be
   // reconsidered (TimePoint::max() when none waits).
   Clock::TimePoint DispatchLocked(Clock::TimePoint now);
+  // Notifies the workers that DispatchLocked assigned a batch to. Best called after
+  // mutex_ is released (a spurious notification is harmless).
+  void WakeAssigned();
   // Makes the timer thread re-plan if `t` is earlier than the time it sleeps until.
   void WakeTimerLocked(Clock::TimePoint t);
   void ReleaseInstance(Instance& instance);

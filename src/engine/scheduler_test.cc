@@ -802,6 +802,36 @@ TEST_F(SchedulerTest, QueuesRequestMarkedForBatchingInsteadOfRunningInline) {
   EXPECT_EQ(collector_.size(), 4u);
 }
 
+// The worker keeps its instance until it has delivered the batch's responses, so the
+// requests their callbacks send (a client keeping N calls in flight) join one batch; with
+// the instance released first, the first of them would leave alone.
+TEST_F(SchedulerTest, RequestsSentFromABatchsCallbacksJoinOneBatch) {
+  SchedulerOptions o = Batching(16, 1000);
+  o.preferred_batch_sizes = {4, 8};
+  Scheduler& s = Make(o);
+  auto queued = [](const std::string& key) {
+    InferRequest request = MakeRequest(key, 4, 1);
+    request.queue_for_batching = true;  // to the worker, never inline on this thread
+    return request;
+  };
+  auto then_send = [&](const std::string& key, const std::string& next) -> InferCallback {
+    return [&, key, next, record = collector_.Callback(key)](Result<InferResponse> r) {
+      s.Enqueue(queued(next), 4, collector_.Callback(next));
+      record(std::move(r));
+    };
+  };
+  backend_.CloseGate();
+  s.Enqueue(queued("a"), 4, collector_.Callback("a"));
+  backend_.WaitForBlocked(1);  // "a" occupies the instance
+  s.Enqueue(queued("b"), 4, then_send("b", "b2"));
+  s.Enqueue(queued("c"), 4, then_send("c", "c2"));
+  backend_.OpenGate();
+  collector_.WaitFor(5);
+  s.WaitIdleForTest();
+  EXPECT_EQ(BatchSizes(), (std::vector<int64_t>{4, 8, 8}));
+  s.Shutdown();  // before the callbacks' captures go away
+}
+
 // caller_serves_io (a network frontend's thread): such a request runs inline only while the
 // model's executions are known to be short, so a long model never holds an I/O thread.
 TEST_F(SchedulerTest, IoThreadRunsOnlyShortExecutionsInline) {

@@ -530,6 +530,31 @@ def test_infer_async_result_timeout_then_completion(clients):
     assert seen == [f]
 
 
+def test_infer_async_future_with_wait_and_as_completed(clients):
+    """concurrent.futures.wait() and as_completed() on infer_async futures: a waiter that
+    registered while the call was pending is woken by its completion (the future's
+    Condition is made on first use); a future only ever waited on through result() is
+    completed without one."""
+    client = clients["grpc"]
+    f = client.infer_async("batch_pair", {"INPUT0": np.full((1, 3), 1.0, np.float32)})
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        waiting = pool.submit(concurrent.futures.wait, [f], WAIT_S,
+                              concurrent.futures.FIRST_COMPLETED)
+        wait_for(lambda: len(f._waiters) == 1, "wait() to register its waiter")
+        partner = client.infer_async("batch_pair",
+                                     {"INPUT0": np.full((1, 3), 2.0, np.float32)})
+        done, not_done = waiting.result(WAIT_S)
+    assert done == {f} and not not_done
+    np.testing.assert_array_equal(f.result(timeout=0)["OUTPUT0"], np.full((1, 3), 1.0))
+    assert list(concurrent.futures.as_completed([partner], timeout=WAIT_S)) == [partner]
+    assert "OUTPUT0" in partner.result(timeout=0)
+    g = client.infer_async("id_int64", {"INPUT0": np.ones((1, 3), np.int64)})
+    assert g.result(WAIT_S)["OUTPUT0"].sum() == 3 and g.exception(timeout=0) is None
+    if quiver._LEAN_FUTURE:
+        assert "_cond" not in vars(g)
+    assert g.done() and not g.running() and "finished" in repr(g)
+
+
 def test_infer_async_error_through_a_waiting_thread(clients):
     """An error reaches a thread already waiting in result() as the call's quiver.Error,
     and exception() afterwards returns the same exception."""
