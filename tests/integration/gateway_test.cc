@@ -246,8 +246,12 @@ TEST(GatewayTest, MissingOrWrongTokenIsUnauthenticated) {
 }
 
 // Capacity short (one request at a time through the gateway): a greedy tenant keeping 10x
-// more requests in flight than a polite one gets no more than its equal share; the polite
-// one keeps >= 40 % of the completions while both are busy.
+// more requests in flight than a polite one does not crowd it out. First come, first served
+// would leave the polite one 4/44 = 9 % of the completions; fair queueing gives 50 % while
+// both are backlogged at the gateway. The bound is 25 %: on a loaded machine the gateway's
+// frontend and the clients lag behind (requests wait in gRPC before the tenant scheduler
+// sees them), and the measured share fell to 0.35-0.48 under two CPU hogs. The exact
+// shares are TenantSchedulerTest's (deterministic, on a manual clock).
 TEST(GatewayTest, GreedyTenantGetsNoMoreThanItsWeightedShare) {
   auto server = StartServer({"identity_fp32"});
   ASSERT_TRUE(server->ok());
@@ -289,7 +293,7 @@ TEST(GatewayTest, GreedyTenantGetsNoMoreThanItsWeightedShare) {
   polite->reset();
   EXPECT_EQ(errors.load(), 0);
   const double polite_share = double(p1 - p0) / double((p1 - p0) + (g1 - g0));
-  EXPECT_GE(polite_share, 0.40) << "greedy " << (g1 - g0) << ", polite " << (p1 - p0);
+  EXPECT_GE(polite_share, 0.25) << "greedy " << (g1 - g0) << ", polite " << (p1 - p0);
 }
 
 // A model in a server's repository but loaded nowhere is loaded on first request.
