@@ -2,6 +2,7 @@
 
 #include <pybind11/stl.h>
 
+#include <bit>
 #include <cstring>
 #include <string_view>
 #include <utility>
@@ -44,6 +45,14 @@ Shape ShapeOf(const py::array& arr) {
   Shape shape(static_cast<size_t>(arr.ndim()));
   for (size_t d = 0; d < shape.size(); ++d) shape[d] = arr.shape(static_cast<py::ssize_t>(d));
   return shape;
+}
+
+// dtype.isnative without the attribute lookup: '=' native, '|' not applicable (1 byte),
+// else '<' or '>' explicitly.
+bool IsNative(const py::dtype& dtype) {
+  const char order = dtype.byteorder();
+  constexpr char kNative = std::endian::native == std::endian::little ? '<' : '>';
+  return order == '=' || order == '|' || order == kNative;
 }
 
 bool Aligned(const void* data, size_t alignment) {
@@ -163,7 +172,9 @@ DataType DataTypeForDtype(const py::dtype& dtype) {
   }
 }
 
-py::dtype DtypeFor(DataType type) {
+namespace {
+
+py::dtype MakeDtype(DataType type) {
   switch (type) {
     case DataType::kBool: return py::dtype("bool");
     case DataType::kUint8: return py::dtype("uint8");
@@ -185,6 +196,17 @@ py::dtype DtypeFor(DataType type) {
     case DataType::kInvalid: break;
   }
   ThrowStatus(Status::InvalidArgument("tensor has no valid data type"));
+}
+
+}  // namespace
+
+py::dtype DtypeFor(DataType type) {
+  // Made once per type (every output array needs one); never released.
+  static PyObject* cache[static_cast<size_t>(DataType::kBytes) + 1] = {};
+  const auto index = static_cast<size_t>(type);
+  if (index >= std::size(cache) || type == DataType::kInvalid) return MakeDtype(type);
+  if (cache[index] == nullptr) cache[index] = MakeDtype(type).release().ptr();
+  return py::reinterpret_borrow<py::dtype>(cache[index]);
 }
 
 DataType ParseDataType(const std::string& name) {
@@ -224,7 +246,7 @@ Tensor TensorFromObject(const std::string& name, py::handle obj, DataType declar
     type = declared;
   }
   bool copied = false;
-  if (!py::bool_(dtype.attr("isnative"))) {
+  if (!IsNative(dtype)) {
     arr = arr.attr("astype")(dtype.attr("newbyteorder")("="));
     copied = true;
   }
@@ -242,9 +264,24 @@ std::vector<Tensor> TensorsFromMapping(py::handle inputs, py::handle datatypes) 
   if (!py::hasattr(inputs, "items") || PyUnicode_Check(inputs.ptr())) {
     throw py::type_error("inputs must be a mapping {name: numpy array}");
   }
+  std::vector<Tensor> tensors;
+  if (datatypes.is_none() && PyDict_CheckExact(inputs.ptr())) {
+    // The common case, without the items() view and its tuples.
+    tensors.reserve(static_cast<size_t>(PyDict_Size(inputs.ptr())));
+    Py_ssize_t pos = 0;
+    PyObject* key = nullptr;
+    PyObject* value = nullptr;
+    while (PyDict_Next(inputs.ptr(), &pos, &key, &value)) {
+      if (!PyUnicode_Check(key)) throw py::type_error("input names must be str");
+      // TensorFromObject may run Python code (np.asarray), which could change the dict.
+      py::object hold_key = py::reinterpret_borrow<py::object>(key);
+      py::object hold_value = py::reinterpret_borrow<py::object>(value);
+      tensors.push_back(TensorFromObject(hold_key.cast<std::string>(), hold_value, DataType::kInvalid));
+    }
+    return tensors;
+  }
   py::dict declared_types;
   if (!datatypes.is_none()) declared_types = py::dict(py::reinterpret_borrow<py::object>(datatypes));
-  std::vector<Tensor> tensors;
   py::object items = py::reinterpret_borrow<py::object>(inputs).attr("items")();
   for (py::handle item : items) {
     auto pair = py::reinterpret_borrow<py::tuple>(item);
@@ -303,7 +340,7 @@ template <typename T>
 py::array_t<T, py::array::c_style> ContiguousArray(py::handle obj, const char* what) {
   if (py::isinstance<py::array_t<T, py::array::c_style>>(obj)) {
     auto arr = py::reinterpret_borrow<py::array_t<T, py::array::c_style>>(obj);
-    if ((arr.flags() & py::array::c_style) != 0 && py::bool_(arr.dtype().attr("isnative")) &&
+    if ((arr.flags() & py::array::c_style) != 0 && IsNative(arr.dtype()) &&
         Aligned(arr.data(), sizeof(T))) {
       ++Counters().inputs_borrowed;
       return arr;
