@@ -1,14 +1,13 @@
 // quiver.Client's methods: infer (blocking, GIL released, Ctrl-C aware), infer_async
 // (a concurrent.futures.Future completed by the thread waiting for it, or else on the
-// completion thread), infer_batched, and the metadata/health calls. The client's lifecycle is in py_client.cc.
+// completion thread), infer_batched, and the metadata/health calls. The client's
+// lifecycle is in py_client.cc, the call objects behind infer/infer_async in py_calls.h.
 
 #include <pybind11/stl.h>
 
 #include <algorithm>
 #include <chrono>
-#include <condition_variable>
 #include <cstdlib>
-#include <mutex>
 #include <optional>
 #include <utility>
 
@@ -17,239 +16,12 @@
 #include "columnar/batch_runner.h"
 #include "errors.h"
 #include "numpy_tensor.h"
+#include "py_calls.h"
 #include "py_client.h"
 #include "py_runtime.h"
 
 namespace quiver::python {
 namespace {
-
-using std::chrono::milliseconds;
-
-// A blocking call's outcome, filled in by the callback on a transport thread.
-struct SyncCall {
-  std::mutex mutex;
-  std::condition_variable cv;
-  std::optional<Result<InferResponse>> result;  // guarded by mutex
-};
-
-// Waits for `call` with the GIL released, checking for signals (Ctrl-C) every 100 ms.
-// On KeyboardInterrupt the call goes on in the background; its result is dropped.
-Result<InferResponse> Wait(const std::shared_ptr<SyncCall>& call) {
-  while (true) {
-    {
-      GilRelease release;
-      std::unique_lock lock(call->mutex);
-      if (call->cv.wait_for(lock, milliseconds(100), [&] { return call->result.has_value(); })) {
-        Result<InferResponse> result = std::move(*call->result);
-        call->result.reset();
-        return result;
-      }
-    }
-    if (PyErr_CheckSignals() != 0) throw py::error_already_set();
-  }
-}
-
-PyObject*& FutureTypeSlot();
-
-// Completes a quiver._Future whose Condition was never made (see _Future in
-// quiver/__init__.py) by setting its state, as set_result()/set_exception() would: nobody
-// can be waiting on a Condition that does not exist, and no callback was added (that makes
-// it). Returns false, leaving it alone, where that does not hold. GIL held; nothing here
-// runs Python code between the check and the state change (both values are replaced, the
-// dict does not grow), so no other thread can make the Condition in between.
-bool CompleteLean(py::handle f, py::handle value, bool is_exception) {
-  static PyObject* const cond_key = PyUnicode_InternFromString("_cond");
-  static PyObject* const state_key = PyUnicode_InternFromString("_state");
-  static PyObject* const result_key = PyUnicode_InternFromString("_result");
-  static PyObject* const exception_key = PyUnicode_InternFromString("_exception");
-  static PyObject* const running = PyUnicode_InternFromString("RUNNING");
-  static PyObject* const finished = PyUnicode_InternFromString("FINISHED");
-  PyObject* type = FutureTypeSlot();
-  if (type == nullptr || Py_TYPE(f.ptr()) != reinterpret_cast<PyTypeObject*>(type)) return false;
-  py::object owned = py::reinterpret_steal<py::object>(PyObject_GenericGetDict(f.ptr(), nullptr));
-  PyObject* dict = owned.ptr();
-  if (dict == nullptr) {
-    PyErr_Clear();
-    return false;
-  }
-  if (PyDict_GetItemWithError(dict, cond_key) != nullptr) return false;
-  PyObject* state = PyDict_GetItemWithError(dict, state_key);
-  PyObject* slot = PyDict_GetItemWithError(dict, is_exception ? exception_key : result_key);
-  if (PyErr_Occurred() != nullptr) PyErr_Clear();
-  if (state == nullptr || slot == nullptr || PyUnicode_Compare(state, running) != 0) return false;
-  // Both keys exist (set in _Future.__init__): replacing their values neither grows the
-  // dict nor runs Python code (the old values are None and the interned "RUNNING").
-  if (PyDict_SetItem(dict, is_exception ? exception_key : result_key, value.ptr()) != 0 ||
-      PyDict_SetItem(dict, state_key, finished) != 0) {
-    PyErr_Clear();
-    return false;
-  }
-  return true;
-}
-
-// Completes `future` (a concurrent.futures.Future) with the response or the exception.
-void Complete(PyObject* future, const Result<InferResponse>& result) {
-  py::handle f(future);
-  try {
-    if (result.ok()) {
-      py::dict outputs = DictFromTensors(result->outputs, /*writable=*/false);
-      if (!CompleteLean(f, outputs, /*is_exception=*/false)) f.attr("set_result")(outputs);
-    } else {
-      py::object error = ExceptionFor(result.status());
-      if (!CompleteLean(f, error, /*is_exception=*/true)) f.attr("set_exception")(error);
-    }
-  } catch (py::error_already_set& e) {
-    try {
-      if (!CompleteLean(f, e.value(), /*is_exception=*/true)) {
-        f.attr("set_exception")(e.value());  // e.g. an output that numpy cannot hold
-      }
-    } catch (py::error_already_set&) {
-      // Already done (cancelled): nobody is waiting for it.
-    }
-  }
-}
-
-// One infer_async call, shared by its Python future (as `_call`), the transport callback
-// and the completion thread. The callback stores the result here; exactly one party then
-// takes it (Claim, under `mutex`) and completes the future:
-//   - the caller, when the call ended before Infer returned (local://, refused up front);
-//   - a thread waiting in the future's result() or exception(), which the callback wakes
-//     directly: one thread wake-up from the response to the waiting Python code, instead
-//     of two plus a GIL hand-off through the completion thread;
-//   - else the completion thread, to which the callback posts only when nobody waits
-//     (done-callbacks, asyncio, concurrent.futures.wait, a result() that comes later).
-// The Python objects of the call (the future, the input arrays) are released by that
-// party, with the GIL, not by the transport thread that ends the call: a reference dropped
-// without the GIL would wake the completion thread a few ms later just to drop it.
-struct AsyncCall {
-  std::mutex mutex;
-  std::condition_variable cv;
-  std::optional<Result<InferResponse>> result;  // guarded by mutex; empty once claimed
-  bool arrived = false;                         // guarded by mutex: the callback ran
-  bool claimed = false;                         // guarded by mutex: result was taken
-  bool caller_inside = true;                    // guarded by mutex: in infer_async still
-  int waiters = 0;                              // guarded by mutex: threads in Wait()
-  // Set before the call is sent; reset with the GIL by the party that completes it (the
-  // future refers to this call too: the cycle ends there).
-  std::shared_ptr<PyObject> future;
-  std::vector<Buffer> inputs;  // co-owns the request's input arrays until completion
-
-  // The transport callback: stores `r`; true when nobody is there to take it, so the
-  // callback must post the completion.
-  // Notifies after unlocking: on a busy core the woken thread would otherwise run at once
-  // only to block on `mutex`, two more context switches per call.
-  bool Deliver(Result<InferResponse> r) {
-    bool taken_here = false;
-    {
-      std::lock_guard lock(mutex);
-      result.emplace(std::move(r));
-      arrived = true;
-      taken_here = caller_inside || waiters > 0;
-    }
-    if (taken_here) cv.notify_all();
-    return !taken_here;
-  }
-  // The result, if it arrived and nobody took it yet (then the caller completes the
-  // future with it). Call with `mutex` held.
-  std::optional<Result<InferResponse>> ClaimLocked() {
-    if (!arrived || claimed) return std::nullopt;
-    claimed = true;
-    std::optional<Result<InferResponse>> taken = std::move(result);
-    result.reset();
-    return taken;
-  }
-  std::optional<Result<InferResponse>> Claim() {
-    std::lock_guard lock(mutex);
-    return ClaimLocked();
-  }
-  // Completes the future with what this thread claimed and drops the call's Python
-  // references. GIL held; once per call (only the claiming party calls it).
-  void Finish(const Result<InferResponse>& claimed_result);
-  // Drops the Python references of a call that was never sent. GIL held.
-  void Abandon() {
-    future.reset();
-    inputs.clear();
-  }
-};
-
-void AsyncCall::Finish(const Result<InferResponse>& claimed_result) {
-  Complete(future.get(), claimed_result);
-  Abandon();
-}
-
-// The Python face of an AsyncCall: quiver._Future's `_call`.
-struct PyAsyncCall {
-  std::shared_ptr<AsyncCall> call;
-};
-
-// Future.result()/exception() of an infer_async call (quiver._Future, GIL held): waits
-// for the call with the GIL released (Ctrl-C checked every 100 ms) for at most `timeout`
-// seconds (None: no limit) and completes the call's future when this thread takes the result.
-// Returns the time left of `timeout` (None for None) for the wait on the future itself,
-// which another thread may be completing.
-py::object WaitAsync(AsyncCall& call, const py::object& timeout) {
-  using Clock = std::chrono::steady_clock;
-  const bool bounded = !timeout.is_none();
-  const Clock::time_point deadline =
-      bounded ? Clock::now() + std::chrono::duration_cast<Clock::duration>(
-                                   std::chrono::duration<double>(
-                                       std::max(0.0, timeout.cast<double>())))
-              : Clock::time_point::max();
-  auto left = [&]() -> py::object {
-    if (!bounded) return py::none();
-    return py::float_(std::max(0.0, std::chrono::duration<double>(deadline - Clock::now()).count()));
-  };
-  std::optional<Result<InferResponse>> taken;
-  bool registered = false;
-  while (true) {
-    bool done = false;
-    {
-      GilRelease release;
-      std::unique_lock lock(call.mutex);
-      if (!registered) {
-        ++call.waiters;
-        registered = true;
-      }
-      const Clock::time_point until = std::min(deadline, Clock::now() + milliseconds(100));
-      call.cv.wait_until(lock, until, [&] { return call.arrived || call.claimed; });
-      taken = call.ClaimLocked();
-      done = taken.has_value() || call.claimed || Clock::now() >= deadline;
-      if (done) --call.waiters;
-    }
-    if (taken) call.Finish(*taken);
-    if (done) return left();
-    if (PyErr_CheckSignals() != 0) {
-      // Leaving: a result that arrived meanwhile (the callback saw this waiter and did not
-      // post) is completed here, so that the future still completes exactly once.
-      {
-        std::lock_guard lock(call.mutex);
-        --call.waiters;
-        taken = call.ClaimLocked();
-      }
-      if (taken) call.Finish(*taken);
-      throw py::error_already_set();
-    }
-  }
-}
-
-// quiver._Future (a concurrent.futures.Future subclass defined in quiver/__init__.py and
-// registered at import), or concurrent.futures.Future when it is not registered.
-PyObject*& FutureTypeSlot() {
-  static PyObject* type = nullptr;  // a strong reference, never released
-  return type;
-}
-
-// A running future for `call`.
-py::object NewFuture(const std::shared_ptr<AsyncCall>& call) {
-  if (PyObject* type = FutureTypeSlot()) {
-    return py::reinterpret_borrow<py::object>(type)(PyAsyncCall{call});
-  }
-  static PyObject* plain =
-      py::object(py::module_::import("concurrent.futures").attr("Future")).release().ptr();
-  py::object future = py::reinterpret_borrow<py::object>(plain)();
-  future.attr("set_running_or_notify_cancel")();
-  return future;
-}
 
 InferRequest BuildRequest(const std::string& model, const py::object& inputs,
                           const py::object& version, const py::object& outputs,

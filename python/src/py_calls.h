@@ -1,0 +1,114 @@
+#pragma once
+// The objects between a transport callback and the Python code that waits for a call:
+// SyncCall for the blocking infer(), AsyncCall for infer_async() and its quiver._Future.
+// Contract (py_runtime.h): transport threads never take the GIL; whoever completes a call
+// holds it.
+
+#include <pybind11/pybind11.h>
+
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <vector>
+
+#include "core/tensor.h"
+#include "service/types.h"
+
+namespace quiver::python {
+
+namespace py = pybind11;
+
+// A blocking call's outcome, filled in by the callback on a transport thread.
+struct SyncCall {
+  std::mutex mutex;
+  std::condition_variable cv;
+  std::optional<Result<InferResponse>> result;  // guarded by mutex
+};
+
+// Waits for `call` with the GIL released, checking for signals (Ctrl-C) every 100 ms.
+// On KeyboardInterrupt the call goes on in the background; its result is dropped.
+Result<InferResponse> Wait(const std::shared_ptr<SyncCall>& call);
+
+// One infer_async call, shared by its Python future (as `_call`), the transport callback
+// and the completion thread. The callback stores the result here; exactly one party then
+// takes it (Claim, under `mutex`) and completes the future:
+//   - the caller, when the call ended before Infer returned (local://, refused up front);
+//   - a thread waiting in the future's result() or exception(), which the callback wakes
+//     directly: one thread wake-up from the response to the waiting Python code, instead
+//     of two plus a GIL hand-off through the completion thread;
+//   - else the completion thread, to which the callback posts only when nobody waits
+//     (done-callbacks, asyncio, concurrent.futures.wait, a result() that comes later).
+// The Python objects of the call (the future, the input arrays) are released by that
+// party, with the GIL, not by the transport thread that ends the call: a reference dropped
+// without the GIL would wake the completion thread a few ms later just to drop it.
+struct AsyncCall {
+  std::mutex mutex;
+  std::condition_variable cv;
+  std::optional<Result<InferResponse>> result;  // guarded by mutex; empty once claimed
+  bool arrived = false;                         // guarded by mutex: the callback ran
+  bool claimed = false;                         // guarded by mutex: result was taken
+  bool caller_inside = true;                    // guarded by mutex: in infer_async still
+  int waiters = 0;                              // guarded by mutex: threads in WaitAsync
+  // Set before the call is sent; reset with the GIL by the party that completes it (the
+  // future refers to this call too: the cycle ends there).
+  std::shared_ptr<PyObject> future;
+  std::vector<Buffer> inputs;  // co-owns the request's input arrays until completion
+
+  // The transport callback: stores `r`; true when nobody is there to take it, so the
+  // callback must post the completion. Notifies after unlocking: on a busy core the woken
+  // thread would otherwise run at once only to block on `mutex` (two more switches).
+  bool Deliver(Result<InferResponse> r) {
+    bool taken_here = false;
+    {
+      std::lock_guard lock(mutex);
+      result.emplace(std::move(r));
+      arrived = true;
+      taken_here = caller_inside || waiters > 0;
+    }
+    if (taken_here) cv.notify_all();
+    return !taken_here;
+  }
+  // The result, if it arrived and nobody took it yet (then the caller completes the
+  // future with it). Call with `mutex` held.
+  std::optional<Result<InferResponse>> ClaimLocked() {
+    if (!arrived || claimed) return std::nullopt;
+    claimed = true;
+    std::optional<Result<InferResponse>> taken = std::move(result);
+    result.reset();
+    return taken;
+  }
+  std::optional<Result<InferResponse>> Claim() {
+    std::lock_guard lock(mutex);
+    return ClaimLocked();
+  }
+  // Completes the future with what this thread claimed and drops the call's Python
+  // references. GIL held; once per call (only the claiming party calls it).
+  void Finish(const Result<InferResponse>& claimed_result);
+  // Drops the Python references of a call that was never sent. GIL held.
+  void Abandon() {
+    future.reset();
+    inputs.clear();
+  }
+};
+
+// The Python face of an AsyncCall: quiver._Future's `_call`.
+struct PyAsyncCall {
+  std::shared_ptr<AsyncCall> call;
+};
+
+// Future.result()/exception() of an infer_async call (quiver._Future, GIL held): waits
+// for the call with the GIL released (Ctrl-C checked every 100 ms) for at most `timeout`
+// seconds (None: no limit) and completes the call's future when this thread takes the result.
+// Returns the time left of `timeout` (None for None) for the wait on the future itself,
+// which another thread may be completing.
+py::object WaitAsync(AsyncCall& call, const py::object& timeout);
+
+// quiver._Future (a concurrent.futures.Future subclass defined in quiver/__init__.py and
+// registered at import), or concurrent.futures.Future when it is not registered.
+PyObject*& FutureTypeSlot();
+
+// A running future for `call`.
+py::object NewFuture(const std::shared_ptr<AsyncCall>& call);
+
+}  // namespace quiver::python
