@@ -200,11 +200,17 @@ py::class_<PyClient> RegisterClient(py::module_& m) {
           GilRelease release;
           auto client = self.Acquire();
           auto done = [call](Result<InferResponse> r) {
+            DeliveryBatch* batch = r.ok() ? std::exchange(r->delivery_batch, nullptr) : nullptr;
             {
               std::lock_guard lock(call->mutex);
               call->result.emplace(std::move(r));
             }
-            call->cv.notify_all();  // unlocked: see AsyncCall::Deliver
+            // Unlocked (see AsyncCall::Store); after the batch's last response if in one.
+            if (batch != nullptr) {
+              batch->AfterDelivery([call] { call->cv.notify_all(); });
+            } else {
+              call->cv.notify_all();
+            }
           };
           if (client.ok()) {
             (*client)->Infer(std::move(request), std::move(done));
@@ -260,10 +266,7 @@ The GIL is released while the call waits; Ctrl-C interrupts the wait.)doc");
           auto client = self.Acquire();
           if (client.ok()) {
             (*client)->Infer(std::move(request), [call](Result<InferResponse> r) {
-              if (!call->Deliver(std::move(r))) return;  // the caller or a waiter takes it
-              Post([call] {
-                if (auto taken = call->Claim()) call->Finish(*taken);
-              });
+              AsyncCall::OnResult(call, std::move(r));
             });
           } else {
             error = client.status();

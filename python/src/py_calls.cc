@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <functional>
 #include <utility>
 
 #include "errors.h"
@@ -90,6 +91,26 @@ void Complete(PyObject* future, const Result<InferResponse>& result) {
 }
 
 }  // namespace
+
+void AsyncCall::OnResult(const std::shared_ptr<AsyncCall>& call, Result<InferResponse> r) {
+  DeliveryBatch* batch = r.ok() ? std::exchange(r->delivery_batch, nullptr) : nullptr;
+  std::function<void()> next;
+  if (call->Store(std::move(r))) {
+    next = [call] { call->cv.notify_all(); };
+  } else {
+    next = [call] {
+      if (call->Claimed()) return;  // a thread woken in the same batch took it
+      Post([call] {
+        if (auto taken = call->Claim()) call->Finish(*taken);
+      });
+    };
+  }
+  if (batch != nullptr) {
+    batch->AfterDelivery(std::move(next));
+  } else {
+    next();
+  }
+}
 
 void AsyncCall::Finish(const Result<InferResponse>& claimed_result) {
   Complete(future.get(), claimed_result);

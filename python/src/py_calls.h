@@ -55,19 +55,19 @@ struct AsyncCall {
   std::shared_ptr<PyObject> future;
   std::vector<Buffer> inputs;  // co-owns the request's input arrays until completion
 
-  // The transport callback: stores `r`; true when nobody is there to take it, so the
-  // callback must post the completion. Notifies after unlocking: on a busy core the woken
-  // thread would otherwise run at once only to block on `mutex` (two more switches).
-  bool Deliver(Result<InferResponse> r) {
-    bool taken_here = false;
-    {
-      std::lock_guard lock(mutex);
-      result.emplace(std::move(r));
-      arrived = true;
-      taken_here = caller_inside || waiters > 0;
-    }
-    if (taken_here) cv.notify_all();
-    return !taken_here;
+  // The transport callback: stores `r`; true when a thread is there to take it (the
+  // caller, or a waiter, to be woken through `cv` after this returns: woken under `mutex`,
+  // on a busy core it would run at once only to block on it), false when nobody is (the
+  // completion must be posted).
+  bool Store(Result<InferResponse> r) {
+    std::lock_guard lock(mutex);
+    result.emplace(std::move(r));
+    arrived = true;
+    return caller_inside || waiters > 0;
+  }
+  bool Claimed() {
+    std::lock_guard lock(mutex);
+    return claimed;
   }
   // The result, if it arrived and nobody took it yet (then the caller completes the
   // future with it). Call with `mutex` held.
@@ -82,6 +82,11 @@ struct AsyncCall {
     std::lock_guard lock(mutex);
     return ClaimLocked();
   }
+  // The transport callback of infer_async (any thread, no GIL): stores the result, then
+  // wakes the thread that takes it or posts the completion. Within a batch's delivery
+  // (InferResponse::delivery_batch) both wait for the batch's last response, and the post
+  // is skipped if a woken thread took the result meanwhile.
+  static void OnResult(const std::shared_ptr<AsyncCall>& call, Result<InferResponse> r);
   // Completes the future with what this thread claimed and drops the call's Python
   // references. GIL held; once per call (only the claiming party calls it).
   void Finish(const Result<InferResponse>& claimed_result);

@@ -456,6 +456,27 @@ Status SplitOutputs(std::vector<Tensor>& outputs, std::span<const int64_t> sizes
   return Status::Ok();
 }
 
+// DeliveryBatch for the responses of one batch: the work callbacks hand over, run after
+// the last of them.
+class DeferredWork final : public DeliveryBatch {
+ public:
+  void AfterDelivery(std::function<void()> work) override { work_.push_back(std::move(work)); }
+  void Run() {
+    ++tls_callback_depth;  // as a callback: a request it sends is never run inline here
+    for (auto& work : work_) {
+      try {
+        work();
+      } catch (...) {  // NOLINT(bugprone-empty-catch): as Invoke
+      }
+    }
+    --tls_callback_depth;
+    work_.clear();
+  }
+
+ private:
+  std::vector<std::function<void()>> work_;
+};
+
 }  // namespace
 
 bool Scheduler::ExecutionsAreShort() const {
@@ -564,6 +585,11 @@ void Scheduler::RunBatch(Instance& instance, std::span<Pending* const> batch, bo
   // The inputs are no longer needed: release them before the callbacks, so that their
   // owner (e.g. Python's numpy arrays) can release them on its own thread.
   for (Pending* p : batch) p->request.inputs.clear();
+  // Responses delivered in a row on this thread carry it (not under preserve_ordering:
+  // those may be delivered later, by another thread).
+  DeferredWork after_delivery;
+  DeliveryBatch* const delivery_batch =
+      n > 1 && !options_.preserve_ordering ? &after_delivery : nullptr;
   size_t unaccounted = 0;
   for (size_t i = 0; i < n; ++i) {
     Pending& p = *batch[i];
@@ -572,9 +598,10 @@ void Scheduler::RunBatch(Instance& instance, std::span<Pending* const> batch, bo
       continue;
     }
     InferResponse response{options_.model_name, options_.model_version, std::move(p.request.id),
-                           n == 1 ? std::move(outputs) : std::move(split[i])};
+                           n == 1 ? std::move(outputs) : std::move(split[i]), delivery_batch};
     unaccounted += Deliver(p, std::move(response));
   }
+  after_delivery.Run();
   if (on_worker) ReleaseInstance(instance);
   Finish(unaccounted, 1);
 }

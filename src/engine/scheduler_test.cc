@@ -832,6 +832,49 @@ TEST_F(SchedulerTest, RequestsSentFromABatchsCallbacksJoinOneBatch) {
   s.Shutdown();  // before the callbacks' captures go away
 }
 
+// Responses delivered in a row by a worker carry a DeliveryBatch: the work a callback hands
+// to it runs after the batch's last callback. A batch of one carries none.
+TEST_F(SchedulerTest, WorkDeferredByCallbacksRunsAfterTheBatchsLastCallback) {
+  SchedulerOptions o = Batching(16, 1000);
+  o.preferred_batch_sizes = {4, 8};
+  Scheduler& s = Make(o);
+  std::mutex mutex;
+  std::vector<std::string> order;
+  auto note = [&](std::string what) {
+    std::lock_guard lock(mutex);
+    order.push_back(std::move(what));
+  };
+  auto deferring = [&](const std::string& key) -> InferCallback {
+    return [&, key, record = collector_.Callback(key)](Result<InferResponse> r) {
+      ASSERT_TRUE(r.ok());
+      if (r->delivery_batch == nullptr) {
+        note("alone " + key);
+      } else {
+        note("callback " + key);
+        r->delivery_batch->AfterDelivery([&, key] { note("after " + key); });
+      }
+      record(std::move(r));
+    };
+  };
+  auto queued = [](const std::string& key) {
+    InferRequest request = MakeRequest(key, 4, 1);
+    request.queue_for_batching = true;
+    return request;
+  };
+  backend_.CloseGate();
+  s.Enqueue(queued("a"), 4, deferring("a"));
+  backend_.WaitForBlocked(1);
+  s.Enqueue(queued("b"), 4, deferring("b"));
+  s.Enqueue(queued("c"), 4, deferring("c"));
+  backend_.OpenGate();
+  collector_.WaitFor(3);
+  s.WaitIdleForTest();
+  EXPECT_EQ(BatchSizes(), (std::vector<int64_t>{4, 8}));
+  std::lock_guard lock(mutex);
+  EXPECT_EQ(order, (std::vector<std::string>{"alone a", "callback b", "callback c", "after b",
+                                             "after c"}));
+}
+
 // caller_serves_io (a network frontend's thread): such a request runs inline only while the
 // model's executions are known to be short, so a long model never holds an I/O thread.
 TEST_F(SchedulerTest, IoThreadRunsOnlyShortExecutionsInline) {

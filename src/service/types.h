@@ -45,11 +45,25 @@ struct InferRequest {
   std::string tenant{};
 };
 
+// Set by an engine that delivers several responses in a row (the requests of one batch)
+// on the thread that runs their callbacks, and valid only while such a callback runs: work
+// handed to AfterDelivery runs once the last of them was delivered. A callback that wakes a
+// waiting thread does it there, so that on a busy core the woken thread (which preempts the
+// deliverer at once) finds every response of the batch, not the first alone.
+class DeliveryBatch {
+ public:
+  virtual void AfterDelivery(std::function<void()> work) = 0;
+
+ protected:
+  ~DeliveryBatch() = default;
+};
+
 struct InferResponse {
   std::string model;
   std::string version;
   std::string id;
   std::vector<Tensor> outputs;
+  DeliveryBatch* delivery_batch = nullptr;  // see DeliveryBatch; null: wake at once
 };
 
 // Called exactly once per Infer, on any thread.

@@ -555,6 +555,33 @@ def test_infer_async_future_with_wait_and_as_completed(clients):
     assert g.done() and not g.running() and "finished" in repr(g)
 
 
+def test_infer_async_pipeline_over_paired_batches_on_local(clients):
+    """One thread keeping two calls in flight over local:// on a model that runs requests in
+    pairs only: the worker delivers both responses of a pair before waking the waiting
+    thread (DeliveryBatch), which then finds the second one done. Every future completes
+    once with its own values, done-callbacks included."""
+    client = clients["local"]
+    window = collections.deque()
+    called = collections.Counter()
+
+    def send(i):
+        f = client.infer_async("batch_pair", {"INPUT0": np.full((1, 3), float(i), np.float32)})
+        if i % 3 == 0:
+            f.add_done_callback(lambda fut, i=i: called.update([i]))
+        window.append((i, f))
+
+    send(0)
+    send(1)
+    for i in range(2, 200):
+        j, f = window.popleft()
+        np.testing.assert_array_equal(f.result(WAIT_S)["OUTPUT0"], np.full((1, 3), float(j)))
+        send(i)
+    for j, f in window:
+        np.testing.assert_array_equal(f.result(WAIT_S)["OUTPUT0"], np.full((1, 3), float(j)))
+    wait_for(lambda: len(called) == len(range(0, 200, 3)), "every done-callback")
+    assert set(called.values()) == {1}
+
+
 def test_infer_async_error_through_a_waiting_thread(clients):
     """An error reaches a thread already waiting in result() as the call's quiver.Error,
     and exception() afterwards returns the same exception."""
