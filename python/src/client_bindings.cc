@@ -261,7 +261,7 @@ The GIL is released while the call waits; Ctrl-C interrupts the wait.)doc");
         // completion thread costs two thread wake-ups, more than a small local inference.
         std::optional<Result<InferResponse>> inline_result;
         Status error;
-        {
+        try {
           GilRelease release;
           auto client = self.Acquire();
           if (client.ok()) {
@@ -274,6 +274,9 @@ The GIL is released while the call waits; Ctrl-C interrupts the wait.)doc");
           std::lock_guard lock(call->mutex);
           call->caller_inside = false;
           inline_result = call->ClaimLocked();
+        } catch (...) {
+          call->Abandon();  // GIL held again; the future <-> call cycle must not stay
+          throw;
         }
         if (!error.ok()) {
           call->Abandon();

@@ -4,6 +4,7 @@
 
 #include <bit>
 #include <cstring>
+#include <stdexcept>
 #include <string_view>
 #include <utility>
 
@@ -271,12 +272,17 @@ std::vector<Tensor> TensorsFromMapping(py::handle inputs, py::handle datatypes) 
     Py_ssize_t pos = 0;
     PyObject* key = nullptr;
     PyObject* value = nullptr;
+    const Py_ssize_t size = PyDict_Size(inputs.ptr());
     while (PyDict_Next(inputs.ptr(), &pos, &key, &value)) {
       if (!PyUnicode_Check(key)) throw py::type_error("input names must be str");
       // TensorFromObject may run Python code (np.asarray), which could change the dict.
       py::object hold_key = py::reinterpret_borrow<py::object>(key);
       py::object hold_value = py::reinterpret_borrow<py::object>(value);
-      tensors.push_back(TensorFromObject(hold_key.cast<std::string>(), hold_value, DataType::kInvalid));
+      tensors.push_back(
+          TensorFromObject(hold_key.cast<std::string>(), hold_value, DataType::kInvalid));
+      if (PyDict_Size(inputs.ptr()) != size) {
+        throw std::runtime_error("inputs changed size while they were read");  // as items()
+      }
     }
     return tensors;
   }

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <functional>
+#include <string>
 #include <utility>
 
 #include "errors.h"
@@ -87,6 +88,15 @@ void Complete(PyObject* future, const Result<InferResponse>& result) {
     } catch (py::error_already_set&) {
       // Already done (cancelled): nobody is waiting for it.
     }
+  } catch (const std::exception& e) {
+    // Not from Python (std::bad_alloc, a pybind11 cast error): the future must still end.
+    try {
+      py::object error =
+          ExceptionFor(Status::Internal(std::string("completing the call: ") + e.what()));
+      if (!CompleteLean(f, error, /*is_exception=*/true)) f.attr("set_exception")(error);
+    } catch (...) {
+      PyErr_Clear();  // nothing more can be done here; the call's references are dropped
+    }
   }
 }
 
@@ -113,8 +123,8 @@ void AsyncCall::OnResult(const std::shared_ptr<AsyncCall>& call, Result<InferRes
 }
 
 void AsyncCall::Finish(const Result<InferResponse>& claimed_result) {
-  Complete(future.get(), claimed_result);
-  Abandon();
+  if (future != nullptr) Complete(future.get(), claimed_result);  // does not throw
+  Abandon();  // (null: abandoned by infer_async, which raised instead)
 }
 
 // Future.result()/exception() of an infer_async call (quiver._Future, GIL held): waits

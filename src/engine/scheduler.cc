@@ -256,7 +256,7 @@ Clock::TimePoint Scheduler::DispatchLocked(Clock::TimePoint now) {
     }
     ++assigned_batches_;
     ++executing_batches_;
-    instance->wake.store(true, std::memory_order_relaxed);
+    instance->wake.store(true, std::memory_order_release);
   }
   return Clock::TimePoint::max();
 }
@@ -270,7 +270,10 @@ void Scheduler::WakeTimerLocked(Clock::TimePoint t) {
 
 void Scheduler::WakeAssigned() {
   for (auto& instance : instances_) {
-    if (instance->wake.exchange(false, std::memory_order_relaxed)) instance->cv.notify_one();
+    // acq_rel: a thread that takes the flag another set is ordered after that thread's
+    // assignment, hence after the worker began waiting; relaxed, a weakly ordered CPU
+    // could let its notify miss the waiter, and the batch would never run.
+    if (instance->wake.exchange(false, std::memory_order_acq_rel)) instance->cv.notify_one();
   }
 }
 
@@ -329,6 +332,7 @@ void Scheduler::TimerLoop() {
       lock.unlock();
       size_t unaccounted = 0;
       for (auto& p : expired) {
+        p->request.inputs.clear();  // as RunBatch: before the callback
         stats_.RecordFailure(Nanos(now - p->arrival));
         unaccounted += Deliver(*p, Status::Unavailable("request timeout expired"));
       }

@@ -56,6 +56,8 @@ struct SchedulerOptions {
 };
 
 // Thread-safe: every method may be called concurrently from any thread, except as noted.
+// Destroy it only once every Enqueue call has returned: Enqueue may still touch the
+// scheduler after the request's callback ran (ModelVersion guarantees this).
 class Scheduler {
  public:
   // Takes ownership of the instances and starts one worker thread per instance (with
@@ -102,9 +104,12 @@ class Scheduler {
   // Executes `batch` on `instance` (owned by the caller until it returns), releases the
   // instance, records statistics and delivers the responses. `on_worker`: the caller is
   // the instance's own worker thread, which releases the instance only after delivering:
-  // it could not start the next batch any sooner, and requests that callbacks send
+  // it could not start the next batch any sooner itself, and requests that callbacks send
   // meanwhile (a client's next calls) then join one batch instead of the first leaving
-  // alone. An inline caller releases it before delivering, so that the worker can start.
+  // alone. The price: a request arriving during the delivery cannot run inline on another
+  // thread (the frontends' callbacks only post or serialise, so deliveries are short), and
+  // a callback must not wait for another request to this model. An inline caller releases
+  // the instance before delivering, so that the worker can start.
   void RunBatch(Instance& instance, std::span<Pending* const> batch, bool on_worker);
   // Hands ready batches to idle instances; returns when a waiting batch must be
   // reconsidered (TimePoint::max() when none waits).
