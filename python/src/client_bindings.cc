@@ -193,24 +193,17 @@ py::class_<PyClient> RegisterClient(py::module_& m) {
         auto call = std::make_shared<SyncCall>();
         // Co-owns the input arrays, so that the last reference to each is dropped here, with
         // the GIL, not on the thread that ends the call (see AsyncCall).
-        std::vector<Buffer> held_inputs;
-        held_inputs.reserve(request.inputs.size());
-        for (const Tensor& t : request.inputs) held_inputs.push_back(t.data);
+        const std::vector<Buffer> held_inputs = InputBuffers(request);
         {
           GilRelease release;
           auto client = self.Acquire();
           auto done = [call](Result<InferResponse> r) {
-            DeliveryBatch* batch = r.ok() ? std::exchange(r->delivery_batch, nullptr) : nullptr;
+            DeliveryBatch* batch = TakeDeliveryBatch(r);
             {
               std::lock_guard lock(call->mutex);
               call->result.emplace(std::move(r));
             }
-            // Unlocked (see AsyncCall::Store); after the batch's last response if in one.
-            if (batch != nullptr) {
-              batch->AfterDelivery([call] { call->cv.notify_all(); });
-            } else {
-              call->cv.notify_all();
-            }
+            WakeAfter(batch, [call] { call->cv.notify_all(); });  // unlocked: see Store
           };
           if (client.ok()) {
             (*client)->Infer(std::move(request), std::move(done));
@@ -254,8 +247,7 @@ The GIL is released while the call waits; Ctrl-C interrupts the wait.)doc");
         auto call = std::make_shared<AsyncCall>();
         py::object future = NewFuture(call);
         call->future = Share(future);
-        call->inputs.reserve(request.inputs.size());
-        for (const Tensor& t : request.inputs) call->inputs.push_back(t.data);
+        call->inputs = InputBuffers(request);
         // A call that completes before Infer returns (local://, or refused up front) is
         // completed here, by the caller, once it holds the GIL again: the hop through the
         // completion thread costs two thread wake-ups, more than a small local inference.

@@ -268,11 +268,11 @@ std::vector<Tensor> TensorsFromMapping(py::handle inputs, py::handle datatypes) 
   std::vector<Tensor> tensors;
   if (datatypes.is_none() && PyDict_CheckExact(inputs.ptr())) {
     // The common case, without the items() view and its tuples.
-    tensors.reserve(static_cast<size_t>(PyDict_Size(inputs.ptr())));
+    const Py_ssize_t size = PyDict_Size(inputs.ptr());
+    tensors.reserve(static_cast<size_t>(size));
     Py_ssize_t pos = 0;
     PyObject* key = nullptr;
     PyObject* value = nullptr;
-    const Py_ssize_t size = PyDict_Size(inputs.ptr());
     while (PyDict_Next(inputs.ptr(), &pos, &key, &value)) {
       if (!PyUnicode_Check(key)) throw py::type_error("input names must be str");
       // TensorFromObject may run Python code (np.asarray), which could change the dict.

@@ -102,24 +102,37 @@ void Complete(PyObject* future, const Result<InferResponse>& result) {
 
 }  // namespace
 
-void AsyncCall::OnResult(const std::shared_ptr<AsyncCall>& call, Result<InferResponse> r) {
-  DeliveryBatch* batch = r.ok() ? std::exchange(r->delivery_batch, nullptr) : nullptr;
-  std::function<void()> next;
-  if (call->Store(std::move(r))) {
-    next = [call] { call->cv.notify_all(); };
-  } else {
-    next = [call] {
-      if (call->Claimed()) return;  // a thread woken in the same batch took it
-      Post([call] {
-        if (auto taken = call->Claim()) call->Finish(*taken);
-      });
-    };
-  }
+std::vector<Buffer> InputBuffers(const InferRequest& request) {
+  std::vector<Buffer> buffers;
+  buffers.reserve(request.inputs.size());
+  for (const Tensor& t : request.inputs) buffers.push_back(t.data);
+  return buffers;
+}
+
+DeliveryBatch* TakeDeliveryBatch(Result<InferResponse>& r) {
+  return r.ok() ? std::exchange(r->delivery_batch, nullptr) : nullptr;
+}
+
+void WakeAfter(DeliveryBatch* batch, std::function<void()> wake) {
   if (batch != nullptr) {
-    batch->AfterDelivery(std::move(next));
+    batch->AfterDelivery(std::move(wake));
   } else {
-    next();
+    wake();
   }
+}
+
+void AsyncCall::OnResult(const std::shared_ptr<AsyncCall>& call, Result<InferResponse> r) {
+  DeliveryBatch* batch = TakeDeliveryBatch(r);
+  if (call->Store(std::move(r))) {
+    WakeAfter(batch, [call] { call->cv.notify_all(); });
+    return;
+  }
+  WakeAfter(batch, [call] {
+    if (call->Claimed()) return;  // a thread woken in the same batch took it
+    Post([call] {
+      if (auto taken = call->Claim()) call->Finish(*taken);
+    });
+  });
 }
 
 void AsyncCall::Finish(const Result<InferResponse>& claimed_result) {
@@ -195,6 +208,5 @@ py::object NewFuture(const std::shared_ptr<AsyncCall>& call) {
   future.attr("set_running_or_notify_cancel")();
   return future;
 }
-
 
 }  // namespace quiver::python

@@ -7,6 +7,7 @@
 #include <pybind11/pybind11.h>
 
 #include <condition_variable>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -25,6 +26,15 @@ struct SyncCall {
   std::condition_variable cv;
   std::optional<Result<InferResponse>> result;  // guarded by mutex
 };
+
+// For transport callbacks (any thread): the delivery batch `r` came in, or null, cleared
+// in `r` (InferResponse::delivery_batch is valid only during the callback, never stored),
+// and `wake` run now or, in a batch, after its last response was delivered.
+DeliveryBatch* TakeDeliveryBatch(Result<InferResponse>& r);
+// Copies of the request's input Buffers (shared owners: no bytes copied), so that the
+// caller, not the thread that ends the call, drops the last reference to its arrays.
+std::vector<Buffer> InputBuffers(const InferRequest& request);
+void WakeAfter(DeliveryBatch* batch, std::function<void()> wake);
 
 // Waits for `call` with the GIL released, checking for signals (Ctrl-C) every 100 ms.
 // On KeyboardInterrupt the call goes on in the background; its result is dropped.
