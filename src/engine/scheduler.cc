@@ -332,7 +332,6 @@ void Scheduler::TimerLoop() {
       lock.unlock();
       size_t unaccounted = 0;
       for (auto& p : expired) {
-        p->request.inputs.clear();  // as RunBatch: before the callback
         stats_.RecordFailure(Nanos(now - p->arrival));
         unaccounted += Deliver(*p, Status::Unavailable("request timeout expired"));
       }
@@ -586,9 +585,6 @@ void Scheduler::RunBatch(Instance& instance, std::span<Pending* const> batch, bo
     for (const Pending* p : batch) stats_.RecordFailure(Nanos(end - p->arrival));
   }
 
-  // The inputs are no longer needed: release them before the callbacks, so that their
-  // owner (e.g. Python's numpy arrays) can release them on its own thread.
-  for (Pending* p : batch) p->request.inputs.clear();
   // Responses delivered in a row on this thread carry it (not under preserve_ordering:
   // those may be delivered later, by another thread).
   DeferredWork after_delivery;
@@ -611,6 +607,9 @@ void Scheduler::RunBatch(Instance& instance, std::span<Pending* const> batch, bo
 }
 
 size_t Scheduler::Deliver(Pending& pending, Result<InferResponse> result) {
+  // The inputs are no longer needed: released before the callback, so that their owner
+  // (e.g. Python's numpy arrays) can release them on its own thread.
+  pending.request.inputs.clear();
   if (!options_.preserve_ordering) {
     Invoke(pending.done, std::move(result));
     return 1;
