@@ -534,11 +534,14 @@ TEST_F(SchedulerTest, PreservesOrdering) {
   Scheduler& s = Make(o, 2);
   std::mutex mutex;
   std::condition_variable cv;
+  bool first_started = false;
   bool release_first = false;
   backend_.SetExecuteFn(
       [&](int, const BackendBatch& batch, std::vector<Tensor>& outputs, ComputeTimes&) {
         if (batch.inputs[0].shape[1] == 2) {  // "first"
           std::unique_lock lock(mutex);
+          first_started = true;
+          cv.notify_all();
           cv.wait(lock, [&] { return release_first; });
         }
         outputs.push_back(batch.inputs[0]);
@@ -548,8 +551,13 @@ TEST_F(SchedulerTest, PreservesOrdering) {
   // Incompatible: "first" leaves at once, "second" after the delay, on the other instance.
   s.Enqueue(MakeRequest("second", 1, 0, 3), 1, collector_.Callback("second"));
   clock_->Advance(microseconds(100));
-  // "second" has finished executing; only "first" is still executing.
+  // "second" has finished executing; only "first"'s batch is still out. Its worker may have
+  // taken it without having reached Execute yet ("second" can overtake it), so wait for that.
   s.WaitIdleForTest(1);
+  {
+    std::unique_lock lock(mutex);
+    cv.wait(lock, [&] { return first_started; });
+  }
   EXPECT_EQ(backend_.execution_count(), 2);
   EXPECT_EQ(collector_.size(), 0u) << "second must wait for first";
   EXPECT_EQ(s.PendingCount(), 2u);
