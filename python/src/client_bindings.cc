@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
+#include <iterator>
 #include <optional>
 #include <utility>
 
@@ -18,6 +19,7 @@
 #include "numpy_tensor.h"
 #include "py_calls.h"
 #include "py_client.h"
+#include "py_fastcall.h"
 #include "py_runtime.h"
 
 namespace quiver::python {
@@ -71,6 +73,170 @@ auto Call(PyClient& self, Fn&& fn) {
   return result;
 }
 
+// infer(): the call waits here with the GIL released.
+py::object Infer(PyClient& self, const std::string& model, const py::object& inputs,
+                 const py::object& version, const py::object& outputs, const py::object& timeout,
+                 const py::object& datatypes) {
+  DropReleasedReferences();  // those of earlier calls, without waking a thread for them
+  InferRequest request = BuildRequest(model, inputs, version, outputs, timeout, datatypes);
+  auto call = std::make_shared<SyncCall>();
+  // Co-owns the input arrays, so that the last reference to each is dropped here, with
+  // the GIL, not on the thread that ends the call (see AsyncCall).
+  const std::vector<Buffer> held_inputs = InputBuffers(request);
+  {
+    GilRelease release;
+    auto client = self.Acquire();
+    auto done = [call](Result<InferResponse> r) {
+      DeliveryBatch* batch = TakeDeliveryBatch(r);
+      {
+        std::lock_guard lock(call->mutex);
+        call->result.emplace(std::move(r));
+      }
+      WakeAfter(batch, [call] { call->cv.notify_all(); });  // unlocked: see Store
+    };
+    if (client.ok()) {
+      (*client)->Infer(std::move(request), std::move(done));
+    } else {
+      done(client.status());
+    }
+  }
+  Result<InferResponse> response = Wait(call);
+  if (!response.ok()) ThrowStatus(response.status());
+  return DictFromTensors(response->outputs, /*writable=*/false);
+}
+
+// infer_async(): a running quiver._Future.
+py::object InferAsync(PyClient& self, const std::string& model, const py::object& inputs,
+                      const py::object& version, const py::object& outputs,
+                      const py::object& timeout, const py::object& datatypes) {
+  DropReleasedReferences();  // those of earlier calls, without waking a thread for them
+  InferRequest request = BuildRequest(model, inputs, version, outputs, timeout, datatypes);
+  // local://: a model with dynamic batching gets the request queued rather than run
+  // here, so that infer_async returns at once and calls sent in a row are batched
+  // (as the C++ client's are when it sends from its callbacks).
+  request.queue_for_batching = true;
+  auto call = std::make_shared<AsyncCall>();
+  py::object future = NewFuture(call);
+  call->future = Share(future);
+  call->inputs = InputBuffers(request);
+  // A call that completes before Infer returns (local://, or refused up front) is
+  // completed here, by the caller, once it holds the GIL again: the hop through the
+  // completion thread costs two thread wake-ups, more than a small local inference.
+  std::optional<Result<InferResponse>> inline_result;
+  Status error;
+  try {
+    GilRelease release;
+    auto client = self.Acquire();
+    if (client.ok()) {
+      (*client)->Infer(std::move(request), [call](Result<InferResponse> r) {
+        AsyncCall::OnResult(call, std::move(r));
+      });
+    } else {
+      error = client.status();
+    }
+    std::lock_guard lock(call->mutex);
+    call->caller_inside = false;
+    inline_result = call->ClaimLocked();
+  } catch (...) {
+    call->Abandon();  // GIL held again; the future <-> call cycle must not stay
+    throw;
+  }
+  if (!error.ok()) {
+    call->Abandon();
+    ThrowStatus(error);
+  }
+  if (inline_result) call->Finish(*inline_result);
+  return future;
+}
+
+// The model argument: a str (or bytes, as pybind11's std::string conversion takes).
+std::string ModelArg(PyObject* model) {
+  Py_ssize_t size = 0;
+  if (PyUnicode_Check(model)) {
+    const char* data = PyUnicode_AsUTF8AndSize(model, &size);
+    if (data == nullptr) throw py::error_already_set();
+    return std::string(data, static_cast<size_t>(size));
+  }
+  if (PyBytes_Check(model)) return std::string(PyBytes_AS_STRING(model), PyBytes_GET_SIZE(model));
+  throw py::type_error("model must be a str");
+}
+
+constexpr const char* kInferArguments[] = {"model", "inputs", "version", "outputs", "timeout",
+                                           "datatypes"};
+
+// infer and infer_async as METH_FASTCALL methods (py_fastcall.h says why).
+template <py::object (*Method)(PyClient&, const std::string&, const py::object&,
+                               const py::object&, const py::object&, const py::object&,
+                               const py::object&)>
+PyObject* InferMethod(PyObject* self, PyObject* const* args, Py_ssize_t nargs,
+                      PyObject* kwnames) {
+  PyObject* slots[std::size(kInferArguments)];
+  const char* name = Method == &Infer ? "infer" : "infer_async";
+  if (!BindArguments(name, kInferArguments, 2, args, nargs, kwnames, slots)) return nullptr;
+  return Guarded([&] {
+    PyClient& client = py::handle(self).cast<PyClient&>();
+    return Method(client, ModelArg(slots[0]), py::reinterpret_borrow<py::object>(slots[1]),
+                  ArgOrNone(slots[2]), ArgOrNone(slots[3]), ArgOrNone(slots[4]),
+                  ArgOrNone(slots[5]));
+  });
+}
+
+PyMethodDef kInferDef = {
+    "infer", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&InferMethod<&Infer>)),
+    METH_FASTCALL | METH_KEYWORDS,
+    "infer($self, /, model, inputs, version=None, outputs=None, timeout=None, "
+    "datatypes=None)\n--\n\n"
+    R"doc(Runs `model` on `inputs` and returns {output name: numpy array}.
+
+inputs: {name: array}; C-contiguous arrays of a fixed-size dtype are sent without a copy
+  (do not modify them until the call returns), others are converted once. Object, bytes
+  ('S') or str ('U') arrays are BYTES tensors.
+version: None (the model's default), an int or a str.
+outputs: names of the outputs to return (None: all).
+timeout: deadline in seconds for this call (None: the client's); quiver.DeadlineExceeded.
+datatypes: {input name: KServe data type} to send an array's bits as another type of the
+  same item size, e.g. {"x": "BF16"} for a uint16 array of bfloat16 bit patterns.
+Returns read-only arrays that share the response's memory (np.array(a) for a writable
+copy); BYTES outputs are object arrays of bytes; BF16 outputs are ml_dtypes.bfloat16
+arrays (uint16 bit patterns without ml_dtypes).
+The GIL is released while the call waits; Ctrl-C interrupts the wait.)doc"};
+
+PyMethodDef kInferAsyncDef = {
+    "infer_async",
+    reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&InferMethod<&InferAsync>)),
+    METH_FASTCALL | METH_KEYWORDS,
+    "infer_async($self, /, model, inputs, version=None, outputs=None, timeout=None, "
+    "datatypes=None)\n--\n\n"
+    R"doc(As infer(), but returns a concurrent.futures.Future of the outputs at once.
+
+The future's exception is the quiver.Error of the call. A thread waiting in its result()
+or exception() is woken by the response itself and completes the future there (GIL
+released while it waits); otherwise Quiver's completion thread completes it. asyncio:
+infer_aio (or `await asyncio.wrap_future(f)`). Blocks only while max_in_flight calls are
+outstanding (backpressure) or while the model's metadata is fetched for validation the
+first time. Keep the input arrays unmodified until the future is done. Done-callbacks run
+on the thread that completes the future (often the one completion thread): keep them
+short, and never wait there with concurrent.futures.wait() for another quiver future.)doc"};
+
+// _AsyncCall.wait(timeout), called by every quiver._Future.result().
+PyObject* AsyncCallWait(PyObject* self, PyObject* const* args, Py_ssize_t nargs,
+                        PyObject* kwnames) {
+  static constexpr const char* kNames[] = {"timeout"};
+  PyObject* slots[1];
+  if (!BindArguments("wait", kNames, 1, args, nargs, kwnames, slots)) return nullptr;
+  return Guarded([&] {
+    return WaitAsync(*py::handle(self).cast<PyAsyncCall&>().call,
+                     py::reinterpret_borrow<py::object>(slots[0]));
+  });
+}
+
+PyMethodDef kAsyncCallWaitDef = {
+    "wait", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&AsyncCallWait)),
+    METH_FASTCALL | METH_KEYWORDS,
+    "wait($self, /, timeout)\n--\n\n"
+    "Waits for the call (GIL released) at most `timeout` s and completes its future if this "
+    "thread takes the result; returns the time left (None for None)."};
+
 const char* kClientDoc =
     R"doc(A client of KServe v2 inference servers (quiver serve, NVIDIA Triton, the
 Quiver gateway) or of an in-process model repository.
@@ -121,13 +287,9 @@ server's message.)doc";
 
 py::class_<PyClient> RegisterClient(py::module_& m) {
   InstallClientHooks();
-  py::class_<PyAsyncCall>(m, "_AsyncCall", "An infer_async call in flight (quiver._Future._call).")
-      .def(
-          "wait",
-          [](PyAsyncCall& self, const py::object& timeout) { return WaitAsync(*self.call, timeout); },
-          py::arg("timeout"),
-          "Waits for the call (GIL released) at most `timeout` s and completes its future if "
-          "this thread takes the result; returns the time left (None for None).");
+  py::class_<PyAsyncCall> async_call(m, "_AsyncCall",
+                                     "An infer_async call in flight (quiver._Future._call).");
+  AddFastMethod(async_call, &kAsyncCallWaitDef);
   m.def(
       "_set_future_type",
       [](const py::object& type) {
@@ -183,113 +345,8 @@ py::class_<PyClient> RegisterClient(py::module_& m) {
           py::arg("shared_memory") = true, py::arg("validate_inputs") = true,
           py::arg("token") = py::none());
 
-  cls.def(
-      "infer",
-      [](PyClient& self, const std::string& model, const py::object& inputs,
-         const py::object& version, const py::object& outputs, const py::object& timeout,
-         const py::object& datatypes) {
-        DropReleasedReferences();  // those of earlier calls, without waking a thread for them
-        InferRequest request = BuildRequest(model, inputs, version, outputs, timeout, datatypes);
-        auto call = std::make_shared<SyncCall>();
-        // Co-owns the input arrays, so that the last reference to each is dropped here, with
-        // the GIL, not on the thread that ends the call (see AsyncCall).
-        const std::vector<Buffer> held_inputs = InputBuffers(request);
-        {
-          GilRelease release;
-          auto client = self.Acquire();
-          auto done = [call](Result<InferResponse> r) {
-            DeliveryBatch* batch = TakeDeliveryBatch(r);
-            {
-              std::lock_guard lock(call->mutex);
-              call->result.emplace(std::move(r));
-            }
-            WakeAfter(batch, [call] { call->cv.notify_all(); });  // unlocked: see Store
-          };
-          if (client.ok()) {
-            (*client)->Infer(std::move(request), std::move(done));
-          } else {
-            done(client.status());
-          }
-        }
-        Result<InferResponse> response = Wait(call);
-        if (!response.ok()) ThrowStatus(response.status());
-        return DictFromTensors(response->outputs, /*writable=*/false);
-      },
-      py::arg("model"), py::arg("inputs"), py::arg("version") = py::none(),
-      py::arg("outputs") = py::none(), py::arg("timeout") = py::none(),
-      py::arg("datatypes") = py::none(),
-      R"doc(Runs `model` on `inputs` and returns {output name: numpy array}.
-
-inputs: {name: array}; C-contiguous arrays of a fixed-size dtype are sent without a copy
-  (do not modify them until the call returns), others are converted once. Object, bytes
-  ('S') or str ('U') arrays are BYTES tensors.
-version: None (the model's default), an int or a str.
-outputs: names of the outputs to return (None: all).
-timeout: deadline in seconds for this call (None: the client's); quiver.DeadlineExceeded.
-datatypes: {input name: KServe data type} to send an array's bits as another type of the
-  same item size, e.g. {"x": "BF16"} for a uint16 array of bfloat16 bit patterns.
-Returns read-only arrays that share the response's memory (np.array(a) for a writable
-copy); BYTES outputs are object arrays of bytes; BF16 outputs are ml_dtypes.bfloat16
-arrays (uint16 bit patterns without ml_dtypes).
-The GIL is released while the call waits; Ctrl-C interrupts the wait.)doc");
-
-  cls.def(
-      "infer_async",
-      [](PyClient& self, const std::string& model, const py::object& inputs,
-         const py::object& version, const py::object& outputs, const py::object& timeout,
-         const py::object& datatypes) {
-        DropReleasedReferences();  // those of earlier calls, without waking a thread for them
-        InferRequest request = BuildRequest(model, inputs, version, outputs, timeout, datatypes);
-        // local://: a model with dynamic batching gets the request queued rather than run
-        // here, so that infer_async returns at once and calls sent in a row are batched
-        // (as the C++ client's are when it sends from its callbacks).
-        request.queue_for_batching = true;
-        auto call = std::make_shared<AsyncCall>();
-        py::object future = NewFuture(call);
-        call->future = Share(future);
-        call->inputs = InputBuffers(request);
-        // A call that completes before Infer returns (local://, or refused up front) is
-        // completed here, by the caller, once it holds the GIL again: the hop through the
-        // completion thread costs two thread wake-ups, more than a small local inference.
-        std::optional<Result<InferResponse>> inline_result;
-        Status error;
-        try {
-          GilRelease release;
-          auto client = self.Acquire();
-          if (client.ok()) {
-            (*client)->Infer(std::move(request), [call](Result<InferResponse> r) {
-              AsyncCall::OnResult(call, std::move(r));
-            });
-          } else {
-            error = client.status();
-          }
-          std::lock_guard lock(call->mutex);
-          call->caller_inside = false;
-          inline_result = call->ClaimLocked();
-        } catch (...) {
-          call->Abandon();  // GIL held again; the future <-> call cycle must not stay
-          throw;
-        }
-        if (!error.ok()) {
-          call->Abandon();
-          ThrowStatus(error);
-        }
-        if (inline_result) call->Finish(*inline_result);
-        return future;
-      },
-      py::arg("model"), py::arg("inputs"), py::arg("version") = py::none(),
-      py::arg("outputs") = py::none(), py::arg("timeout") = py::none(),
-      py::arg("datatypes") = py::none(),
-      R"doc(As infer(), but returns a concurrent.futures.Future of the outputs at once.
-
-The future's exception is the quiver.Error of the call. A thread waiting in its result()
-or exception() is woken by the response itself and completes the future there (GIL
-released while it waits); otherwise Quiver's completion thread completes it. asyncio:
-infer_aio (or `await asyncio.wrap_future(f)`). Blocks only while max_in_flight calls are
-outstanding (backpressure) or while the model's metadata is fetched for validation the
-first time. Keep the input arrays unmodified until the future is done. Done-callbacks run
-on the thread that completes the future (often the one completion thread): keep them
-short, and never wait there with concurrent.futures.wait() for another quiver future.)doc");
+  AddFastMethod(cls, &kInferDef);
+  AddFastMethod(cls, &kInferAsyncDef);
 
   cls.def(
       "infer_batched",
