@@ -90,9 +90,11 @@ _LEAN_FUTURE = set(vars(_futures.Future())) == {
 class _Future(_futures.Future):
     """What infer_async returns: a concurrent.futures.Future whose result() and exception()
     wait for the call itself (GIL released) and complete the future in the waiting thread,
-    without the hop through Quiver's completion thread. Done-callbacks, asyncio and
-    concurrent.futures.wait() see it completed as before (the completion thread completes
-    it when nobody waits in result()).
+    without the hop through Quiver's completion thread. A result that arrives while nobody
+    waits stays in the call until result()/exception(), or the first use of the Condition
+    (done(), add_done_callback(), wait(), as_completed(), asyncio), completes the future;
+    once the Condition exists, Quiver's completion thread completes it on arrival, so
+    done-callbacks, asyncio and concurrent.futures.wait() see it completed as before.
 
     Its threading.Condition is made on first use: a future that nothing but result() or
     exception() ever touches (the common case) never needs one. Every waiter other than
@@ -110,6 +112,7 @@ class _Future(_futures.Future):
         else:
             super().__init__()
             self._state = _RUNNING
+            call.complete_when_done(self)  # the Condition exists: complete it on arrival
         self._call = call  # quiver._quiver._AsyncCall
 
     @property
@@ -117,6 +120,10 @@ class _Future(_futures.Future):
         cond = self.__dict__.get("_cond")
         if cond is None:  # setdefault: two threads that race here get the same one
             cond = self.__dict__.setdefault("_cond", _threading.Condition())
+            # From here on something other than result() may wait (done(), callbacks,
+            # wait(), asyncio): the call completes the future when its result arrives, and
+            # now if it has arrived already.
+            self._call.complete_when_done(self)
         return cond
 
     @_condition.setter
@@ -126,7 +133,7 @@ class _Future(_futures.Future):
     def result(self, timeout=None):
         call = self._call
         if call is not None and self._state == _RUNNING:
-            timeout = call.wait(timeout)
+            timeout = call.wait(self, timeout)
         if self._state == _FINISHED:
             if self._exception is None:
                 return self._result
@@ -139,7 +146,7 @@ class _Future(_futures.Future):
     def exception(self, timeout=None):
         call = self._call
         if call is not None and self._state == _RUNNING:
-            timeout = call.wait(timeout)
+            timeout = call.wait(self, timeout)
         if self._state == _FINISHED:
             return self._exception
         return super().exception(timeout)

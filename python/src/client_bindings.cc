@@ -145,11 +145,12 @@ py::object InferAsync(PyClient& self, const std::string& model, const py::object
     call->Abandon();
     ThrowStatus(error);
   }
-  if (inline_result) call->Finish(*inline_result);
+  if (inline_result) call->Finish(*inline_result, future);
   return future;
 }
 
-// The model argument: a str (or bytes, as pybind11's std::string conversion takes).
+// The model argument: a str, or bytes or bytearray as pybind11's std::string conversion
+// takes them.
 std::string ModelArg(PyObject* model) {
   Py_ssize_t size = 0;
   if (PyUnicode_Check(model)) {
@@ -158,7 +159,10 @@ std::string ModelArg(PyObject* model) {
     return std::string(data, static_cast<size_t>(size));
   }
   if (PyBytes_Check(model)) return std::string(PyBytes_AS_STRING(model), PyBytes_GET_SIZE(model));
-  throw py::type_error("model must be a str");
+  if (PyByteArray_Check(model)) {
+    return std::string(PyByteArray_AS_STRING(model), PyByteArray_GET_SIZE(model));
+  }
+  throw py::type_error("model must be a str (or bytes)");
 }
 
 constexpr const char* kInferArguments[] = {"model", "inputs", "version", "outputs", "timeout",
@@ -174,7 +178,7 @@ PyObject* InferMethod(PyObject* self, PyObject* const* args, Py_ssize_t nargs,
   const char* name = Method == &Infer ? "infer" : "infer_async";
   if (!BindArguments(name, kInferArguments, 2, args, nargs, kwnames, slots)) return nullptr;
   return Guarded([&] {
-    PyClient& client = py::handle(self).cast<PyClient&>();
+    PyClient& client = Self<PyClient>(self, "quiver.Client");
     return Method(client, ModelArg(slots[0]), py::reinterpret_borrow<py::object>(slots[1]),
                   ArgOrNone(slots[2]), ArgOrNone(slots[3]), ArgOrNone(slots[4]),
                   ArgOrNone(slots[5]));
@@ -218,24 +222,24 @@ first time. Keep the input arrays unmodified until the future is done. Done-call
 on the thread that completes the future (often the one completion thread): keep them
 short, and never wait there with concurrent.futures.wait() for another quiver future.)doc"};
 
-// _AsyncCall.wait(timeout), called by every quiver._Future.result().
+// _AsyncCall.wait(future, timeout), called by every quiver._Future.result().
 PyObject* AsyncCallWait(PyObject* self, PyObject* const* args, Py_ssize_t nargs,
                         PyObject* kwnames) {
-  static constexpr const char* kNames[] = {"timeout"};
-  PyObject* slots[1];
-  if (!BindArguments("wait", kNames, 1, args, nargs, kwnames, slots)) return nullptr;
+  static constexpr const char* kNames[] = {"future", "timeout"};
+  PyObject* slots[2];
+  if (!BindArguments("wait", kNames, 2, args, nargs, kwnames, slots)) return nullptr;
   return Guarded([&] {
-    return WaitAsync(*py::handle(self).cast<PyAsyncCall&>().call,
-                     py::reinterpret_borrow<py::object>(slots[0]));
+    AsyncCall& call = *Self<PyAsyncCall>(self, "quiver._quiver._AsyncCall").call;
+    return WaitAsync(call, py::handle(slots[0]), py::reinterpret_borrow<py::object>(slots[1]));
   });
 }
 
 PyMethodDef kAsyncCallWaitDef = {
     "wait", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&AsyncCallWait)),
     METH_FASTCALL | METH_KEYWORDS,
-    "wait($self, /, timeout)\n--\n\n"
-    "Waits for the call (GIL released) at most `timeout` s and completes its future if this "
-    "thread takes the result; returns the time left (None for None)."};
+    "wait($self, /, future, timeout)\n--\n\n"
+    "Waits for the call (GIL released) at most `timeout` s and completes `future` (this "
+    "call's) if this thread takes the result; returns the time left (None for None)."};
 
 const char* kClientDoc =
     R"doc(A client of KServe v2 inference servers (quiver serve, NVIDIA Triton, the
@@ -290,6 +294,12 @@ py::class_<PyClient> RegisterClient(py::module_& m) {
   py::class_<PyAsyncCall> async_call(m, "_AsyncCall",
                                      "An infer_async call in flight (quiver._Future._call).");
   AddFastMethod(async_call, &kAsyncCallWaitDef);
+  async_call.def(
+      "complete_when_done",
+      [](PyAsyncCall& self, const py::object& future) { self.call->CompleteWhenDone(future); },
+      py::arg("future"),
+      "`future` (this call's) has other waiters than result(): completes it now if its "
+      "result arrived, and as soon as it arrives from now on.");
   m.def(
       "_set_future_type",
       [](const py::object& type) {

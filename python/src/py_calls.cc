@@ -123,21 +123,48 @@ void WakeAfter(DeliveryBatch* batch, std::function<void()> wake) {
 
 void AsyncCall::OnResult(const std::shared_ptr<AsyncCall>& call, Result<InferResponse> r) {
   DeliveryBatch* batch = TakeDeliveryBatch(r);
-  if (call->Store(std::move(r))) {
-    WakeAfter(batch, [call] { call->cv.notify_all(); });
-    return;
+  switch (call->Store(std::move(r))) {
+    case Arrival::kWake:
+      WakeAfter(batch, [call] { call->cv.notify_all(); });
+      return;
+    case Arrival::kKeep:
+      WakeAfter(batch, [call] { call->ReleaseIfUnclaimed(); });
+      return;
+    case Arrival::kPost:
+      WakeAfter(batch, [call] {
+        if (call->Claimed()) return;  // a thread woken in the same batch took it
+        Post([call] {
+          if (auto taken = call->Claim()) call->Finish(*taken, py::handle(call->future.get()));
+        });
+      });
+      return;
   }
-  WakeAfter(batch, [call] {
-    if (call->Claimed()) return;  // a thread woken in the same batch took it
-    Post([call] {
-      if (auto taken = call->Claim()) call->Finish(*taken);
-    });
-  });
 }
 
-void AsyncCall::Finish(const Result<InferResponse>& claimed_result) {
-  if (future != nullptr) Complete(future.get(), claimed_result);  // does not throw
-  Abandon();  // (null: abandoned by infer_async, which raised instead)
+void AsyncCall::ReleaseIfUnclaimed() {
+  std::shared_ptr<PyObject> held_future;
+  std::vector<Buffer> held_inputs;
+  {
+    std::lock_guard lock(mutex);
+    if (claimed) return;  // the claimer releases them, with the GIL
+    held_future = std::move(future);
+    held_inputs = std::move(inputs);
+  }
+}
+
+void AsyncCall::CompleteWhenDone(py::handle f) {
+  std::optional<Result<InferResponse>> taken;
+  {
+    std::lock_guard lock(mutex);
+    lean = false;
+    taken = ClaimLocked();
+  }
+  if (taken) Finish(*taken, f);
+}
+
+void AsyncCall::Finish(const Result<InferResponse>& claimed_result, py::handle f) {
+  if (f.ptr() != nullptr) Complete(f.ptr(), claimed_result);  // does not throw
+  Abandon();
 }
 
 // Future.result()/exception() of an infer_async call (quiver._Future, GIL held): waits
@@ -145,7 +172,7 @@ void AsyncCall::Finish(const Result<InferResponse>& claimed_result) {
 // seconds (None: no limit) and completes the call's future when this thread takes the result.
 // Returns the time left of `timeout` (None for None) for the wait on the future itself,
 // which another thread may be completing.
-py::object WaitAsync(AsyncCall& call, const py::object& timeout) {
+py::object WaitAsync(AsyncCall& call, py::handle future, const py::object& timeout) {
   using Clock = std::chrono::steady_clock;
   const bool bounded = !timeout.is_none();
   const Clock::time_point deadline =
@@ -174,7 +201,7 @@ py::object WaitAsync(AsyncCall& call, const py::object& timeout) {
       done = taken.has_value() || call.claimed || Clock::now() >= deadline;
       if (done) --call.waiters;
     }
-    if (taken) call.Finish(*taken);
+    if (taken) call.Finish(*taken, future);
     if (done) return left();
     if (PyErr_CheckSignals() != 0) {
       // Leaving: a result that arrived meanwhile (the callback saw this waiter and did not
@@ -184,7 +211,7 @@ py::object WaitAsync(AsyncCall& call, const py::object& timeout) {
         --call.waiters;
         taken = call.ClaimLocked();
       }
-      if (taken) call.Finish(*taken);
+      if (taken) call.Finish(*taken, future);
       throw py::error_already_set();
     }
   }
@@ -201,6 +228,10 @@ PyObject*& FutureTypeSlot() {
 py::object NewFuture(const std::shared_ptr<AsyncCall>& call) {
   if (PyObject* type = FutureTypeSlot()) {
     return py::reinterpret_borrow<py::object>(type)(PyAsyncCall{call});
+  }
+  {
+    std::lock_guard lock(call->mutex);
+    call->lean = false;  // a plain Future: no result() of ours will come for the result
   }
   static PyObject* plain =
       py::object(py::module_::import("concurrent.futures").attr("Future")).release().ptr();

@@ -47,33 +47,46 @@ Result<InferResponse> Wait(const std::shared_ptr<SyncCall>& call);
 //   - a thread waiting in the future's result() or exception(), which the callback wakes
 //     directly: one thread wake-up from the response to the waiting Python code, instead
 //     of two plus a GIL hand-off through the completion thread;
-//   - else the completion thread, to which the callback posts only when nobody waits
-//     (done-callbacks, asyncio, concurrent.futures.wait, a result() that comes later).
+//   - while the future is lean (nothing but result()/exception() has touched it: no
+//     threading.Condition yet), a later result()/exception(), or the first use of its
+//     Condition (done(), add_done_callback, wait(), asyncio, ...: CompleteWhenDone). The
+//     result waits in the call; no other thread is involved;
+//   - else the completion thread, to which the callback posts (the future has waiters
+//     other than result(): done-callbacks, asyncio, concurrent.futures.wait).
 // The Python objects of the call (the future, the input arrays) are released by that
 // party, with the GIL, not by the transport thread that ends the call: a reference dropped
-// without the GIL would wake the completion thread a few ms later just to drop it.
+// without the GIL would wake the completion thread a few ms later just to drop it. Only a
+// lean call's result that nobody claims by the end of its delivery drops them from the
+// transport thread, so that a future the program let go of is freed.
 struct AsyncCall {
+  // What the transport callback does with a result it stored.
+  enum class Arrival {
+    kWake,  // a thread is there to take it (the caller, or a waiter): wake it
+    kKeep,  // lean: it waits for result() or CompleteWhenDone
+    kPost,  // post its completion to the completion thread
+  };
+
   std::mutex mutex;
   std::condition_variable cv;
   std::optional<Result<InferResponse>> result;  // guarded by mutex; empty once claimed
   bool arrived = false;                         // guarded by mutex: the callback ran
   bool claimed = false;                         // guarded by mutex: result was taken
   bool caller_inside = true;                    // guarded by mutex: in infer_async still
+  bool lean = true;                             // guarded by mutex: see kKeep
   int waiters = 0;                              // guarded by mutex: threads in WaitAsync
-  // Set before the call is sent; reset with the GIL by the party that completes it (the
-  // future refers to this call too: the cycle ends there).
+  // Set before the call is sent; then reset by the party that completes it, with the GIL,
+  // or by ReleaseIfUnclaimed (the future refers to this call too: the cycle ends there).
   std::shared_ptr<PyObject> future;
   std::vector<Buffer> inputs;  // co-owns the request's input arrays until completion
 
-  // The transport callback: stores `r`; true when a thread is there to take it (the
-  // caller, or a waiter, to be woken through `cv` after this returns: woken under `mutex`,
-  // on a busy core it would run at once only to block on it), false when nobody is (the
-  // completion must be posted).
-  bool Store(Result<InferResponse> r) {
+  // The transport callback: stores `r` (waiters are woken through `cv` after this returns:
+  // woken under `mutex`, on a busy core one would run at once only to block on it).
+  Arrival Store(Result<InferResponse> r) {
     std::lock_guard lock(mutex);
     result.emplace(std::move(r));
     arrived = true;
-    return caller_inside || waiters > 0;
+    if (caller_inside || waiters > 0) return Arrival::kWake;
+    return lean ? Arrival::kKeep : Arrival::kPost;
   }
   bool Claimed() {
     std::lock_guard lock(mutex);
@@ -93,18 +106,32 @@ struct AsyncCall {
     return ClaimLocked();
   }
   // The transport callback of infer_async (any thread, no GIL): stores the result, then
-  // wakes the thread that takes it or posts the completion. Within a batch's delivery
-  // (InferResponse::delivery_batch) both wait for the batch's last response, and the post
-  // is skipped if a woken thread took the result meanwhile.
+  // wakes the thread that takes it, keeps it, or posts the completion. Within a batch's
+  // delivery (InferResponse::delivery_batch) the wake-up and what follows a kKeep or
+  // kPost wait for the batch's last response, and are skipped if a woken thread took the
+  // result meanwhile.
   static void OnResult(const std::shared_ptr<AsyncCall>& call, Result<InferResponse> r);
-  // Completes the future with what this thread claimed and drops the call's Python
-  // references. GIL held; once per call (only the claiming party calls it).
-  void Finish(const Result<InferResponse>& claimed_result);
+  // The future `future` (this call's) gets other waiters than result()/exception(): from
+  // now on a result is posted to the completion thread, and one that arrived already is
+  // completed here. GIL held.
+  void CompleteWhenDone(py::handle future);
+  // Completes `future` (this call's) with what this thread claimed and drops the call's
+  // Python references. GIL held; once per call (only the claiming party calls it).
+  void Finish(const Result<InferResponse>& claimed_result, py::handle future);
   // Drops the Python references of a call that was never sent. GIL held.
   void Abandon() {
-    future.reset();
-    inputs.clear();
+    std::shared_ptr<PyObject> held_future;
+    std::vector<Buffer> held_inputs;
+    {
+      std::lock_guard lock(mutex);  // against ReleaseIfUnclaimed
+      held_future = std::move(future);
+      held_inputs = std::move(inputs);
+    }
   }
+  // A kKeep result still unclaimed at the end of its delivery: drops the future and the
+  // inputs (queued for a thread with the GIL), so that a future nobody holds any more is
+  // freed; a later result() gets the future from Python.
+  void ReleaseIfUnclaimed();
 };
 
 // The Python face of an AsyncCall: quiver._Future's `_call`.
@@ -114,10 +141,11 @@ struct PyAsyncCall {
 
 // Future.result()/exception() of an infer_async call (quiver._Future, GIL held): waits
 // for the call with the GIL released (Ctrl-C checked every 100 ms) for at most `timeout`
-// seconds (None: no limit) and completes the call's future when this thread takes the result.
+// seconds (None: no limit) and completes `future` (the call's) when this thread takes the
+// result.
 // Returns the time left of `timeout` (None for None) for the wait on the future itself,
 // which another thread may be completing.
-py::object WaitAsync(AsyncCall& call, const py::object& timeout);
+py::object WaitAsync(AsyncCall& call, py::handle future, const py::object& timeout);
 
 // quiver._Future (a concurrent.futures.Future subclass defined in quiver/__init__.py and
 // registered at import), or concurrent.futures.Future when it is not registered.

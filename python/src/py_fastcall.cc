@@ -1,10 +1,13 @@
 #include "py_fastcall.h"
 
+#include <cassert>
+
 namespace quiver::python {
 
 bool BindArguments(const char* function, std::span<const char* const> names, size_t required,
                    PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames,
                    std::span<PyObject*> slots) {
+  assert(slots.size() == names.size());
   const size_t positional = static_cast<size_t>(nargs);
   if (positional > names.size()) {
     PyErr_Format(PyExc_TypeError, "%s() takes at most %zu arguments (%zu given)", function,

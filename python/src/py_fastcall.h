@@ -10,6 +10,7 @@
 
 #include <cstddef>
 #include <span>
+#include <string>
 
 namespace quiver::python {
 
@@ -32,11 +33,26 @@ inline py::object ArgOrNone(PyObject* slot) {
 // descriptor, which checks that self is an instance of `type`.
 void AddFastMethod(py::handle type, PyMethodDef* def);
 
+// The C++ object behind `self`, an instance of a pybind11 class bound to T (or of a
+// Python subclass). TypeError when its __init__ never ran (Client.__new__(Client)): a
+// pybind11 cast would hand out uninitialised memory.
+template <typename T>
+T& Self(PyObject* self, const char* type_name) {
+  auto* instance = reinterpret_cast<py::detail::instance*>(self);
+  if (!instance->get_value_and_holder().holder_constructed()) {
+    throw py::type_error(std::string(type_name) + ".__init__() was not called");
+  }
+  return py::handle(self).cast<T&>();
+}
+
 // Runs `body` (returning a py::object) and hands its result to CPython; a C++ exception
 // becomes the Python exception pybind11's dispatcher would raise, and null is returned.
+// Only pybind11's built-in translations apply (this module registers no translator of
+// its own; quiver errors are raised as Python exceptions before the throw).
 template <typename Body>
 PyObject* Guarded(Body&& body) noexcept {
   try {
+    py::detail::loader_life_support life_support;  // as the dispatcher: casts' temporaries
     return body().release().ptr();
   } catch (...) {
     py::detail::translate_exception(std::current_exception());

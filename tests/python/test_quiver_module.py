@@ -23,6 +23,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+import weakref
 
 import numpy as np
 import pytest
@@ -582,6 +583,53 @@ def test_infer_async_pipeline_over_paired_batches_on_local(clients):
         np.testing.assert_array_equal(f.result(WAIT_S)["OUTPUT0"], np.full((1, 3), float(j)))
     wait_for(lambda: len(called) == len(range(0, 200, 3)), "every done-callback")
     assert set(called.values()) == {1}
+
+
+def kept_result(client, value):
+    """An infer_async future of batch_pair whose result arrived while nobody waited for it:
+    the blocking infer() that follows pairs with it, so both run in one batch."""
+    f = client.infer_async("batch_pair", {"INPUT0": np.full((1, 3), value, np.float32)})
+    client.infer("batch_pair", {"INPUT0": np.zeros((1, 3), np.float32)}, timeout=WAIT_S)
+    return f
+
+
+def test_infer_async_result_waits_in_the_call_for_result(clients):
+    """A lean future's result that arrives while nobody waits stays in the call (no
+    completion thread); result() then completes the future in the calling thread."""
+    f = kept_result(clients["local"], 7.0)
+    assert vars(f)["_state"] == "RUNNING" and "_cond" not in vars(f)
+    np.testing.assert_array_equal(f.result(0)["OUTPUT0"], np.full((1, 3), 7.0))
+    assert "_cond" not in vars(f)
+
+
+def test_infer_async_kept_result_completes_on_first_use_of_the_condition(clients):
+    """done(), add_done_callback() and concurrent.futures.wait() see a kept result at once:
+    making the Condition completes the future."""
+    f = kept_result(clients["local"], 3.0)
+    assert f.done() and f.result(0)["OUTPUT0"][0, 0] == 3.0
+    g = kept_result(clients["local"], 4.0)
+    seen = []
+    g.add_done_callback(lambda fut: seen.append((threading.get_ident(), fut.result(0))))
+    assert len(seen) == 1 and seen[0][0] == threading.get_ident()  # ran here, at once
+    assert seen[0][1]["OUTPUT0"][0, 0] == 4.0
+    h = kept_result(clients["local"], 5.0)
+    done, not_done = concurrent.futures.wait([h], timeout=WAIT_S)
+    assert done == {h} and not not_done
+
+
+def test_infer_async_kept_result_of_a_dropped_future_is_freed(clients):
+    """A future dropped before its result arrived is freed once the result came: the call
+    lets go of the future and its inputs (queued for a thread with the GIL)."""
+    client = clients["local"]
+    x = np.full((1, 3), 2.0, np.float32)
+    baseline = sys.getrefcount(x)
+    f = client.infer_async("batch_pair", {"INPUT0": x})
+    ref = weakref.ref(f)
+    del f
+    client.infer("batch_pair", {"INPUT0": np.zeros((1, 3), np.float32)}, timeout=WAIT_S)
+    client.infer("id_fp32", {"INPUT0": np.ones((1, 2), np.float32)})  # drops queued references
+    wait_for(lambda: ref() is None, "the dropped future to be freed")
+    wait_for(lambda: sys.getrefcount(x) == baseline, "the input's reference to be released")
 
 
 def test_infer_async_error_through_a_waiting_thread(clients):
