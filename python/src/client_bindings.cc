@@ -215,8 +215,11 @@ PyMethodDef kInferAsyncDef = {
 
 The future's exception is the quiver.Error of the call. A thread waiting in its result()
 or exception() is woken by the response itself and completes the future there (GIL
-released while it waits); otherwise Quiver's completion thread completes it. asyncio:
-infer_aio (or `await asyncio.wrap_future(f)`). Blocks only while max_in_flight calls are
+released while it waits). A response that comes while nobody waits is kept until
+result()/exception() or done(), add_done_callback(), concurrent.futures.wait() or asyncio
+first look at the future; after such a look, Quiver's completion thread completes it
+when the response comes. asyncio: infer_aio (or `await asyncio.wrap_future(f)`).
+Blocks only while max_in_flight calls are
 outstanding (backpressure) or while the model's metadata is fetched for validation the
 first time. Keep the input arrays unmodified until the future is done. Done-callbacks run
 on the thread that completes the future (often the one completion thread): keep them
