@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "bench/echo_http_routes.h"
+#include "core/cpus.h"
 #include "frontend/http_body.h"
 #include "frontend/http_listen.h"
 #include "protocol/json_messages.h"
@@ -173,8 +174,8 @@ class EchoHttpServer::Impl {
     started_ = true;
     work_.emplace(asio::make_work_guard(ioc_));
     Accept();
-    const unsigned hw = std::max(2u, std::thread::hardware_concurrency());
-    const unsigned n = options_.threads > 0 ? static_cast<unsigned>(options_.threads) : hw;
+    // As frontend::HttpServer (the same Beast setup, for a like-for-like floor).
+    const unsigned n = static_cast<unsigned>(options_.threads > 0 ? options_.threads : UsableCpus());
     for (unsigned i = 0; i < n; ++i) threads_.emplace_back([this] { ioc_.run(); });
     return Status::Ok();
   }

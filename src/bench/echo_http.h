@@ -18,7 +18,7 @@ namespace quiver::bench {
 struct EchoHttpOptions {
   std::string address = "127.0.0.1";
   uint16_t port = 8000;  // 0 picks a free one (see port())
-  int threads = 0;       // I/O threads; 0 = one per hardware thread, at least 2 (as the frontend)
+  int threads = 0;       // I/O threads; 0 = one per usable CPU (UsableCpus, as the frontend)
   size_t max_body_bytes = size_t{1} << 30;
 };
 

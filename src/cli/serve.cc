@@ -79,7 +79,7 @@ CLI::App* AddServeCommand(CLI::App& app, ServeOptions& o) {
       ->capture_default_str();
   serve
       ->add_option("--http-thread-count", o.http_thread_count,
-                   "HTTP I/O threads (0 = one per hardware thread)")
+                   "HTTP I/O threads (0 = one per CPU this process may run on: its affinity, e.g. taskset)")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
 
@@ -90,7 +90,7 @@ CLI::App* AddServeCommand(CLI::App& app, ServeOptions& o) {
       ->capture_default_str();
   serve
       ->add_option("--grpc-thread-count", o.grpc_thread_count,
-                   "gRPC threads, one completion queue each (0 = 1 below 16 hardware threads, "
+                   "gRPC threads, one completion queue each (0 = 1 below 16 usable CPUs, "
                    "then one per 8, at most 4)")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();

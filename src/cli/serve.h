@@ -31,7 +31,7 @@ struct ServeOptions {
   bool allow_http = true;
   std::string http_address = "127.0.0.1";
   int http_port = 8000;       // 0 = ephemeral
-  int http_thread_count = 0;  // 0 = one per hardware thread (at least 2)
+  int http_thread_count = 0;  // 0 = one per CPU this process may run on (UsableCpus)
 
   bool allow_grpc = true;
   std::string grpc_address = "127.0.0.1";

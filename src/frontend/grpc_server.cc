@@ -5,6 +5,7 @@
 
 #include <algorithm>
 
+#include "core/cpus.h"
 #include "frontend/grpc_health_service.h"
 #include "frontend/grpc_kserve_service.h"
 #include "frontend/grpc_queue_threads.h"
@@ -19,8 +20,7 @@ std::string JoinHostPort(const std::string& host, int port) {
 }
 
 int DefaultGrpcThreads() {
-  const int hardware = static_cast<int>(std::thread::hardware_concurrency());
-  return std::clamp(hardware / 8, 1, 4);
+  return std::clamp(UsableCpus() / 8, 1, 4);
 }
 
 GrpcServer::GrpcServer(InferenceService& service, SharedMemoryManager& shm,

@@ -23,6 +23,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "core/cpus.h"
 #include "frontend/http_connection.h"
 #include "frontend/http_listen.h"
 #include "frontend/http_router.h"
@@ -59,8 +60,7 @@ class HttpServer::Impl {
     started_ = true;
     work_.emplace(asio::make_work_guard(ioc_));
     Accept();
-    const unsigned hw = std::max(2u, std::thread::hardware_concurrency());
-    const unsigned n = options_.threads > 0 ? static_cast<unsigned>(options_.threads) : hw;
+    const unsigned n = static_cast<unsigned>(options_.threads > 0 ? options_.threads : UsableCpus());
     threads_.reserve(n);
     for (unsigned i = 0; i < n; ++i) threads_.emplace_back([this] { Run(); });
     return Status::Ok();

@@ -28,7 +28,7 @@ namespace quiver::frontend {
 struct HttpServerOptions {
   std::string address = "127.0.0.1";
   uint16_t port = 8000;  // 0 picks an ephemeral port; see HttpServer::port()
-  int threads = 0;       // I/O threads; 0 = one per hardware thread (at least 2)
+  int threads = 0;       // I/O threads; 0 = one per CPU this process may run on (UsableCpus)
   // Largest request body accepted; larger ones get 413 and the connection is closed.
   size_t max_body_bytes = size_t{1} << 30;
   // A keep-alive connection waiting this long for its next request is closed.
