@@ -142,14 +142,9 @@ void AsyncCall::OnResult(const std::shared_ptr<AsyncCall>& call, Result<InferRes
 }
 
 void AsyncCall::ReleaseIfUnclaimed() {
-  std::shared_ptr<PyObject> held_future;
-  std::vector<Buffer> held_inputs;
-  {
-    std::lock_guard lock(mutex);
-    if (claimed) return;  // the claimer releases them, with the GIL
-    held_future = std::move(future);
-    held_inputs = std::move(inputs);
-  }
+  // A claimer releases them itself, with the GIL. One that claims after this check only
+  // finds them gone: it completes the future it was handed, not the member.
+  if (!Claimed()) Abandon();
 }
 
 void AsyncCall::CompleteWhenDone(py::handle f) {

@@ -118,7 +118,8 @@ struct AsyncCall {
   // Completes `future` (this call's) with what this thread claimed and drops the call's
   // Python references. GIL held; once per call (only the claiming party calls it).
   void Finish(const Result<InferResponse>& claimed_result, py::handle future);
-  // Drops the Python references of a call that was never sent. GIL held.
+  // Drops the call's Python references (with the GIL: at once; without: queued). Under
+  // `mutex`, as ReleaseIfUnclaimed may run on a transport thread meanwhile.
   void Abandon() {
     std::shared_ptr<PyObject> held_future;
     std::vector<Buffer> held_inputs;
