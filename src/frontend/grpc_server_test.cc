@@ -149,10 +149,8 @@ InferRequestMsg OneInput(const std::string& model, const std::string& datatype,
   return r;
 }
 
-// An InferenceService that runs Infer on the wrapped engine, then answers with its first
-// output moved into memory the test watches: the test sees whether the server still holds
-// that memory once the handler has finished (zero-copy: gRPC holds it until it is sent)
-// and that it is released afterwards. Everything else is delegated.
+// An InferenceService whose first output is replaced by a copy the test watches: whether it
+// was released, and whether it was still held when the handler had finished the RPC.
 class WatchedOutputService final : public InferenceService {
  public:
   explicit WatchedOutputService(InferenceService& inner) : inner_(inner) {}
@@ -173,18 +171,21 @@ class WatchedOutputService final : public InferenceService {
     inner_.Infer(std::move(request), [this, done = std::move(done)](Result<InferResponse> r) {
       if (!r.ok() || r->outputs.empty()) return done(std::move(r));
       Buffer& data = r->outputs[0].data;
-      auto owner = std::make_shared<std::vector<std::byte>>(data.bytes().begin(),
-                                                            data.bytes().end());
-      data = Buffer::Borrow(owner->data(), owner->size(), owner);
-      std::weak_ptr<std::vector<std::byte>> watch = owner;
-      owner.reset();
-      {
-        std::lock_guard<std::mutex> lock(mutex_);
-        watch_ = watch;
-      }
+      auto owner = std::shared_ptr<std::vector<std::byte>>(
+          new std::vector<std::byte>(data.bytes().begin(), data.bytes().end()),
+          [this](std::vector<std::byte>* v) {
+            delete v;
+            std::lock_guard<std::mutex> lock(mutex_);
+            released_ = true;
+          });
+      std::byte* const start = owner->data();
+      const size_t size = owner->size();
+      data = Buffer::Borrow(start, size, std::move(owner));
       done(std::move(r));  // Finishes the RPC
       std::lock_guard<std::mutex> lock(mutex_);
-      held_after_finish_ = !watch.expired();
+      finished_ = true;
+      held_after_finish_ = !released_;
+      cv_.notify_all();
     });
   }
   Result<RepositoryIndex> Index() override { return inner_.Index(); }
@@ -195,22 +196,26 @@ class WatchedOutputService final : public InferenceService {
     return inner_.GetStatistics(m, v);
   }
 
-  // Whether the watched output was still alive right after the handler finished the RPC.
-  bool held_after_finish() {
-    std::lock_guard<std::mutex> lock(mutex_);
+  // Waits until the handler has finished the RPC; then whether the watched output was
+  // still held at that point.
+  bool WaitHeldAfterFinish() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    cv_.wait(lock, [this] { return finished_; });
     return held_after_finish_;
   }
   // Whether the watched output has been released.
   bool released() {
     std::lock_guard<std::mutex> lock(mutex_);
-    return watch_.expired();
+    return released_;
   }
 
  private:
   InferenceService& inner_;
   std::mutex mutex_;
-  std::weak_ptr<std::vector<std::byte>> watch_;  // guarded by mutex_
-  bool held_after_finish_ = false;               // guarded by mutex_
+  std::condition_variable cv_;
+  bool released_ = false;            // guarded by mutex_
+  bool finished_ = false;            // guarded by mutex_
+  bool held_after_finish_ = false;   // guarded by mutex_
 };
 
 // An InferenceService whose GetModelMetadata blocks until the test opens it (a gateway
@@ -451,17 +456,50 @@ TEST_F(GrpcServerTest, SixteenMegabyteTensorRoundTrips) {
 // A 4 MiB output is sent straight from the output Buffer: the normal protobuf parser reads
 // it byte-exact on the client (Triton's layout: raw_output_contents aligned with outputs),
 // and the server holds the Buffer itself (no copy) past the handler until gRPC has sent it.
+// The client asks for the response only after the handler has finished, and with BDP
+// probing off its stream window stays at 64 KiB, so the send cannot have completed then
+// (a copy would have let the Buffer go with the handler's response): no race decides this.
 TEST_F(GrpcServerTest, LargeOutputIsSentFromItsBufferWithoutACopy) {
   WatchedOutputService watched(*engine_);
   StartServer(&watched);
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(-1);
+  args.SetMaxSendMessageSize(-1);
+  args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+  args.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 64 * 1024);
+  auto stub = GRPCInferenceService::NewStub(
+      grpc::CreateCustomChannel(server_->target(), grpc::InsecureChannelCredentials(), args));
+
   const size_t count = 1u << 20;  // 1 Mi floats = 4 MiB
   std::vector<float> values(count);
   for (size_t i = 0; i < count; ++i) values[i] = static_cast<float>(i % 4099) * 0.25f;
   InferRequestMsg r = OneInput("identity_fp32", "FP32", {static_cast<int64_t>(count)}, "big");
   r.add_raw_input_contents(
       std::string(reinterpret_cast<const char*>(values.data()), count * sizeof(float)));
+  // The async client's I/O runs while a thread polls its queue. ReadInitialMetadata sends
+  // the request; the response message is asked for (Finish) only once the handler has
+  // finished the RPC.
+  grpc::CompletionQueue cq;
+  grpc::ClientContext ctx;
+  auto reader = stub->PrepareAsyncModelInfer(&ctx, r, &cq);
+  reader->StartCall();
+  int metadata_tag = 0;
+  int tag = 1;
+  reader->ReadInitialMetadata(&metadata_tag);
+  std::vector<void*> tags;
+  std::thread poller([&] {
+    void* got = nullptr;
+    bool ok = false;
+    while (cq.Next(&got, &ok)) tags.push_back(ok ? got : nullptr);
+  });
+  const bool held = watched.WaitHeldAfterFinish();
   InferResponseMsg out;
-  grpc::Status s = Infer(r, out);
+  grpc::Status s;
+  reader->Finish(&out, &s, &tag);
+  cq.Shutdown();  // Next drains the Finish before it reports the shutdown
+  poller.join();
+  EXPECT_TRUE(held);
+  EXPECT_EQ(tags, (std::vector<void*>{&metadata_tag, &tag}));
   ASSERT_TRUE(s.ok()) << s.error_message();
   EXPECT_EQ(out.id(), "big");
   ASSERT_EQ(out.outputs_size(), 1);
@@ -472,8 +510,6 @@ TEST_F(GrpcServerTest, LargeOutputIsSentFromItsBufferWithoutACopy) {
   ASSERT_EQ(out.raw_output_contents_size(), 1);
   EXPECT_EQ(out.raw_output_contents(0), r.raw_input_contents(0));
 
-  // A copy would have let the Buffer go when the handler's response was destroyed.
-  EXPECT_TRUE(watched.held_after_finish());
   server_->Stop();
   EXPECT_TRUE(watched.released());
 }
