@@ -19,6 +19,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/malloc_tuning.h"
 #include "engine/model_config.h"
 
 namespace quiver::engine {
@@ -548,6 +549,7 @@ Result<std::unique_ptr<BackendInstance>> TorchBackend::CreateInstance(
     at::set_num_threads(threads);  // process-wide
   }
   MatchBlasThreadsToTorch();
+  PinMallocThresholds();  // process-wide: a model's intermediates are reused, not refaulted
 
   const std::string filename = config.default_model_filename().empty()
                                    ? std::string(kDefaultModelFilename)

@@ -14,6 +14,8 @@
 //   output with reshape is returned as [batch] + dims.
 // Parameters: INTRA_OP_THREAD_COUNT (a positive integer) calls at::set_num_threads at
 //   instance creation. It is process-wide: the last model loaded decides for all models.
+// Memory: creating an instance pins glibc malloc's thresholds once per process
+//   (core/malloc_tuning.h; QUIVER_MALLOC_TUNING=off keeps glibc's defaults).
 // GPU: instance kind KIND_GPU needs a build with QUIVER_WITH_CUDA (a CUDA libtorch).
 //   Each GPU instance runs on its own CUDA stream and reuses its own pinned host buffers:
 //   inputs are copied into them and on to the device, outputs back into them, all without

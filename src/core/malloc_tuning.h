@@ -1,0 +1,36 @@
+#pragma once
+// glibc malloc's thresholds for processes that run models.
+//
+// glibc returns freed memory to the kernel early: blocks of 128 KiB and more are mmapped
+// and unmapped at once until its adaptive threshold has grown, and an arena's free top is
+// given back (madvise/sbrk) past a trim threshold. A model's intermediates are freed and
+// allocated again every batch (simple_mlp at batch 64: 128 KiB tensors), so each batch
+// faulted fresh pages in: ~30 page faults and ~10 % of the CPU per batch over local://,
+// more in some processes than in others (docs/benchmarks.md, "Freed memory kept").
+// PinMallocThresholds sets both thresholds to where glibc's own adaptation stops (mmap at
+// 32 MiB, trim at 64 MiB): per arena, up to 64 MiB of freed memory stays for reuse.
+
+#include <cstddef>
+#include <functional>
+#include <string>
+
+namespace quiver {
+
+inline constexpr size_t kMallocMmapThreshold = size_t{32} << 20;
+inline constexpr size_t kMallocTrimThreshold = size_t{64} << 20;
+
+// Whether to pin the thresholds, and why not. Not when QUIVER_MALLOC_TUNING=off, nor when
+// the process chose its own malloc settings (GLIBC_TUNABLES naming glibc.malloc.*, or
+// MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_, MALLOC_TOP_PAD_). `getenv` reads one
+// variable (nullptr when unset).
+struct MallocTuningDecision {
+  bool pin = false;
+  std::string reason;  // why not, when !pin
+};
+MallocTuningDecision DecideMallocTuning(const std::function<const char*(const char*)>& getenv);
+
+// Pins the thresholds once per process unless DecideMallocTuning says not to (later calls
+// do nothing). Returns whether the thresholds are pinned. Thread-safe.
+bool PinMallocThresholds();
+
+}  // namespace quiver
