@@ -3,6 +3,7 @@
 #include <malloc.h>
 #include <spdlog/spdlog.h>
 
+#include <cctype>
 #include <cstdlib>
 #include <mutex>
 #include <string_view>
@@ -10,8 +11,12 @@
 namespace quiver {
 
 MallocTuningDecision DecideMallocTuning(const std::function<const char*(const char*)>& getenv) {
-  if (const char* v = getenv("QUIVER_MALLOC_TUNING"); v != nullptr && std::string_view(v) == "off") {
-    return {false, "QUIVER_MALLOC_TUNING=off"};
+  if (const char* v = getenv("QUIVER_MALLOC_TUNING"); v != nullptr) {
+    std::string value(v);
+    for (char& c : value) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (value == "off" || value == "0" || value == "false" || value == "no") {
+      return {false, "QUIVER_MALLOC_TUNING=" + std::string(v)};
+    }
   }
   if (const char* v = getenv("GLIBC_TUNABLES");
       v != nullptr && std::string_view(v).find("glibc.malloc.") != std::string_view::npos) {

@@ -23,9 +23,11 @@ TEST(MallocTuningTest, PinsUnlessTheProcessChoseItsOwnSettings) {
   EXPECT_TRUE(Decide({{"GLIBC_TUNABLES", "glibc.cpu.hwcaps=-AVX512F"}}).pin);
   EXPECT_TRUE(Decide({{"QUIVER_MALLOC_TUNING", "on"}}).pin);
 
-  const auto off = Decide({{"QUIVER_MALLOC_TUNING", "off"}});
-  EXPECT_FALSE(off.pin);
-  EXPECT_NE(off.reason.find("QUIVER_MALLOC_TUNING"), std::string::npos);
+  for (const char* value : {"off", "OFF", "0", "false", "No"}) {
+    const auto off = Decide({{"QUIVER_MALLOC_TUNING", value}});
+    EXPECT_FALSE(off.pin) << value;
+    EXPECT_NE(off.reason.find(std::string("QUIVER_MALLOC_TUNING=") + value), std::string::npos);
+  }
   const auto tunables = Decide({{"GLIBC_TUNABLES", "glibc.malloc.arena_max=2"}});
   EXPECT_FALSE(tunables.pin);
   EXPECT_NE(tunables.reason.find("GLIBC_TUNABLES"), std::string::npos);

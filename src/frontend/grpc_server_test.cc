@@ -7,10 +7,14 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <condition_variable>
 #include <functional>
 #include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
 #include <set>
 #include <thread>
 
@@ -150,7 +154,9 @@ InferRequestMsg OneInput(const std::string& model, const std::string& datatype,
 }
 
 // An InferenceService whose first output is replaced by a copy the test watches: whether it
-// was released, and whether it was still held when the handler had finished the RPC.
+// was released, and whether it was still held when the handler had finished the RPC. The
+// watch outlives the service (the Buffer's deleter and the callback share it), so a test
+// that fails before stopping the server cannot make them touch a destroyed object.
 class WatchedOutputService final : public InferenceService {
  public:
   explicit WatchedOutputService(InferenceService& inner) : inner_(inner) {}
@@ -168,24 +174,25 @@ class WatchedOutputService final : public InferenceService {
     return inner_.ModelReady(m, v);
   }
   void Infer(InferRequest request, InferCallback done) override {
-    inner_.Infer(std::move(request), [this, done = std::move(done)](Result<InferResponse> r) {
-      if (!r.ok() || r->outputs.empty()) return done(std::move(r));
+    inner_.Infer(std::move(request), [watch = watch_, done = std::move(done)](
+                                         Result<InferResponse> r) {
+      if (!r.ok() || r->outputs.empty()) {
+        done(std::move(r));
+        return watch->Finished(false);
+      }
       Buffer& data = r->outputs[0].data;
       auto owner = std::shared_ptr<std::vector<std::byte>>(
           new std::vector<std::byte>(data.bytes().begin(), data.bytes().end()),
-          [this](std::vector<std::byte>* v) {
+          [watch](std::vector<std::byte>* v) {
             delete v;
-            std::lock_guard<std::mutex> lock(mutex_);
-            released_ = true;
+            std::lock_guard<std::mutex> lock(watch->mutex);
+            watch->released = true;
           });
       std::byte* const start = owner->data();
       const size_t size = owner->size();
       data = Buffer::Borrow(start, size, std::move(owner));
       done(std::move(r));  // Finishes the RPC
-      std::lock_guard<std::mutex> lock(mutex_);
-      finished_ = true;
-      held_after_finish_ = !released_;
-      cv_.notify_all();
+      watch->Finished(true);
     });
   }
   Result<RepositoryIndex> Index() override { return inner_.Index(); }
@@ -196,26 +203,37 @@ class WatchedOutputService final : public InferenceService {
     return inner_.GetStatistics(m, v);
   }
 
-  // Waits until the handler has finished the RPC; then whether the watched output was
-  // still held at that point.
-  bool WaitHeldAfterFinish() {
-    std::unique_lock<std::mutex> lock(mutex_);
-    cv_.wait(lock, [this] { return finished_; });
-    return held_after_finish_;
+  // Waits until the handler has finished the RPC, at most `limit` (a hang guard): then
+  // whether the watched output was still held at that point; nullopt if it never finished.
+  std::optional<bool> WaitHeldAfterFinish(std::chrono::seconds limit) {
+    std::unique_lock<std::mutex> lock(watch_->mutex);
+    if (!watch_->cv.wait_for(lock, limit, [&] { return watch_->finished; })) return std::nullopt;
+    return watch_->held_after_finish;
   }
   // Whether the watched output has been released.
   bool released() {
-    std::lock_guard<std::mutex> lock(mutex_);
-    return released_;
+    std::lock_guard<std::mutex> lock(watch_->mutex);
+    return watch_->released;
   }
 
  private:
+  struct Watch {
+    // `watched`: the handler had an output to watch.
+    void Finished(bool watched) {
+      std::lock_guard<std::mutex> lock(mutex);
+      finished = true;
+      held_after_finish = watched && !released;
+      cv.notify_all();
+    }
+    std::mutex mutex;
+    std::condition_variable cv;
+    bool released = false;           // guarded by mutex
+    bool finished = false;           // guarded by mutex
+    bool held_after_finish = false;  // guarded by mutex
+  };
+
   InferenceService& inner_;
-  std::mutex mutex_;
-  std::condition_variable cv_;
-  bool released_ = false;            // guarded by mutex_
-  bool finished_ = false;            // guarded by mutex_
-  bool held_after_finish_ = false;   // guarded by mutex_
+  const std::shared_ptr<Watch> watch_ = std::make_shared<Watch>();
 };
 
 // An InferenceService whose GetModelMetadata blocks until the test opens it (a gateway
@@ -481,6 +499,7 @@ TEST_F(GrpcServerTest, LargeOutputIsSentFromItsBufferWithoutACopy) {
   // finished the RPC.
   grpc::CompletionQueue cq;
   grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
   auto reader = stub->PrepareAsyncModelInfer(&ctx, r, &cq);
   reader->StartCall();
   int metadata_tag = 0;
@@ -492,14 +511,19 @@ TEST_F(GrpcServerTest, LargeOutputIsSentFromItsBufferWithoutACopy) {
     bool ok = false;
     while (cq.Next(&got, &ok)) tags.push_back(ok ? got : nullptr);
   });
-  const bool held = watched.WaitHeldAfterFinish();
+  const std::optional<bool> held = watched.WaitHeldAfterFinish(std::chrono::seconds(30));
+  if (!held) ctx.TryCancel();
   InferResponseMsg out;
   grpc::Status s;
   reader->Finish(&out, &s, &tag);
   cq.Shutdown();  // Next drains the Finish before it reports the shutdown
   poller.join();
-  EXPECT_TRUE(held);
-  EXPECT_EQ(tags, (std::vector<void*>{&metadata_tag, &tag}));
+  ASSERT_TRUE(held.has_value()) << "the handler did not finish the RPC";
+  EXPECT_TRUE(*held);
+  std::sort(tags.begin(), tags.end());
+  std::vector<void*> expected{&metadata_tag, &tag};
+  std::sort(expected.begin(), expected.end());
+  EXPECT_EQ(tags, expected);  // both completed (gRPC does not promise their order)
   ASSERT_TRUE(s.ok()) << s.error_message();
   EXPECT_EQ(out.id(), "big");
   ASSERT_EQ(out.outputs_size(), 1);
