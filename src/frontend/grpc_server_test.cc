@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstring>
 #include <condition_variable>
@@ -152,89 +153,6 @@ InferRequestMsg OneInput(const std::string& model, const std::string& datatype,
   for (int64_t d : shape) in->add_shape(d);
   return r;
 }
-
-// An InferenceService whose first output is replaced by a copy the test watches: whether it
-// was released, and whether it was still held when the handler had finished the RPC. The
-// watch outlives the service (the Buffer's deleter and the callback share it), so a test
-// that fails before stopping the server cannot make them touch a destroyed object.
-class WatchedOutputService final : public InferenceService {
- public:
-  explicit WatchedOutputService(InferenceService& inner) : inner_(inner) {}
-
-  bool Live() const override { return inner_.Live(); }
-  bool Ready() const override { return inner_.Ready(); }
-  Result<ServerMetadata> GetServerMetadata() const override { return inner_.GetServerMetadata(); }
-  Result<ModelMetadata> GetModelMetadata(std::string_view m, std::string_view v) const override {
-    return inner_.GetModelMetadata(m, v);
-  }
-  Result<ModelConfig> GetModelConfig(std::string_view m, std::string_view v) const override {
-    return inner_.GetModelConfig(m, v);
-  }
-  bool ModelReady(std::string_view m, std::string_view v) const override {
-    return inner_.ModelReady(m, v);
-  }
-  void Infer(InferRequest request, InferCallback done) override {
-    inner_.Infer(std::move(request), [watch = watch_, done = std::move(done)](
-                                         Result<InferResponse> r) {
-      if (!r.ok() || r->outputs.empty()) {
-        done(std::move(r));
-        return watch->Finished(false);
-      }
-      Buffer& data = r->outputs[0].data;
-      auto owner = std::shared_ptr<std::vector<std::byte>>(
-          new std::vector<std::byte>(data.bytes().begin(), data.bytes().end()),
-          [watch](std::vector<std::byte>* v) {
-            delete v;
-            std::lock_guard<std::mutex> lock(watch->mutex);
-            watch->released = true;
-          });
-      std::byte* const start = owner->data();
-      const size_t size = owner->size();
-      data = Buffer::Borrow(start, size, std::move(owner));
-      done(std::move(r));  // Finishes the RPC
-      watch->Finished(true);
-    });
-  }
-  Result<RepositoryIndex> Index() override { return inner_.Index(); }
-  Status Load(std::string_view m) override { return inner_.Load(m); }
-  Status Unload(std::string_view m) override { return inner_.Unload(m); }
-  Result<std::vector<ModelStatistics>> GetStatistics(std::string_view m,
-                                                     std::string_view v) const override {
-    return inner_.GetStatistics(m, v);
-  }
-
-  // Waits until the handler has finished the RPC, at most `limit` (a hang guard): then
-  // whether the watched output was still held at that point; nullopt if it never finished.
-  std::optional<bool> WaitHeldAfterFinish(std::chrono::seconds limit) {
-    std::unique_lock<std::mutex> lock(watch_->mutex);
-    if (!watch_->cv.wait_for(lock, limit, [&] { return watch_->finished; })) return std::nullopt;
-    return watch_->held_after_finish;
-  }
-  // Whether the watched output has been released.
-  bool released() {
-    std::lock_guard<std::mutex> lock(watch_->mutex);
-    return watch_->released;
-  }
-
- private:
-  struct Watch {
-    // `watched`: the handler had an output to watch.
-    void Finished(bool watched) {
-      std::lock_guard<std::mutex> lock(mutex);
-      finished = true;
-      held_after_finish = watched && !released;
-      cv.notify_all();
-    }
-    std::mutex mutex;
-    std::condition_variable cv;
-    bool released = false;           // guarded by mutex
-    bool finished = false;           // guarded by mutex
-    bool held_after_finish = false;  // guarded by mutex
-  };
-
-  InferenceService& inner_;
-  const std::shared_ptr<Watch> watch_ = std::make_shared<Watch>();
-};
 
 // An InferenceService whose GetModelMetadata blocks until the test opens it (a gateway
 // waiting for a model to load does this); everything else is delegated.
@@ -478,8 +396,11 @@ TEST_F(GrpcServerTest, SixteenMegabyteTensorRoundTrips) {
 // probing off its stream window stays at 64 KiB, so the send cannot have completed then
 // (a copy would have let the Buffer go with the handler's response): no race decides this.
 TEST_F(GrpcServerTest, LargeOutputIsSentFromItsBufferWithoutACopy) {
-  WatchedOutputService watched(*engine_);
-  StartServer(&watched);
+  // The fake holds the request; the test answers it on this thread with an echo whose
+  // output lives in memory it watches.
+  gated_ = std::make_unique<quiver::testing::FakeInferenceService>(
+      quiver::testing::FakeInferenceService::Mode::kHold);
+  StartServer(gated_.get());
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(-1);
   args.SetMaxSendMessageSize(-1);
@@ -511,15 +432,36 @@ TEST_F(GrpcServerTest, LargeOutputIsSentFromItsBufferWithoutACopy) {
     bool ok = false;
     while (cq.Next(&got, &ok)) tags.push_back(ok ? got : nullptr);
   });
-  const std::optional<bool> held = watched.WaitHeldAfterFinish(std::chrono::seconds(30));
-  if (!held) ctx.TryCancel();
+
+  // Shared with the Buffer's deleter, which may run on a server thread after this test.
+  auto released = std::make_shared<std::atomic<bool>>(false);
+  // No fatal assertion before the poller is joined.
+  const bool held_after_finish = [&] {
+    std::vector<quiver::testing::FakeInferenceService::Held> held = gated_->TakeHeld(1);
+    EXPECT_EQ(held.size(), 1u);
+    if (held.empty()) return false;
+    InferResponse response = quiver::testing::FakeInferenceService::Echo(held[0].request);
+    Buffer& data = response.outputs.at(0).data;
+    auto owner = std::shared_ptr<std::vector<std::byte>>(
+        new std::vector<std::byte>(data.bytes().begin(), data.bytes().end()),
+        [released](std::vector<std::byte>* v) {
+          delete v;
+          released->store(true);
+        });
+    std::byte* const start = owner->data();
+    const size_t size = owner->size();
+    data = Buffer::Borrow(start, size, std::move(owner));
+    held[0].done(std::move(response));  // Finishes the RPC
+    return !released->load();
+  }();
+
   InferResponseMsg out;
   grpc::Status s;
   reader->Finish(&out, &s, &tag);
   cq.Shutdown();  // Next drains the Finish before it reports the shutdown
   poller.join();
-  ASSERT_TRUE(held.has_value()) << "the handler did not finish the RPC";
-  EXPECT_TRUE(*held);
+  // A copy would have let the Buffer go with the handler's response.
+  EXPECT_TRUE(held_after_finish);
   std::sort(tags.begin(), tags.end());
   std::vector<void*> expected{&metadata_tag, &tag};
   std::sort(expected.begin(), expected.end());
@@ -535,7 +477,7 @@ TEST_F(GrpcServerTest, LargeOutputIsSentFromItsBufferWithoutACopy) {
   EXPECT_EQ(out.raw_output_contents(0), r.raw_input_contents(0));
 
   server_->Stop();
-  EXPECT_TRUE(watched.released());
+  EXPECT_TRUE(released->load());
 }
 
 TEST_F(GrpcServerTest, StreamAnswersEveryRequestOnceInOrder) {
