@@ -117,6 +117,8 @@ py::object InferAsync(PyClient& self, const std::string& model, const py::object
   request.queue_for_batching = true;
   auto call = std::make_shared<AsyncCall>();
   py::object future = NewFuture(call);
+  // A lean future is waited for by result()/exception() only: that thread may run it.
+  if (call->lean) request.waiter = std::shared_ptr<WaiterLink>(call, &call->link);
   call->future = Share(future);
   call->inputs = InputBuffers(request);
   // A call that completes before Infer returns (local://, or refused up front) is
@@ -219,6 +221,11 @@ released while it waits). A response that comes while nobody waits is kept until
 result()/exception() or done(), add_done_callback(), concurrent.futures.wait() or asyncio
 first look at the future; after such a look, Quiver's completion thread completes it
 when the response comes. asyncio: infer_aio (or `await asyncio.wrap_future(f)`).
+local://, in a process that may use several CPUs: a call sent while the model is idle,
+that only result()/exception() waits for, is held for the thread that waits, which runs
+the model itself (no hand-off to the model's worker thread on another core and back). It
+goes to the worker as usual when nobody comes to wait for it within 200 us (holding then
+pauses for 100 ms), or when a done-callback, asyncio or a result() timeout waits for it.
 Blocks only while max_in_flight calls are
 outstanding (backpressure) or while the model's metadata is fetched for validation the
 first time. Keep the input arrays unmodified until the future is done. Done-callbacks run

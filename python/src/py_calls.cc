@@ -154,7 +154,13 @@ void AsyncCall::CompleteWhenDone(py::handle f) {
     lean = false;
     taken = ClaimLocked();
   }
-  if (taken) Finish(*taken, f);
+  if (taken) {
+    Finish(*taken, f);
+  } else if (auto helper = link.Helper()) {
+    // Other waiters (done-callbacks, asyncio, wait()) do not run a held request: the
+    // engine's workers take it now.
+    helper->Release();
+  }
 }
 
 void AsyncCall::Finish(const Result<InferResponse>& claimed_result, py::handle f) {
@@ -187,8 +193,23 @@ py::object WaitAsync(AsyncCall& call, py::handle future, const py::object& timeo
       GilRelease release;
       std::unique_lock lock(call.mutex);
       if (!registered) {
-        ++call.waiters;
+        ++call.waiters;  // before helping: the response then wakes nobody and stays here
         registered = true;
+      }
+      // Held for this thread (local://; read on every pass: a retry may be held later):
+      // run the queue until the result is there; with a timeout, hand it to the workers
+      // instead (an execution here could outlast the timeout).
+      if (!call.arrived) {
+        lock.unlock();
+        if (std::shared_ptr<QueueHelper> helper = call.link.Helper()) {
+          if (bounded) {
+            helper->Release();
+          } else {
+            while (!call.Arrived() && helper->RunQueued()) {
+            }
+          }
+        }
+        lock.lock();
       }
       const Clock::time_point until = std::min(deadline, Clock::now() + milliseconds(100));
       call.cv.wait_until(lock, until, [&] { return call.arrived || call.claimed; });

@@ -78,6 +78,10 @@ struct AsyncCall {
   // or by ReleaseIfUnclaimed (the future refers to this call too: the cycle ends there).
   std::shared_ptr<PyObject> future;
   std::vector<Buffer> inputs;  // co-owns the request's input arrays until completion
+  // Given to the request when only result()/exception() will wait for it: an in-process
+  // engine may then hold it for the thread that waits, which runs it
+  // (InferRequest::waiter); CompleteWhenDone gives the hold up.
+  WaiterLink link;
 
   // The transport callback: stores `r` (waiters are woken through `cv` after this returns:
   // woken under `mutex`, on a busy core one would run at once only to block on it).
@@ -87,6 +91,10 @@ struct AsyncCall {
     arrived = true;
     if (caller_inside || waiters > 0) return Arrival::kWake;
     return lean ? Arrival::kKeep : Arrival::kPost;
+  }
+  bool Arrived() {
+    std::lock_guard lock(mutex);
+    return arrived;
   }
   bool Claimed() {
     std::lock_guard lock(mutex);

@@ -43,6 +43,7 @@ InferRequest Request(std::vector<size_t> sizes) {
                  .priority = 2,
                  .deadline = std::chrono::steady_clock::time_point::max(),
                  .queue_for_batching = false,
+                 .waiter = nullptr,
                  .tenant = {}};
   for (size_t i = 0; i < sizes.size(); ++i) {
     r.inputs.push_back(Filled("IN" + std::to_string(i), sizes[i], static_cast<int>(i)));

@@ -294,8 +294,8 @@ Status Engine::LoadDirectory(const ModelDirectory& dir) {
       fresh.versions[v] = old->second;
       continue;
     }
-    fresh.versions[v] = ModelVersion::Load(config, dir.path, v, fingerprint,
-                                           *options_.backends, options_.clock);
+    fresh.versions[v] = ModelVersion::Load(config, dir.path, v, fingerprint, *options_.backends,
+                                           options_.clock, options_.hold_for_waiters);
   }
   for (int64_t v : selection.missing) {
     fresh.versions[v] = ModelVersion::Failed(

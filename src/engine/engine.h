@@ -36,6 +36,9 @@ struct EngineOptions {
   std::chrono::milliseconds poll_interval{std::chrono::seconds(15)};
   std::shared_ptr<BackendRegistry> backends;  // required
   std::shared_ptr<Clock> clock = Clock::System();
+  // In-process engines (local://), where a caller that waits for its own request may run
+  // it: see SchedulerOptions::hold_for_waiters.
+  bool hold_for_waiters = false;
 };
 
 class Engine final : public InferenceService {

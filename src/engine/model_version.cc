@@ -26,7 +26,8 @@ std::shared_ptr<ModelVersion> ModelVersion::Load(std::shared_ptr<const ModelConf
                                                  const std::filesystem::path& model_dir,
                                                  int64_t version, std::string fingerprint,
                                                  const BackendRegistry& backends,
-                                                 std::shared_ptr<Clock> clock) {
+                                                 std::shared_ptr<Clock> clock,
+                                                 bool hold_for_waiters) {
   std::shared_ptr<ModelVersion> v(new ModelVersion(config, version, std::move(fingerprint)));
   auto fail = [&](Status s) {
     v->load_error_ = s.WithContext("failed to load model '" + config->name() + "' version " +
@@ -60,9 +61,10 @@ std::shared_ptr<ModelVersion> ModelVersion::Load(std::shared_ptr<const ModelConf
     }
   }
   if (instances.empty()) return fail(Status::InvalidArgument("no instances configured"));
-  v->scheduler_ = std::make_unique<Scheduler>(
-      SchedulerOptions::FromConfig(*config, v->version_string_), std::move(instances),
-      std::move(clock));
+  SchedulerOptions options = SchedulerOptions::FromConfig(*config, v->version_string_);
+  options.hold_for_waiters = hold_for_waiters;
+  v->scheduler_ =
+      std::make_unique<Scheduler>(std::move(options), std::move(instances), std::move(clock));
   spdlog::info("loaded model '{}' version {} ({} instance(s), backend {})", config->name(),
                version, index, config->backend());
   return v;

@@ -21,11 +21,13 @@ class ModelVersion {
  public:
   // Creates the backend instances (instance_group) and the scheduler. A failure does
   // not throw or abort: the version is returned not ready, keeping its error.
+  // `hold_for_waiters`: SchedulerOptions::hold_for_waiters.
   static std::shared_ptr<ModelVersion> Load(std::shared_ptr<const ModelConfig> config,
                                             const std::filesystem::path& model_dir,
                                             int64_t version, std::string fingerprint,
                                             const BackendRegistry& backends,
-                                            std::shared_ptr<Clock> clock);
+                                            std::shared_ptr<Clock> clock,
+                                            bool hold_for_waiters = false);
   // A version that could not even be attempted (e.g. its directory is missing).
   static std::shared_ptr<ModelVersion> Failed(std::shared_ptr<const ModelConfig> config,
                                               int64_t version, Status error);

@@ -43,6 +43,20 @@ void Invoke(InferCallback& done, Result<InferResponse> result) {
   --tls_callback_depth;
 }
 
+// Counts its own lifetime in `count` (exceptions included).
+class Counted {
+ public:
+  explicit Counted(std::atomic<int>& count) : count_(count) {
+    count_.fetch_add(1, std::memory_order_relaxed);
+  }
+  ~Counted() { count_.fetch_sub(1, std::memory_order_relaxed); }
+  Counted(const Counted&) = delete;
+  Counted& operator=(const Counted&) = delete;
+
+ private:
+  std::atomic<int>& count_;
+};
+
 // The input of `request` named `name`; `hint` is where it usually is.
 const Tensor* FindInput(const InferRequest& request, const std::string& name, size_t hint) {
   if (hint < request.inputs.size() && request.inputs[hint].name == name) {
@@ -79,6 +93,52 @@ struct Scheduler::Instance {
   std::thread thread;
 };
 
+// What a held request's waiter calls (InferRequest::waiter). A caller may keep it past the
+// scheduler's end: Shutdown detaches it, and from then on it does nothing.
+class Scheduler::Helper final : public QueueHelper {
+ public:
+  explicit Helper(Scheduler* scheduler) : scheduler_(scheduler) {}
+
+  bool RunQueued() override {
+    Entry entry(*this);
+    return entry.scheduler != nullptr && entry.scheduler->RunHeld();
+  }
+  void Release() override {
+    Entry entry(*this);
+    if (entry.scheduler != nullptr) entry.scheduler->ReleaseHeld();
+  }
+  // Returns once no call is inside the scheduler; none enters it afterwards.
+  void Detach() {
+    std::unique_lock lock(mutex_);
+    scheduler_ = nullptr;
+    left_.wait(lock, [this] { return inside_ == 0; });
+  }
+
+ private:
+  // The scheduler for the duration of one call (null once detached).
+  struct Entry {
+    explicit Entry(Helper& h) : helper(h) {
+      std::lock_guard lock(helper.mutex_);
+      scheduler = helper.scheduler_;
+      if (scheduler != nullptr) ++helper.inside_;
+    }
+    ~Entry() {
+      if (scheduler == nullptr) return;
+      std::lock_guard lock(helper.mutex_);
+      if (--helper.inside_ == 0) helper.left_.notify_all();
+    }
+    Entry(const Entry&) = delete;
+    Entry& operator=(const Entry&) = delete;
+    Helper& helper;
+    Scheduler* scheduler = nullptr;
+  };
+
+  std::mutex mutex_;
+  std::condition_variable left_;
+  Scheduler* scheduler_;  // guarded by mutex_
+  int inside_ = 0;        // guarded by mutex_
+};
+
 SchedulerOptions SchedulerOptions::FromConfig(const ModelConfig& config, std::string version) {
   SchedulerOptions o;
   o.model_name = config.name();
@@ -110,7 +170,8 @@ Scheduler::Scheduler(SchedulerOptions options,
       clock_(clock ? std::move(clock) : Clock::System()),
       batching_(options_.dynamic_batching && options_.max_batch_size > 0),
       needs_timer_((batching_ && options_.max_queue_delay_us > 0) ||
-                   options_.default_timeout_us > 0 || options_.allow_timeout_override),
+                   options_.default_timeout_us > 0 || options_.allow_timeout_override ||
+                   options_.hold_for_waiters),
       policy_(batching_ ? std::optional<BatchPolicy>(std::in_place, options_.max_batch_size,
                                                      options_.preferred_batch_sizes,
                                                      Micros(options_.max_queue_delay_us))
@@ -123,6 +184,7 @@ Scheduler::Scheduler(SchedulerOptions options,
     instance->backend = std::move(backend);
     instances_.push_back(std::move(instance));
   }
+  if (options_.hold_for_waiters) helper_ = std::make_shared<Helper>(this);
   // Idle instances are taken from the back: instance 0 is preferred.
   for (auto it = instances_.rbegin(); it != instances_.rend(); ++it) idle_.push_back(it->get());
   for (auto& instance : instances_) {
@@ -219,46 +281,119 @@ void Scheduler::Enqueue(InferRequest request, int64_t batch_size, InferCallback 
     pending->deadline = deadlines_.emplace(deadline, pending.get());
     WakeTimerLocked(deadline);
   }
+  // Held for its waiter if nothing is queued or executing (an instance may still be busy
+  // delivering: it is about to be free), or joins requests already held; a request
+  // without a waiter ends the hold.
+  const std::shared_ptr<WaiterLink>& waiter = pending->request.waiter;
+  holding_ = helper_ != nullptr && waiter != nullptr &&
+             (holding_ || (queue_.empty() && now >= no_hold_until_ &&
+                           executing_now_.load(std::memory_order_relaxed) == 0));
+  if (holding_) {
+    std::lock_guard link(waiter->mutex);
+    if (waiter->helper == nullptr) waiter->helper = helper_;
+  }
   queue_.push_back(std::move(pending));
   WakeTimerLocked(DispatchLocked(now));
   lock.unlock();
   WakeAssigned();
 }
 
+BatchDecision Scheduler::NextBatchLocked(Clock::TimePoint decide_at) {
+  if (!batching_) return {1, {}};
+  // Requests have batch size >= 1, so max_batch_size + 1 of them always end a batch.
+  const size_t limit = static_cast<size_t>(
+      std::min<int64_t>(static_cast<int64_t>(queue_.size()), policy_->max_batch_size() + 1));
+  candidates_.clear();
+  for (size_t i = 0; i < limit; ++i) {
+    const Pending& p = *queue_[i];
+    candidates_.push_back({p.batch_size, p.arrival, p.shape_class});
+  }
+  return policy_->Decide(candidates_, limit < queue_.size(), decide_at);
+}
+
+void Scheduler::TakeBatchLocked(size_t count, std::vector<std::unique_ptr<Pending>>& into) {
+  for (size_t i = 0; i < count; ++i) {
+    std::unique_ptr<Pending>& p = queue_.front();
+    if (p->deadline) {
+      deadlines_.erase(*p->deadline);
+      p->deadline.reset();
+    }
+    into.push_back(std::move(p));
+    queue_.pop_front();
+  }
+  ++executing_batches_;
+  if (queue_.empty()) holding_ = false;
+}
+
 Clock::TimePoint Scheduler::DispatchLocked(Clock::TimePoint now) {
+  if (holding_ && (queue_.empty() || shutting_down_)) holding_ = false;
+  if (holding_) {
+    const Clock::TimePoint until =
+        SaturatingAdd(queue_.front()->arrival, Micros(options_.hold_for_waiter_us));
+    if (now < until) return until;
+    // The sender did something else first: it would rather have had them run meanwhile.
+    holding_ = false;
+    no_hold_until_ = SaturatingAdd(now, Micros(options_.hold_backoff_us));
+  }
   // While draining, batches leave without waiting for their delay.
   const Clock::TimePoint decide_at = shutting_down_ ? Clock::TimePoint::max() : now;
   while (!queue_.empty() && !idle_.empty()) {
-    size_t count = 1;
-    if (batching_) {
-      // Requests have batch size >= 1, so max_batch_size + 1 of them always end a batch.
-      const size_t limit = static_cast<size_t>(
-          std::min<int64_t>(static_cast<int64_t>(queue_.size()), policy_->max_batch_size() + 1));
-      candidates_.clear();
-      for (size_t i = 0; i < limit; ++i) {
-        const Pending& p = *queue_[i];
-        candidates_.push_back({p.batch_size, p.arrival, p.shape_class});
-      }
-      const BatchDecision decision = policy_->Decide(candidates_, limit < queue_.size(), decide_at);
-      if (decision.count == 0) return decision.wait_until;
-      count = decision.count;
-    }
+    const BatchDecision decision = NextBatchLocked(decide_at);
+    if (decision.count == 0) return decision.wait_until;
     Instance* instance = idle_.back();
     idle_.pop_back();
-    for (size_t i = 0; i < count; ++i) {
-      std::unique_ptr<Pending>& p = queue_.front();
-      if (p->deadline) {
-        deadlines_.erase(*p->deadline);
-        p->deadline.reset();
-      }
-      instance->assigned.push_back(std::move(p));
-      queue_.pop_front();
-    }
+    TakeBatchLocked(decision.count, instance->assigned);
     ++assigned_batches_;
-    ++executing_batches_;
     instance->wake.store(true, std::memory_order_release);
   }
   return Clock::TimePoint::max();
+}
+
+bool Scheduler::RunHeld() {
+  std::unique_lock lock(mutex_);
+  if (!holding_) return false;  // the workers have the queue
+  const Clock::TimePoint now = clock_->Now();
+  // Not from inside a callback (a done-callback waiting for another call): runs would nest.
+  const size_t count = idle_.empty() || queue_.empty() || tls_callback_depth > 0
+                           ? 0
+                           : NextBatchLocked(now).count;
+  if (count == 0) {  // every instance busy, the batch waits for its delay, or nested
+    EndHoldLocked(now);
+    lock.unlock();
+    WakeAssigned();
+    return false;
+  }
+  Instance* instance = idle_.back();
+  idle_.pop_back();
+  std::vector<std::unique_ptr<Pending>> batch;
+  batch.reserve(count);
+  TakeBatchLocked(count, batch);
+  // What is left goes to the workers: at once to another idle instance, else when this
+  // batch releases its instance; it runs there while this thread delivers.
+  holding_ = false;
+  WakeTimerLocked(DispatchLocked(now));
+  if (waiters_ > 0) idle_cv_.notify_all();
+  lock.unlock();
+  WakeAssigned();
+  std::vector<Pending*> view;
+  view.reserve(count);
+  for (auto& p : batch) view.push_back(p.get());
+  RunBatch(*instance, view, /*on_worker=*/false);
+  return true;
+}
+
+void Scheduler::ReleaseHeld() {
+  {
+    std::lock_guard lock(mutex_);
+    if (!holding_) return;
+    EndHoldLocked(clock_->Now());
+  }
+  WakeAssigned();
+}
+
+void Scheduler::EndHoldLocked(Clock::TimePoint now) {
+  holding_ = false;
+  WakeTimerLocked(DispatchLocked(now));
 }
 
 void Scheduler::WakeTimerLocked(Clock::TimePoint t) {
@@ -519,6 +654,7 @@ void Scheduler::RunBatch(Instance& instance, std::span<Pending* const> batch, bo
     }
     if (status.ok()) {
       const BackendBatch backend_batch{inputs, requested, options_.max_batch_size > 0 ? total : 0};
+      const Counted executing(executing_now_);
       status = instance.backend->Execute(backend_batch, outputs, times);
     }
   } catch (const std::exception& e) {
@@ -643,6 +779,7 @@ void Scheduler::Finish(size_t requests, size_t batches) {
 
 void Scheduler::Shutdown() {
   std::call_once(shutdown_once_, [this] {
+    if (helper_) helper_->Detach();  // waiters' calls in progress end first
     {
       std::unique_lock lock(mutex_);
       shutting_down_ = true;

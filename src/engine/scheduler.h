@@ -7,7 +7,9 @@
 // batching delays or queue timeouts (it expires timed-out requests and flushes batches
 // whose delay ran out, independently of busy instances). A request that finds an idle
 // instance, an empty queue and nothing to wait for runs inline on the caller's thread
-// (for a frontend's I/O thread, only while the model's executions are short).
+// (for a frontend's I/O thread, only while the model's executions are short). A request
+// whose sender will wait for it, sent while every instance is idle, may be held for that
+// sender, which runs it when it comes to wait (hold_for_waiters).
 
 #include <atomic>
 #include <condition_variable>
@@ -49,6 +51,19 @@ struct SchedulerOptions {
   // ~10-20 us) would be a visible share of the request; above it, it is not, and an I/O
   // thread that serves other connections is never held longer.
   uint64_t inline_limit_us = 1000;
+  // Hold a request that carries a waiter (InferRequest::waiter), sent while every instance
+  // is idle and nothing is queued, for the waiting thread to run, instead of waking a
+  // worker: for one call or a pair in flight (Python's infer_async, then result()) the
+  // hand-off to a worker on another core and back costs two cross-core wake-ups, more than
+  // a small batch (docs/benchmarks.md, "Held for the waiter"). Set where the process may use
+  // several CPUs (on one CPU it measured slower). Held requests go to the workers when the
+  // waiter cannot run them, on QueueHelper::Release, when a request without a waiter comes,
+  // and hold_for_waiter_us after the oldest was sent: a sender that does other work before
+  // it waits loses at most that much overlap, and no request is held for
+  // hold_backoff_us after that happened.
+  bool hold_for_waiters = false;
+  uint64_t hold_for_waiter_us = 200;
+  uint64_t hold_backoff_us = 100000;
   // From a normalized config (dynamic_batching + default_queue_policy + outputs).
   // timeout_action DELAY, priorities and per-priority policies are not supported and
   // are ignored (REJECT semantics).
@@ -97,6 +112,8 @@ class Scheduler {
  private:
   struct Pending;
   struct Instance;
+  class Helper;
+  friend class Helper;
   using DeadlineMap = std::multimap<Clock::TimePoint, Pending*>;
 
   void WorkerLoop(Instance& instance);
@@ -111,6 +128,11 @@ class Scheduler {
   // a callback must not wait for another request to this model. An inline caller releases
   // the instance before delivering, so that the worker can start.
   void RunBatch(Instance& instance, std::span<Pending* const> batch, bool on_worker);
+  // The batch the policy would take from the head of the queue now (count 1 without
+  // batching); call with a non-empty queue.
+  BatchDecision NextBatchLocked(Clock::TimePoint decide_at);
+  // Moves the first `count` queued requests into `into` and counts them as executing.
+  void TakeBatchLocked(size_t count, std::vector<std::unique_ptr<Pending>>& into);
   // Hands ready batches to idle instances; returns when a waiting batch must be
   // reconsidered (TimePoint::max() when none waits).
   Clock::TimePoint DispatchLocked(Clock::TimePoint now);
@@ -120,6 +142,12 @@ class Scheduler {
   // Makes the timer thread re-plan if `t` is earlier than the time it sleeps until.
   void WakeTimerLocked(Clock::TimePoint t);
   void ReleaseInstance(Instance& instance);
+  // Helper's RunQueued and Release (QueueHelper): run one held batch on this thread, or
+  // end the hold so that the workers take the queue.
+  bool RunHeld();
+  void ReleaseHeld();
+  // Ends the hold and dispatches; call with mutex_ held (then WakeAssigned after it).
+  void EndHoldLocked(Clock::TimePoint now);
   // Whether the recent executions were short enough for an I/O thread (inline_limit_us).
   bool ExecutionsAreShort() const;
   void RecordExecutionTime(Clock::Duration duration);
@@ -172,6 +200,15 @@ class Scheduler {
   uint64_t ordered_base_ = 0;    // guarded by mutex_
   uint64_t next_seq_ = 0;        // guarded by mutex_
   bool delivering_ = false;      // guarded by mutex_
+  // The queued requests are held for their waiters (hold_for_waiters); false whenever the
+  // queue is empty.
+  bool holding_ = false;  // guarded by mutex_
+  // Instances inside BackendInstance::Execute (not queued, not delivering).
+  std::atomic<int> executing_now_{0};
+  // No request is held before this (a waiter did not come in time: hold_backoff_us).
+  Clock::TimePoint no_hold_until_ = Clock::TimePoint::min();  // guarded by mutex_
+  // Given to the requests it holds; detached (and waited for) by Shutdown.
+  std::shared_ptr<Helper> helper_;
 
   size_t in_flight_ = 0;          // guarded by mutex_; accepted, callback not returned
   // Moving mean of a batch's execution time in ns (-1: none yet); see inline_limit_us.

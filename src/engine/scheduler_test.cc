@@ -928,5 +928,214 @@ TEST_F(SchedulerTest, IoThreadRunsOnlyShortExecutionsInline) {
   EXPECT_TRUE(collector_.Get("short").ok());
 }
 
+// hold_for_waiters: a request whose sender will wait for it (InferRequest::waiter), sent
+// while everything is idle, stays queued without waking a worker, for the waiting thread.
+class HoldTest : public SchedulerTest {
+ protected:
+  static SchedulerOptions Holding() {
+    SchedulerOptions o = Batching(16, 1000);
+    o.preferred_batch_sizes = {4, 8};
+    o.hold_for_waiters = true;
+    o.hold_for_waiter_us = 200;
+    o.hold_backoff_us = 100000;
+    return o;
+  }
+  // A 4-row request with a waiter link, as Python's infer_async sends it.
+  static InferRequest WithWaiter(const std::string& key, std::shared_ptr<WaiterLink>& link) {
+    InferRequest r = MakeRequest(key, 4, 1);
+    r.queue_for_batching = true;
+    link = std::make_shared<WaiterLink>();
+    r.waiter = link;
+    return r;
+  }
+  static InferRequest WithoutWaiter(const std::string& key) {
+    InferRequest r = MakeRequest(key, 4, 1);
+    r.queue_for_batching = true;
+    return r;
+  }
+  // Records the thread that delivered `key`.
+  InferCallback OnThread(const std::string& key) {
+    return [this, key, record = collector_.Callback(key)](Result<InferResponse> r) {
+      {
+        std::lock_guard lock(threads_mutex_);
+        threads_[key] = std::this_thread::get_id();
+      }
+      record(std::move(r));
+    };
+  }
+  std::thread::id ThreadOf(const std::string& key) {
+    std::lock_guard lock(threads_mutex_);
+    return threads_.at(key);
+  }
+
+  std::mutex threads_mutex_;
+  std::map<std::string, std::thread::id> threads_;
+};
+
+TEST_F(HoldTest, TheWaitingThreadRunsHeldRequestsAsOneBatch) {
+  Scheduler& s = Make(Holding());
+  std::shared_ptr<WaiterLink> a, b;
+  s.Enqueue(WithWaiter("a", a), 4, OnThread("a"));
+  s.Enqueue(WithWaiter("b", b), 4, OnThread("b"));
+  s.WaitIdleForTest();  // nothing left to do before the hold runs out
+  EXPECT_EQ(backend_.execution_count(), 0);
+  EXPECT_EQ(collector_.size(), 0u);
+  std::shared_ptr<QueueHelper> helper = a->Helper();
+  ASSERT_NE(helper, nullptr);
+  EXPECT_EQ(b->Helper(), helper);
+
+  EXPECT_TRUE(helper->RunQueued());
+  ASSERT_EQ(collector_.size(), 2u);
+  ExpectOk("a", 4, 1);
+  ExpectOk("b", 4, 1);
+  EXPECT_EQ(ThreadOf("a"), std::this_thread::get_id());
+  EXPECT_EQ(ThreadOf("b"), std::this_thread::get_id());
+  EXPECT_EQ(BatchSizes(), (std::vector<int64_t>{8}));
+  EXPECT_FALSE(helper->RunQueued()) << "nothing is held any more";
+}
+
+TEST_F(HoldTest, WhatTheWaiterDoesNotTakeGoesToAWorker) {
+  SchedulerOptions o = Holding();
+  o.max_batch_size = 4;
+  o.preferred_batch_sizes = {4};
+  Scheduler& s = Make(o);
+  std::shared_ptr<WaiterLink> a, b;
+  s.Enqueue(WithWaiter("a", a), 4, OnThread("a"));
+  s.Enqueue(WithWaiter("b", b), 4, OnThread("b"));
+  EXPECT_TRUE(a->Helper()->RunQueued());  // "a" here; "b" to the worker as "a" releases
+  collector_.WaitFor(2);
+  EXPECT_EQ(ThreadOf("a"), std::this_thread::get_id());
+  EXPECT_NE(ThreadOf("b"), std::this_thread::get_id());
+  EXPECT_EQ(BatchSizes(), (std::vector<int64_t>{4, 4}));
+}
+
+TEST_F(HoldTest, WhatTheWaiterLeavesStartsAtOnceOnAnotherIdleInstance) {
+  SchedulerOptions o = Holding();
+  o.max_batch_size = 4;
+  o.preferred_batch_sizes = {4};
+  Scheduler& s = Make(o, /*instances=*/2);
+  std::shared_ptr<WaiterLink> a, b;
+  s.Enqueue(WithWaiter("a", a), 4, OnThread("a"));
+  s.Enqueue(WithWaiter("b", b), 4, OnThread("b"));
+  backend_.CloseGate();
+  std::thread::id waiter_thread;
+  std::thread waiter([&] {
+    waiter_thread = std::this_thread::get_id();
+    EXPECT_TRUE(a->Helper()->RunQueued());
+  });
+  // "a" executes on the waiter's thread and "b" on the other instance's worker, both at
+  // once (were "b" left for when "a" releases its instance, this would wait forever).
+  backend_.WaitForBlocked(2);
+  backend_.OpenGate();
+  waiter.join();
+  collector_.WaitFor(2);
+  EXPECT_EQ(ThreadOf("a"), waiter_thread);
+  EXPECT_NE(ThreadOf("b"), waiter_thread);
+  EXPECT_NE(ThreadOf("b"), std::this_thread::get_id());
+}
+
+TEST_F(HoldTest, HeldRequestsGoToAWorkerWhenTheHoldRunsOutThenNoneIsHeldForAWhile) {
+  Scheduler& s = Make(Holding());
+  std::shared_ptr<WaiterLink> a, b, c;
+  s.Enqueue(WithWaiter("a", a), 4, OnThread("a"));
+  clock_->Advance(microseconds(199));
+  s.WaitIdleForTest();
+  EXPECT_EQ(collector_.size(), 0u);
+  clock_->Advance(microseconds(1));  // the sender did other work first
+  collector_.WaitFor(1);
+  ExpectOk("a", 4, 1);
+  EXPECT_NE(ThreadOf("a"), std::this_thread::get_id());
+  EXPECT_FALSE(a->Helper()->RunQueued());
+
+  s.WaitIdleForTest();
+  s.Enqueue(WithWaiter("b", b), 4, OnThread("b"));  // within the back-off: not held
+  collector_.WaitFor(2);
+  EXPECT_EQ(b->Helper(), nullptr);
+  EXPECT_NE(ThreadOf("b"), std::this_thread::get_id());
+
+  s.WaitIdleForTest();
+  clock_->Advance(microseconds(100000));
+  s.Enqueue(WithWaiter("c", c), 4, OnThread("c"));  // held again
+  ASSERT_NE(c->Helper(), nullptr);
+  EXPECT_TRUE(c->Helper()->RunQueued());
+  EXPECT_EQ(ThreadOf("c"), std::this_thread::get_id());
+}
+
+TEST_F(HoldTest, ReleaseHandsHeldRequestsToAWorker) {
+  Scheduler& s = Make(Holding());
+  std::shared_ptr<WaiterLink> a;
+  s.Enqueue(WithWaiter("a", a), 4, OnThread("a"));
+  a->Helper()->Release();  // e.g. a done-callback will wait instead of result()
+  collector_.WaitFor(1);
+  ExpectOk("a", 4, 1);
+  EXPECT_NE(ThreadOf("a"), std::this_thread::get_id());
+}
+
+TEST_F(HoldTest, ARequestWithoutAWaiterEndsTheHold) {
+  Scheduler& s = Make(Holding());
+  std::shared_ptr<WaiterLink> a;
+  s.Enqueue(WithWaiter("a", a), 4, OnThread("a"));
+  s.Enqueue(WithoutWaiter("b"), 4, OnThread("b"));  // a worker runs it, and "a" with it
+  collector_.WaitFor(2);
+  EXPECT_EQ(BatchSizes(), (std::vector<int64_t>{8}));
+  EXPECT_NE(ThreadOf("a"), std::this_thread::get_id());
+  EXPECT_FALSE(a->Helper()->RunQueued());
+}
+
+TEST_F(HoldTest, ARequestSentWhileAnInstanceIsBusyIsNotHeld) {
+  Scheduler& s = Make(Holding());
+  backend_.CloseGate();
+  s.Enqueue(WithoutWaiter("x"), 4, OnThread("x"));
+  backend_.WaitForBlocked(1);  // the only instance is busy
+  std::shared_ptr<WaiterLink> a;
+  s.Enqueue(WithWaiter("a", a), 4, OnThread("a"));
+  EXPECT_EQ(a->Helper(), nullptr);
+  backend_.OpenGate();
+  collector_.WaitFor(2);  // the worker takes "a" next
+  ExpectOk("a", 4, 1);
+  EXPECT_NE(ThreadOf("a"), std::this_thread::get_id());
+}
+
+TEST_F(HoldTest, AWaiterWhoseBatchWaitsForItsDelayLeavesItToTheWorkers) {
+  SchedulerOptions o = Holding();
+  o.preferred_batch_sizes = {8};  // 4 rows alone wait up to max_queue_delay (1000 us)
+  Scheduler& s = Make(o);
+  std::shared_ptr<WaiterLink> a;
+  s.Enqueue(WithWaiter("a", a), 4, OnThread("a"));
+  EXPECT_FALSE(a->Helper()->RunQueued());  // at once, without running anything
+  s.WaitIdleForTest();
+  EXPECT_EQ(collector_.size(), 0u);
+  clock_->Advance(microseconds(1000));
+  collector_.WaitFor(1);
+  ExpectOk("a", 4, 1);
+  EXPECT_NE(ThreadOf("a"), std::this_thread::get_id());
+}
+
+TEST_F(HoldTest, ShutdownRunsHeldRequestsAndDetachesTheHelper) {
+  Scheduler& s = Make(Holding());
+  std::shared_ptr<WaiterLink> a;
+  s.Enqueue(WithWaiter("a", a), 4, OnThread("a"));
+  std::shared_ptr<QueueHelper> helper = a->Helper();
+  ASSERT_NE(helper, nullptr);
+  s.Shutdown();
+  ASSERT_EQ(collector_.size(), 1u);
+  ExpectOk("a", 4, 1);
+  scheduler_.reset();
+  // A waiter may keep the helper past the scheduler: it then does nothing.
+  EXPECT_FALSE(helper->RunQueued());
+  helper->Release();
+}
+
+TEST_F(HoldTest, WithoutHoldForWaitersAWaiterChangesNothing) {
+  SchedulerOptions o = Holding();
+  o.hold_for_waiters = false;
+  Scheduler& s = Make(o);
+  std::shared_ptr<WaiterLink> a;
+  s.Enqueue(WithWaiter("a", a), 4, OnThread("a"));
+  collector_.WaitFor(1);
+  EXPECT_NE(ThreadOf("a"), std::this_thread::get_id());
+  EXPECT_EQ(a->Helper(), nullptr);
+}
+
 }  // namespace
 }  // namespace quiver::engine

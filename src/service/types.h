@@ -5,6 +5,8 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -13,6 +15,30 @@
 #include "core/tensor.h"
 
 namespace quiver {
+
+// In-process engines: how a thread that waits for its own request runs the queued requests
+// itself instead of waiting for a worker thread to (see InferRequest::waiter).
+class QueueHelper {
+ public:
+  virtual ~QueueHelper() = default;
+  // Runs one batch of the held requests on the calling thread and returns true when an
+  // instance is idle; otherwise hands them to the worker threads and returns false (the
+  // caller then waits for its result as usual). Never blocks on other requests.
+  virtual bool RunQueued() = 0;
+  // Hands the held requests to the worker threads: their waiter will not run them.
+  virtual void Release() = 0;
+};
+
+// Shared by a caller that will wait for its request and the engine that may hold it.
+struct WaiterLink {
+  std::mutex mutex;
+  std::shared_ptr<QueueHelper> helper;  // guarded by mutex; set once the request is held
+
+  std::shared_ptr<QueueHelper> Helper() {
+    std::lock_guard lock(mutex);
+    return helper;
+  }
+};
 
 // One inference request. `version` empty means "the default version" (highest ready).
 struct InferRequest {
@@ -35,6 +61,12 @@ struct InferRequest {
   // infer_async) gets control back at once and its calls are batched together, as calls
   // sent from inside callbacks are. Remote transports ignore it.
   bool queue_for_batching = false;
+  // In-process engines: the sender will wait for this request soon (Python's
+  // future.result()). The engine may then hold it in the queue without waking a worker
+  // thread and set `waiter->helper`, through which the waiting thread runs it itself
+  // (engine::SchedulerOptions::hold_for_waiters says when and for how long). Null: no
+  // waiter. Remote transports ignore it.
+  std::shared_ptr<WaiterLink> waiter;
   // Set by the network frontends: the calling thread also serves other connections, so an
   // in-process engine runs the request on it only while the model's recent executions were
   // short (engine::SchedulerOptions::inline_limit_us); longer ones go to an instance's worker
