@@ -400,10 +400,14 @@ void Scheduler::WakeTimerLocked(Clock::TimePoint t) {
   // A timer that is not asleep re-plans from scratch before it sleeps again.
   if (!needs_timer_ || t >= timer_wake_) return;
   timer_dirty_ = true;
-  timer_cv_.notify_one();
+  timer_notify_.store(true, std::memory_order_relaxed);
 }
 
 void Scheduler::WakeAssigned() {
+  // The timer checks timer_dirty_ under mutex_ before it waits, so a notification after
+  // unlocking cannot be lost; under the lock, the woken timer would preempt this thread on
+  // a busy core only to block on mutex_.
+  if (timer_notify_.exchange(false, std::memory_order_relaxed)) timer_cv_.notify_one();
   for (auto& instance : instances_) {
     // acq_rel: a thread that takes the flag another set is ordered after that thread's
     // assignment, hence after the worker began waiting; relaxed, a weakly ordered CPU
@@ -475,8 +479,16 @@ void Scheduler::TimerLoop() {
       lock.lock();
       continue;  // re-plan: time and state moved on while unlocked
     }
+    const size_t assigned_before = assigned_batches_;
     const Clock::TimePoint wake = std::min(next_deadline, DispatchLocked(now));
-    WakeAssigned();  // under mutex_: rare (a delay ran out), and this thread waits next
+    if (assigned_batches_ != assigned_before) {
+      // A delay ran out. The workers are woken unlocked (under mutex_, a woken worker
+      // preempts this thread on a busy core only to block on it), then the timer re-plans.
+      lock.unlock();
+      WakeAssigned();
+      lock.lock();
+      continue;
+    }
     timer_wake_ = wake;
     timer_sleeping_ = true;
     if (waiters_ > 0) idle_cv_.notify_all();

@@ -136,10 +136,12 @@ class Scheduler {
   // Hands ready batches to idle instances; returns when a waiting batch must be
   // reconsidered (TimePoint::max() when none waits).
   Clock::TimePoint DispatchLocked(Clock::TimePoint now);
-  // Notifies the workers that DispatchLocked assigned a batch to. Best called after
-  // mutex_ is released (a spurious notification is harmless).
+  // Notifies the workers that DispatchLocked assigned a batch to, and the timer when
+  // WakeTimerLocked asked for it. Call it after mutex_ is released, after every section
+  // that dispatched or called WakeTimerLocked (a spurious notification is harmless).
   void WakeAssigned();
-  // Makes the timer thread re-plan if `t` is earlier than the time it sleeps until.
+  // Makes the timer thread re-plan if `t` is earlier than the time it sleeps until; the
+  // notification is sent by the next WakeAssigned, after mutex_ is released.
   void WakeTimerLocked(Clock::TimePoint t);
   void ReleaseInstance(Instance& instance);
   // Helper's RunQueued and Release (QueueHelper): run one held batch on this thread, or
@@ -191,6 +193,7 @@ class Scheduler {
   bool timer_sleeping_ = false;  // guarded by mutex_
   bool timer_dirty_ = false;     // guarded by mutex_
   Clock::TimePoint timer_wake_ = Clock::TimePoint::max();  // guarded by mutex_
+  std::atomic<bool> timer_notify_{false};  // set under mutex_, taken by WakeAssigned
   // preserve_ordering: a response waiting for the earlier ones to be delivered.
   struct Ordered {
     std::optional<Result<InferResponse>> result;  // empty until the request completed

@@ -5,6 +5,7 @@
 
 #include "frontend/http_connection.h"
 
+#include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/read.hpp>
 #include <boost/beast/core/bind_handler.hpp>
@@ -13,6 +14,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <utility>
 
 #include "protocol/json_messages.h"
 
@@ -48,12 +50,12 @@ bool IsDisconnect(beast::error_code ec) {
 }  // namespace
 
 HttpConnection::HttpConnection(asio::ip::tcp::socket socket, HttpRouter& router,
-                               ConnectionSettings settings, std::shared_ptr<ReplyGate> gate,
+                               ConnectionSettings settings, std::shared_ptr<ReplyMailbox> mailbox,
                                const std::atomic<bool>& stopping, ClosedCallback on_closed)
     : stream_(std::move(socket)),
       router_(router),
       settings_(settings),
-      gate_(std::move(gate)),
+      mailbox_(std::move(mailbox)),
       stopping_(stopping),
       on_closed_(std::move(on_closed)) {}
 
@@ -235,16 +237,23 @@ void HttpConnection::Dispatch() {
 }
 
 HttpResponder HttpConnection::MakeResponder() {
-  return [weak = weak_from_this(), gate = gate_, seq = request_seq_](HttpReply reply) {
-    // Holding the gate's lock while posting keeps the io_context alive until the handler is
-    // queued; a closed gate means the server has stopped and the reply is dropped.
-    std::lock_guard lock(gate->mutex);
-    if (!gate->open) return;
-    if (auto self = weak.lock()) {
-      auto executor = self->stream_.get_executor();
-      asio::post(executor, [self = std::move(self), seq, reply = std::move(reply)]() mutable {
-        self->Send(std::move(reply), seq);
-      });
+  return [weak = weak_from_this(), mailbox = mailbox_, seq = request_seq_](HttpReply reply) {
+    DeliveryBatch* const batch = std::exchange(reply.delivery_batch, nullptr);
+    // The connection is looked up on the I/O thread: a service thread never holds the last
+    // reference to it. A closed mailbox (the server stopped) drops the reply.
+    const bool posted = mailbox->Post([weak, seq, reply = std::move(reply)]() mutable {
+      if (auto self = weak.lock()) {
+        auto executor = self->stream_.get_executor();
+        asio::dispatch(executor, [self = std::move(self), seq, reply = std::move(reply)]() mutable {
+          self->Send(std::move(reply), seq);
+        });
+      }
+    });
+    if (!posted) return;
+    if (batch != nullptr) {
+      batch->AfterDelivery([mailbox] { mailbox->Wake(); });
+    } else {
+      mailbox->Wake();
     }
   };
 }

@@ -2,8 +2,8 @@
 // HttpConnection: one keep-alive HTTP/1.1 connection of HttpServer (internal to
 // src/frontend). Reads a request (header, then body into a SharedBody), hands it to the
 // HttpRouter, and writes the reply when the router's responder fires, possibly from a
-// service thread: replies are posted back to the connection's strand through a ReplyGate
-// that HttpServer closes before its io_context goes away.
+// service thread: replies come back to the connection's strand through HttpServer's
+// ReplyMailbox, which the server closes before its io_context goes away.
 
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
@@ -20,15 +20,10 @@
 #include <optional>
 
 #include "frontend/http_body.h"
+#include "frontend/http_reply_mailbox.h"
 #include "frontend/http_router.h"
 
 namespace quiver::frontend {
-
-// Lets service callbacks post replies only while the server's io_context exists.
-struct ReplyGate {
-  std::mutex mutex;
-  bool open = true;  // guarded by mutex
-};
 
 struct ConnectionSettings {
   size_t max_body_bytes = 0;
@@ -44,7 +39,7 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
   using ClosedCallback = std::function<void(HttpConnection*)>;
 
   HttpConnection(boost::asio::ip::tcp::socket socket, HttpRouter& router,
-                 ConnectionSettings settings, std::shared_ptr<ReplyGate> gate,
+                 ConnectionSettings settings, std::shared_ptr<ReplyMailbox> mailbox,
                  const std::atomic<bool>& stopping, ClosedCallback on_closed);
 
   // Starts reading requests.
@@ -78,7 +73,7 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
   boost::beast::flat_buffer buffer_;
   HttpRouter& router_;
   const ConnectionSettings settings_;
-  const std::shared_ptr<ReplyGate> gate_;
+  const std::shared_ptr<ReplyMailbox> mailbox_;
   const std::atomic<bool>& stopping_;
   ClosedCallback on_closed_;
 

@@ -109,6 +109,7 @@ void HttpRouter::HandleInfer(const HttpRequest& request, const HttpRoute& route,
         // Encoding (JSON data, copies into shared memory, compression) is deferred to the
         // connection's executor so that the backend's thread returns to inference at once.
         HttpReply reply;
+        reply.delivery_batch = result->delivery_batch;
         reply.prepare = [plan = std::move(plan), resolver, response_encoding,
                          response = std::move(result).value()](HttpReply& r) {
           EncodeReply(response, plan, resolver, response_encoding, r);

@@ -264,6 +264,42 @@ TEST_F(HttpAsyncTest, IoThreadsStayFreeWhileInferencesArePending) {
   }
 }
 
+// Collects the work a reply defers to the end of its engine batch.
+class RecordingDeliveryBatch final : public DeliveryBatch {
+ public:
+  void AfterDelivery(std::function<void()> work) override { works.push_back(std::move(work)); }
+  std::vector<std::function<void()>> works;
+};
+
+TEST_F(HttpAsyncTest, RepliesOfOneBatchWakeTheIoThreadsAfterTheLast) {
+  Start();
+  std::vector<std::future<TestResponse>> replies;
+  for (int i = 0; i < 2; ++i) {
+    replies.push_back(std::async(std::launch::async, [&] {
+      TestClient c(server_->port());
+      return c.Post("/v2/models/m/infer", kEchoBody);
+    }));
+  }
+  std::vector<quiver::testing::FakeInferenceService::Held> held = service_.TakeHeld(2);
+  ASSERT_EQ(held.size(), 2U);
+  // Delivered as an engine delivers one batch: the wake-ups wait for the batch's end.
+  RecordingDeliveryBatch batch;
+  for (auto& h : held) {
+    InferResponse response = quiver::testing::FakeInferenceService::Echo(h.request);
+    response.delivery_batch = &batch;
+    h.done(std::move(response));
+  }
+  EXPECT_EQ(batch.works.size(), 2U);
+  for (auto& work : batch.works) work();
+  for (auto& f : replies) {
+    TestResponse r = f.get();
+    EXPECT_EQ(r.status, 200);
+    EXPECT_EQ(r.body,
+              R"({"id":"e","model_name":"m","model_version":"1","outputs":[)"
+              R"({"name":"X_OUT","datatype":"INT8","shape":[2],"data":[1,2]}]})");
+  }
+}
+
 TEST_F(HttpAsyncTest, ServiceErrorsMapThroughHttpStatusFor) {
   Start();
   TestClient c(server_->port());

@@ -49,6 +49,10 @@ struct HttpReply {
   std::optional<size_t> header_length;  // Inference-Header-Content-Length, if any
   std::vector<std::pair<std::string, std::string>> headers;  // extra headers
   std::function<void(HttpReply&)> prepare;
+  // The engine batch this reply was delivered with (InferResponse::delivery_batch), if any:
+  // the I/O threads are woken once after the batch's last reply. Valid only while the
+  // engine's callback runs; the responder takes it.
+  DeliveryBatch* delivery_batch = nullptr;
 
   static HttpReply Json(int status, std::string json);
   // {"error": message} with the status from HttpStatusFor(status.code()).

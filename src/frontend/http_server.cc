@@ -10,15 +10,20 @@
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/thread_pool.hpp>
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <condition_variable>
 #include <mutex>
 #include <optional>
+#include <system_error>
 #include <thread>
 #include <unordered_map>
 #include <vector>
@@ -45,7 +50,8 @@ class HttpServer::Impl {
         router_(service, shm,
                 [this](std::function<void()> task) { asio::post(blocking_, std::move(task)); },
                 options.max_body_bytes, options.authenticator),
-        gate_(std::make_shared<ReplyGate>()) {
+        mailbox_(std::make_shared<ReplyMailbox>()),
+        mailbox_wake_(ioc_, Dup(mailbox_->fd())) {
     if (options.extension) router_.SetExtension(options.extension_prefix, options.extension);
   }
 
@@ -60,6 +66,7 @@ class HttpServer::Impl {
     started_ = true;
     work_.emplace(asio::make_work_guard(ioc_));
     Accept();
+    WaitForReplies();
     const unsigned n = static_cast<unsigned>(options_.threads > 0 ? options_.threads : UsableCpus());
     threads_.reserve(n);
     for (unsigned i = 0; i < n; ++i) threads_.emplace_back([this] { Run(); });
@@ -89,11 +96,8 @@ class HttpServer::Impl {
       // inline delays its connections' close by that run.
       cv_.wait_for(lock, kForceCloseGrace, [this] { return connections_.empty(); });
     }
-    {
-      // From here on, service callbacks drop their replies instead of posting them.
-      std::lock_guard lock(gate_->mutex);
-      gate_->open = false;
-    }
+    // From here on, service callbacks drop their replies instead of posting them.
+    mailbox_->Close();
     blocking_.join();  // lets a running model load/unload finish
     work_.reset();
     ioc_.stop();
@@ -101,6 +105,8 @@ class HttpServer::Impl {
     threads_.clear();
     // No I/O thread runs now: what is still queued (a force-close that missed the grace
     // period, aborted reads) runs here, so every socket is closed when Stop returns.
+    boost::system::error_code ignored;
+    mailbox_wake_.close(ignored);  // its wait ends as aborted below
     ioc_.restart();
     ioc_.poll();
     std::lock_guard lock(mutex_);
@@ -122,6 +128,22 @@ class HttpServer::Impl {
     }
   }
 
+  static int Dup(int fd) {
+    const int copy = dup(fd);
+    if (copy < 0) throw std::system_error(errno, std::generic_category(), "dup of an eventfd");
+    return copy;
+  }
+
+  // One wait at a time: the replies are drained by one I/O thread, in the order posted.
+  void WaitForReplies() {
+    mailbox_wake_.async_wait(asio::posix::stream_descriptor::wait_read,
+                             [this](boost::system::error_code ec) {
+                               if (ec) return;  // closed by Stop
+                               mailbox_->Drain();
+                               WaitForReplies();
+                             });
+  }
+
   void Accept() {
     acceptor_.async_accept(asio::make_strand(ioc_),
                            [this](boost::system::error_code ec, tcp::socket socket) {
@@ -137,7 +159,7 @@ class HttpServer::Impl {
       ConnectionSettings settings{options_.max_body_bytes, options_.idle_timeout,
                                   options_.read_timeout};
       auto connection = std::make_shared<HttpConnection>(
-          std::move(socket), router_, settings, gate_, stopping_,
+          std::move(socket), router_, settings, mailbox_, stopping_,
           [this](HttpConnection* c) { OnClosed(c); });
       bool accepted = false;
       {
@@ -172,7 +194,8 @@ class HttpServer::Impl {
   tcp::acceptor acceptor_;
   asio::thread_pool blocking_;
   HttpRouter router_;
-  std::shared_ptr<ReplyGate> gate_;
+  std::shared_ptr<ReplyMailbox> mailbox_;
+  asio::posix::stream_descriptor mailbox_wake_;  // a duplicate of mailbox_->fd()
   std::atomic<bool> stopping_{false};  // written under mutex_, read anywhere
   std::atomic<uint16_t> port_{0};
 
