@@ -2,10 +2,12 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cstring>
 #include <exception>
 #include <limits>
 #include <utility>
+
+#include "engine/batch_tensors.h"
+#include "engine/scheduler_internal.h"
 
 namespace quiver::engine {
 namespace {
@@ -57,87 +59,9 @@ class Counted {
   std::atomic<int>& count_;
 };
 
-// The input of `request` named `name`; `hint` is where it usually is.
-const Tensor* FindInput(const InferRequest& request, const std::string& name, size_t hint) {
-  if (hint < request.inputs.size() && request.inputs[hint].name == name) {
-    return &request.inputs[hint];
-  }
-  for (const Tensor& t : request.inputs) {
-    if (t.name == name) return &t;
-  }
-  return nullptr;
-}
-
 }  // namespace
 
-// A queued or executing request.
-struct Scheduler::Pending {
-  InferRequest request;
-  InferCallback done;
-  int64_t batch_size = 0;
-  Clock::TimePoint arrival;
-  uint64_t seq = 0;          // arrival order, under preserve_ordering
-  uint64_t shape_class = 0;  // equal for adjacent queued requests that can share a batch
-  std::optional<DeadlineMap::iterator> deadline;  // set while queued with a timeout
-  bool expired = false;
-};
-
-// One backend instance and the worker thread that drives it.
-struct Scheduler::Instance {
-  std::unique_ptr<BackendInstance> backend;
-  std::condition_variable cv;                      // the worker waits here, with mutex_
-  std::vector<std::unique_ptr<Pending>> assigned;  // guarded by mutex_; the next batch
-  // Set under mutex_ when a batch was assigned; the worker is notified once mutex_ is
-  // released (WakeAssigned), so that on a busy core it does not wake only to block on it.
-  std::atomic<bool> wake{false};
-  std::thread thread;
-};
-
-// What a held request's waiter calls (InferRequest::waiter). A caller may keep it past the
-// scheduler's end: Shutdown detaches it, and from then on it does nothing.
-class Scheduler::Helper final : public QueueHelper {
- public:
-  explicit Helper(Scheduler* scheduler) : scheduler_(scheduler) {}
-
-  bool RunQueued() override {
-    Entry entry(*this);
-    return entry.scheduler != nullptr && entry.scheduler->RunHeld();
-  }
-  void Release() override {
-    Entry entry(*this);
-    if (entry.scheduler != nullptr) entry.scheduler->ReleaseHeld();
-  }
-  // Returns once no call is inside the scheduler; none enters it afterwards.
-  void Detach() {
-    std::unique_lock lock(mutex_);
-    scheduler_ = nullptr;
-    left_.wait(lock, [this] { return inside_ == 0; });
-  }
-
- private:
-  // The scheduler for the duration of one call (null once detached).
-  struct Entry {
-    explicit Entry(Helper& h) : helper(h) {
-      std::lock_guard lock(helper.mutex_);
-      scheduler = helper.scheduler_;
-      if (scheduler != nullptr) ++helper.inside_;
-    }
-    ~Entry() {
-      if (scheduler == nullptr) return;
-      std::lock_guard lock(helper.mutex_);
-      if (--helper.inside_ == 0) helper.left_.notify_all();
-    }
-    Entry(const Entry&) = delete;
-    Entry& operator=(const Entry&) = delete;
-    Helper& helper;
-    Scheduler* scheduler = nullptr;
-  };
-
-  std::mutex mutex_;
-  std::condition_variable left_;
-  Scheduler* scheduler_;  // guarded by mutex_
-  int inside_ = 0;        // guarded by mutex_
-};
+bool Scheduler::InCallback() { return tls_callback_depth > 0; }
 
 SchedulerOptions SchedulerOptions::FromConfig(const ModelConfig& config, std::string version) {
   SchedulerOptions o;
@@ -184,7 +108,7 @@ Scheduler::Scheduler(SchedulerOptions options,
     instance->backend = std::move(backend);
     instances_.push_back(std::move(instance));
   }
-  if (options_.hold_for_waiters) helper_ = std::make_shared<Helper>(this);
+  if (options_.hold_for_waiters) helper_ = MakeHelper();
   // Idle instances are taken from the back: instance 0 is preferred.
   for (auto it = instances_.rbegin(); it != instances_.rend(); ++it) idle_.push_back(it->get());
   for (auto& instance : instances_) {
@@ -226,11 +150,11 @@ void Scheduler::Enqueue(InferRequest request, int64_t batch_size, InferCallback 
                      context_ + (instances_.empty() ? " has no instances" : " is shutting down")));
     return;
   }
-  const bool run_inline = queue_.empty() && !idle_.empty() && tls_callback_depth == 0 &&
-                          (!request.caller_serves_io || ExecutionsAreShort()) &&
-                          (!batching_ || (!request.queue_for_batching &&
-                                          (options_.max_queue_delay_us == 0 ||
-                                           policy_->DispatchesAlone(batch_size))));
+  const bool run_inline =
+      queue_.empty() && !idle_.empty() && tls_callback_depth == 0 &&
+      (!request.caller_serves_io || ExecutionsAreShort()) &&
+      (!batching_ || (!request.queue_for_batching &&
+                      (options_.max_queue_delay_us == 0 || policy_->DispatchesAlone(batch_size))));
   if (!run_inline && options_.max_queue_size > 0 && queue_.size() >= options_.max_queue_size) {
     lock.unlock();
     stats_.RecordFailure(0);
@@ -347,53 +271,6 @@ Clock::TimePoint Scheduler::DispatchLocked(Clock::TimePoint now) {
     instance->wake.store(true, std::memory_order_release);
   }
   return Clock::TimePoint::max();
-}
-
-bool Scheduler::RunHeld() {
-  std::unique_lock lock(mutex_);
-  if (!holding_) return false;  // the workers have the queue
-  const Clock::TimePoint now = clock_->Now();
-  // Not from inside a callback (a done-callback waiting for another call): runs would nest.
-  const size_t count = idle_.empty() || queue_.empty() || tls_callback_depth > 0
-                           ? 0
-                           : NextBatchLocked(now).count;
-  if (count == 0) {  // every instance busy, the batch waits for its delay, or nested
-    EndHoldLocked(now);
-    lock.unlock();
-    WakeAssigned();
-    return false;
-  }
-  Instance* instance = idle_.back();
-  idle_.pop_back();
-  std::vector<std::unique_ptr<Pending>> batch;
-  batch.reserve(count);
-  TakeBatchLocked(count, batch);
-  // What is left goes to the workers: at once to another idle instance, else when this
-  // batch releases its instance; it runs there while this thread delivers.
-  holding_ = false;
-  WakeTimerLocked(DispatchLocked(now));
-  if (waiters_ > 0) idle_cv_.notify_all();
-  lock.unlock();
-  WakeAssigned();
-  std::vector<Pending*> view;
-  view.reserve(count);
-  for (auto& p : batch) view.push_back(p.get());
-  RunBatch(*instance, view, /*on_worker=*/false);
-  return true;
-}
-
-void Scheduler::ReleaseHeld() {
-  {
-    std::lock_guard lock(mutex_);
-    if (!holding_) return;
-    EndHoldLocked(clock_->Now());
-  }
-  WakeAssigned();
-}
-
-void Scheduler::EndHoldLocked(Clock::TimePoint now) {
-  holding_ = false;
-  WakeTimerLocked(DispatchLocked(now));
 }
 
 void Scheduler::WakeTimerLocked(Clock::TimePoint t) {
@@ -519,92 +396,6 @@ void Scheduler::WorkerLoop(Instance& instance) {
 }
 
 namespace {
-
-// Concatenates each input of the batch along dim 0 into one new buffer.
-Status ConcatInputs(std::span<const InferRequest* const> requests, int64_t total,
-                    std::vector<Tensor>& merged) {
-  const auto& head = requests.front()->inputs;
-  merged.reserve(head.size());
-  for (size_t k = 0; k < head.size(); ++k) {
-    const Tensor& h = head[k];
-    size_t bytes = 0;
-    for (const InferRequest* r : requests) {
-      const Tensor* t = FindInput(*r, h.name, k);
-      if (t == nullptr) return Status::Internal("input '" + h.name + "' missing from a batch");
-      bytes += t->data.size();
-    }
-    Buffer buffer = Buffer::Allocate(bytes);
-    std::byte* out = buffer.mutable_data();
-    for (const InferRequest* r : requests) {
-      const Buffer& in = FindInput(*r, h.name, k)->data;
-      if (!in.empty()) std::memcpy(out, in.data(), in.size());
-      out += in.size();
-    }
-    Shape shape = h.shape;
-    shape[0] = total;
-    merged.push_back(Tensor{h.name, h.datatype, std::move(shape), std::move(buffer)});
-  }
-  return Status::Ok();
-}
-
-// Splits each output along dim 0 into per-request views of the same buffer.
-Status SplitOutputs(std::vector<Tensor>& outputs, std::span<const int64_t> sizes,
-                    std::vector<std::vector<Tensor>>& per_request) {
-  per_request.resize(sizes.size());
-  for (auto& v : per_request) v.reserve(outputs.size());
-  for (const Tensor& out : outputs) {
-    const int64_t total = out.shape[0];
-    const int64_t per_row = ElementCount(std::span<const int64_t>(out.shape).subspan(1));
-    if (per_row < 0) {
-      return Status::Internal("output '" + out.name + "' has invalid shape " +
-                              ShapeToString(out.shape));
-    }
-    std::vector<size_t> offsets;  // BYTES: byte offset of each element, plus the end
-    size_t row_bytes = 0;
-    if (out.datatype == DataType::kBytes) {
-      auto walked = BytesElementOffsets(out.data.bytes());
-      if (!walked.ok()) {
-        return Status::Internal("output '" + out.name +
-                                "' is not a valid BYTES buffer: " + walked.status().message());
-      }
-      offsets = std::move(walked).value();
-      if (offsets.size() - 1 != static_cast<size_t>(total * per_row)) {
-        return Status::Internal("output '" + out.name + "' has " +
-                                std::to_string(offsets.size() - 1) + " elements, shape " +
-                                ShapeToString(out.shape) + " needs " +
-                                std::to_string(total * per_row));
-      }
-    } else {
-      const size_t element = DataTypeSize(out.datatype);
-      row_bytes = static_cast<size_t>(per_row) * element;
-      if (element == 0 || out.data.size() != row_bytes * static_cast<size_t>(total)) {
-        return Status::Internal("output '" + out.name + "' has " + std::to_string(out.data.size()) +
-                                " bytes, shape " + ShapeToString(out.shape) + " of " +
-                                std::string(DataTypeName(out.datatype)) + " needs " +
-                                std::to_string(row_bytes * static_cast<size_t>(total)));
-      }
-    }
-    size_t row = 0;
-    for (size_t i = 0; i < sizes.size(); ++i) {
-      const auto rows = static_cast<size_t>(sizes[i]);
-      size_t begin = 0;
-      size_t end = 0;
-      if (out.datatype == DataType::kBytes) {
-        begin = offsets[row * static_cast<size_t>(per_row)];
-        end = offsets[(row + rows) * static_cast<size_t>(per_row)];
-      } else {
-        begin = row * row_bytes;
-        end = (row + rows) * row_bytes;
-      }
-      Shape shape = out.shape;
-      shape[0] = sizes[i];
-      per_request[i].push_back(
-          Tensor{out.name, out.datatype, std::move(shape), out.data.Slice(begin, end - begin)});
-      row += rows;
-    }
-  }
-  return Status::Ok();
-}
 
 // DeliveryBatch for the responses of one batch: the work callbacks hand over, run after
 // the last of them.
@@ -791,7 +582,7 @@ void Scheduler::Finish(size_t requests, size_t batches) {
 
 void Scheduler::Shutdown() {
   std::call_once(shutdown_once_, [this] {
-    if (helper_) helper_->Detach();  // waiters' calls in progress end first
+    DetachHelper();  // waiters' calls in progress end first
     {
       std::unique_lock lock(mutex_);
       shutting_down_ = true;

@@ -1,13 +1,12 @@
 #include "frontend/http_reply_mailbox.h"
 
+#include <spdlog/spdlog.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdint>
 #include <system_error>
-
-#include <spdlog/spdlog.h>
 
 namespace quiver::frontend {
 namespace {

@@ -41,7 +41,7 @@ class ReplyMailbox {
  private:
   const int fd_;
   std::mutex mutex_;
-  std::vector<std::function<void()>> queued_;  // guarded by mutex_
+  std::vector<std::function<void()>> queued_;   // guarded by mutex_
   std::vector<std::function<void()>> running_;  // Drain's; one drain at a time
   bool signalled_ = false;  // guarded by mutex_; fd_ written since the last drain
   bool closed_ = false;     // guarded by mutex_
