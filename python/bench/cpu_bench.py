@@ -92,16 +92,20 @@ def main() -> int:
             for rnd in range(o.rounds):
                 for label, model, protocol, conc, elements, batch, triton in WORKLOADS:
                     cpu0, n0 = server.cpu_seconds(), server.success_count(model)
+                    cs0 = server.context_switches()
                     res = run_perf_analyzer(o, server, model, protocol, conc,
                                             raw / f"{model}_{protocol}_r{rnd}.csv",
                                             elements=elements, batch=batch)
                     cpu1, n1 = server.cpu_seconds(), server.success_count(model)
+                    cs1 = server.context_switches()
                     row = {"round": rnd, "workload": label, "triton_us": triton, **res}
                     if n1 > n0:
                         row["requests"] = n1 - n0
                         row["server_cpu_us_per_req"] = (cpu1 - cpu0) / (n1 - n0) * 1e6
+                        row["switches_per_req"] = (cs1 - cs0) / (n1 - n0)
                     log(f"  -> {label}: {fmt_num(row.get('infer_per_s'))} infer/s, "
-                        f"{fmt_num(row.get('server_cpu_us_per_req'), 1)} us CPU/request")
+                        f"{fmt_num(row.get('server_cpu_us_per_req'), 1)} us CPU/request, "
+                        f"{fmt_num(row.get('switches_per_req'), 2)} context switches/request")
                     rows.append(row)
         finally:
             server.stop()
@@ -109,19 +113,23 @@ def main() -> int:
              f"{meta['commit']}, {o.rounds} round(s) x {o.window_ms} ms windows, load average "
              f"{' '.join(meta['loadavg'])})", "",
              "| workload | Quiver us/request (median) | Triton 2.46 (issue 9) | Quiver / Triton "
-             "| target <= 0.5 | Quiver infer/s (median) |", "|---|---|---|---|---|---|"]
+             "| target <= 0.5 | Quiver infer/s (median) | server context switches/request "
+             "(median) |", "|---|---|---|---|---|---|---|"]
     summary = []
     for label, *_, triton in WORKLOADS:
         cpu = [r["server_cpu_us_per_req"] for r in rows
                if r["workload"] == label and r.get("server_cpu_us_per_req")]
         thr = [r["infer_per_s"] for r in rows if r["workload"] == label and r.get("infer_per_s")]
+        csw = [r["switches_per_req"] for r in rows
+               if r["workload"] == label and r.get("switches_per_req") is not None]
         med = statistics.median(cpu) if cpu else None
         ratio = med / triton if med else None
         summary.append({"workload": label, "quiver_us": med, "triton_us": triton,
                         "ratio": ratio})
         lines.append(f"| {label} | {fmt_num(med, 1)} | {triton} | {fmt_num(ratio, 2)} | "
                      f"{'met' if ratio is not None and ratio <= TARGET else 'MISSED'} | "
-                     f"{fmt_num(statistics.median(thr)) if thr else '-'} |")
+                     f"{fmt_num(statistics.median(thr)) if thr else '-'} | "
+                     f"{fmt_num(statistics.median(csw), 2) if csw else '-'} |")
     text = "\n".join(lines) + "\n"
     (o.out / "cpu.md").write_text(text)
     (o.out / "cpu.json").write_text(json.dumps({"meta": meta, "rows": rows,

@@ -134,6 +134,19 @@ class Server:
             parts = f.read().rsplit(")", 1)[1].split()
         return (int(parts[11]) + int(parts[12])) / CLK_TCK  # utime + stime
 
+    def context_switches(self) -> int:
+        """Voluntary + involuntary context switches of every thread of the server so far
+        (threads that ended are not counted: the server's threads live as long as it)."""
+        total = 0
+        for task in pathlib.Path(f"/proc/{self.proc.pid}/task").iterdir():
+            try:
+                for line in (task / "status").read_text().splitlines():
+                    if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")):
+                        total += int(line.split()[1])
+            except OSError:
+                pass  # the thread ended meanwhile
+        return total
+
     def success_count(self, model: str) -> int:
         url = f"http://127.0.0.1:{self.http}/v2/models/{model}/stats"
         with urllib.request.urlopen(url, timeout=30) as r:
