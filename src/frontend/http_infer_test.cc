@@ -235,6 +235,26 @@ class HttpAsyncTest : public ::testing::Test {
     server_ = std::make_unique<HttpServer>(service_, shm_, o);
     ASSERT_TRUE(server_->Start().ok());
   }
+  // `n` echo requests, each on a connection of its own, sent concurrently.
+  std::vector<std::future<TestResponse>> PostEchoes(int n) {
+    std::vector<std::future<TestResponse>> replies;
+    for (int i = 0; i < n; ++i) {
+      replies.push_back(std::async(std::launch::async, [this] {
+        TestClient c(server_->port());
+        return c.Post("/v2/models/m/infer", kEchoBody);
+      }));
+    }
+    return replies;
+  }
+  static void ExpectEchoReplies(std::vector<std::future<TestResponse>>& replies) {
+    for (auto& f : replies) {
+      TestResponse r = f.get();
+      EXPECT_EQ(r.status, 200);
+      EXPECT_EQ(r.body,
+                R"({"id":"e","model_name":"m","model_version":"1","outputs":[)"
+                R"({"name":"X_OUT","datatype":"INT8","shape":[2],"data":[1,2]}]})");
+    }
+  }
   // Holds every inference until the test answers it; echoes X as X_OUT.
   quiver::testing::FakeInferenceService service_{quiver::testing::FakeInferenceService::Mode::kHold};
   SharedMemoryManager shm_;
@@ -244,24 +264,12 @@ class HttpAsyncTest : public ::testing::Test {
 TEST_F(HttpAsyncTest, IoThreadsStayFreeWhileInferencesArePending) {
   Start();
   // Two I/O threads, four held inferences: other requests are still answered.
-  std::vector<std::future<TestResponse>> replies;
-  for (int i = 0; i < 4; ++i) {
-    replies.push_back(std::async(std::launch::async, [&] {
-      TestClient c(server_->port());
-      return c.Post("/v2/models/m/infer", kEchoBody);
-    }));
-  }
+  std::vector<std::future<TestResponse>> replies = PostEchoes(4);
   service_.WaitForHeld(4);
   TestClient other(server_->port());
   EXPECT_EQ(other.Get("/v2/health/live").status, 200);
   for (int i = 0; i < 4; ++i) EXPECT_TRUE(service_.ReleaseOne());
-  for (auto& f : replies) {
-    TestResponse r = f.get();
-    EXPECT_EQ(r.status, 200);
-    EXPECT_EQ(r.body,
-              R"({"id":"e","model_name":"m","model_version":"1","outputs":[)"
-              R"({"name":"X_OUT","datatype":"INT8","shape":[2],"data":[1,2]}]})");
-  }
+  ExpectEchoReplies(replies);
 }
 
 // Collects the work a reply defers to the end of its engine batch.
@@ -273,13 +281,7 @@ class RecordingDeliveryBatch final : public DeliveryBatch {
 
 TEST_F(HttpAsyncTest, RepliesOfOneBatchWakeTheIoThreadsAfterTheLast) {
   Start();
-  std::vector<std::future<TestResponse>> replies;
-  for (int i = 0; i < 2; ++i) {
-    replies.push_back(std::async(std::launch::async, [&] {
-      TestClient c(server_->port());
-      return c.Post("/v2/models/m/infer", kEchoBody);
-    }));
-  }
+  std::vector<std::future<TestResponse>> replies = PostEchoes(2);
   std::vector<quiver::testing::FakeInferenceService::Held> held = service_.TakeHeld(2);
   ASSERT_EQ(held.size(), 2U);
   // Delivered as an engine delivers one batch: the wake-ups wait for the batch's end.
@@ -291,13 +293,7 @@ TEST_F(HttpAsyncTest, RepliesOfOneBatchWakeTheIoThreadsAfterTheLast) {
   }
   EXPECT_EQ(batch.works.size(), 2U);
   for (auto& work : batch.works) work();
-  for (auto& f : replies) {
-    TestResponse r = f.get();
-    EXPECT_EQ(r.status, 200);
-    EXPECT_EQ(r.body,
-              R"({"id":"e","model_name":"m","model_version":"1","outputs":[)"
-              R"({"name":"X_OUT","datatype":"INT8","shape":[2],"data":[1,2]}]})");
-  }
+  ExpectEchoReplies(replies);
 }
 
 TEST_F(HttpAsyncTest, ServiceErrorsMapThroughHttpStatusFor) {
