@@ -277,14 +277,15 @@ void Scheduler::WakeTimerLocked(Clock::TimePoint t) {
   // A timer that is not asleep re-plans from scratch before it sleeps again.
   if (!needs_timer_ || t >= timer_wake_) return;
   timer_dirty_ = true;
-  timer_notify_.store(true, std::memory_order_relaxed);
+  timer_notify_.store(true, std::memory_order_release);
 }
 
 void Scheduler::WakeAssigned() {
   // The timer checks timer_dirty_ under mutex_ before it waits, so a notification after
   // unlocking cannot be lost; under the lock, the woken timer would preempt this thread on
-  // a busy core only to block on mutex_.
-  if (timer_notify_.exchange(false, std::memory_order_relaxed)) timer_cv_.notify_one();
+  // a busy core only to block on mutex_. acq_rel as for `wake` below: the thread that takes
+  // the flag notifies for the one that set it.
+  if (timer_notify_.exchange(false, std::memory_order_acq_rel)) timer_cv_.notify_one();
   for (auto& instance : instances_) {
     // acq_rel: a thread that takes the flag another set is ordered after that thread's
     // assignment, hence after the worker began waiting; relaxed, a weakly ordered CPU

@@ -237,25 +237,43 @@ void HttpConnection::Dispatch() {
 }
 
 HttpResponder HttpConnection::MakeResponder() {
-  return [weak = weak_from_this(), mailbox = mailbox_, seq = request_seq_](HttpReply reply) {
+  return [weak = weak_from_this(), mailbox = mailbox_, seq = request_seq_,
+          spread = settings_.spread_replies](HttpReply reply) {
     DeliveryBatch* const batch = std::exchange(reply.delivery_batch, nullptr);
+    if (mailbox->OnIoThread()) {
+      // A reply made on an I/O thread (a model run inline, metadata, an error): the
+      // io_context runs here, no eventfd round trip is needed.
+      if (auto self = weak.lock()) self->PostSend(std::move(reply), seq, /*dispatch=*/false);
+      return;
+    }
     // The connection is looked up on the I/O thread: a service thread never holds the last
     // reference to it. A closed mailbox (the server stopped) drops the reply.
-    const bool posted = mailbox->Post([weak, seq, reply = std::move(reply)]() mutable {
-      if (auto self = weak.lock()) {
-        auto executor = self->stream_.get_executor();
-        asio::dispatch(executor, [self = std::move(self), seq, reply = std::move(reply)]() mutable {
-          self->Send(std::move(reply), seq);
-        });
-      }
+    const bool posted = mailbox->Post([weak, seq, spread, reply = std::move(reply)]() mutable {
+      // One I/O thread: send from the drain at once. Several: leave the encoding and the
+      // write to whichever thread is free.
+      if (auto self = weak.lock()) self->PostSend(std::move(reply), seq, /*dispatch=*/!spread);
     });
     if (!posted) return;
     if (batch != nullptr) {
-      batch->AfterDelivery([mailbox] { mailbox->Wake(); });
-    } else {
-      mailbox->Wake();
+      try {
+        batch->AfterDelivery([mailbox] { mailbox->Wake(); });
+        return;
+      } catch (const std::exception&) {  // no memory to defer: wake now
+      }
     }
+    mailbox->Wake();
   };
+}
+
+void HttpConnection::PostSend(HttpReply reply, uint64_t seq, bool dispatch) {
+  auto send = [self = shared_from_this(), seq, reply = std::move(reply)]() mutable {
+    self->Send(std::move(reply), seq);
+  };
+  if (dispatch) {
+    asio::dispatch(stream_.get_executor(), std::move(send));
+  } else {
+    asio::post(stream_.get_executor(), std::move(send));
+  }
 }
 
 void HttpConnection::Send(HttpReply reply, uint64_t seq) {

@@ -29,6 +29,9 @@ struct ConnectionSettings {
   size_t max_body_bytes = 0;
   std::chrono::milliseconds idle_timeout{0};
   std::chrono::milliseconds read_timeout{0};
+  // Several I/O threads: a reply from a service thread is posted to its connection's strand
+  // from the mailbox's drain rather than sent inline, so that the drain spreads them.
+  bool spread_replies = false;
 };
 
 // All methods are called on (or post to) the connection's strand. Owned by the server's
@@ -59,6 +62,9 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
   void OnRequest(boost::beast::error_code ec);
   void Dispatch();
   void OnReadError(boost::beast::error_code ec);
+  // Runs Send on the connection's strand: inline if the strand is free and this thread runs
+  // the io_context (`dispatch`), else queued.
+  void PostSend(HttpReply reply, uint64_t seq, bool dispatch);
   void Send(HttpReply reply, uint64_t seq);
   void OnWrite(boost::beast::error_code ec, bool close);
   // Replies with an error and closes, draining what the client still sends so that it

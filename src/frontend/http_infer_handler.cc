@@ -2,6 +2,7 @@
 // and encode the response on the connection's executor when the service calls back.
 
 #include <charconv>
+#include <utility>
 
 #include "frontend/http_router.h"
 #include "protocol/http_compression.h"
@@ -109,7 +110,7 @@ void HttpRouter::HandleInfer(const HttpRequest& request, const HttpRoute& route,
         // Encoding (JSON data, copies into shared memory, compression) is deferred to the
         // connection's executor so that the backend's thread returns to inference at once.
         HttpReply reply;
-        reply.delivery_batch = result->delivery_batch;
+        reply.delivery_batch = std::exchange(result->delivery_batch, nullptr);
         reply.prepare = [plan = std::move(plan), resolver, response_encoding,
                          response = std::move(result).value()](HttpReply& r) {
           EncodeReply(response, plan, resolver, response_encoding, r);

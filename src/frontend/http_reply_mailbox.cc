@@ -7,9 +7,13 @@
 #include <cerrno>
 #include <cstdint>
 #include <system_error>
+#include <utility>
 
 namespace quiver::frontend {
 namespace {
+
+// The mailbox whose I/O thread this is (IoThreadScope), if any.
+thread_local const ReplyMailbox* tls_io_mailbox = nullptr;
 
 int MakeEventFd() {
   const int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -18,6 +22,13 @@ int MakeEventFd() {
 }
 
 }  // namespace
+
+ReplyMailbox::IoThreadScope::IoThreadScope(const ReplyMailbox& mailbox)
+    : previous_(std::exchange(tls_io_mailbox, &mailbox)) {}
+
+ReplyMailbox::IoThreadScope::~IoThreadScope() { tls_io_mailbox = previous_; }
+
+bool ReplyMailbox::OnIoThread() const { return tls_io_mailbox == this; }
 
 ReplyMailbox::ReplyMailbox() : fd_(MakeEventFd()) {}
 
@@ -44,7 +55,7 @@ void ReplyMailbox::Wake() {
   [[maybe_unused]] const ssize_t written = write(fd_, &one, sizeof one);
 }
 
-void ReplyMailbox::Drain() {
+void ReplyMailbox::Drain() noexcept {
   uint64_t count = 0;
   // Reset the counter before taking the queue: a wake after this read is not lost.
   [[maybe_unused]] const ssize_t read_bytes = read(fd_, &count, sizeof count);
@@ -59,6 +70,8 @@ void ReplyMailbox::Drain() {
       work();
     } catch (const std::exception& e) {
       spdlog::error("HTTP server: a reply failed on its way to the connection: {}", e.what());
+    } catch (...) {
+      spdlog::error("HTTP server: a reply failed on its way to the connection");
     }
   }
   running_.clear();

@@ -31,10 +31,27 @@ class ReplyMailbox {
   // does. Call it with no lock held that an I/O thread may take.
   void Wake();
 
+  // Marks the calling thread, for the scope's lifetime, as one of the I/O threads that
+  // drain this mailbox (HttpServer's I/O loop).
+  class IoThreadScope {
+   public:
+    explicit IoThreadScope(const ReplyMailbox& mailbox);
+    ~IoThreadScope();
+    IoThreadScope(const IoThreadScope&) = delete;
+    IoThreadScope& operator=(const IoThreadScope&) = delete;
+
+   private:
+    const ReplyMailbox* previous_;
+  };
+  // Whether the calling thread is one of this mailbox's I/O threads: a reply made there (a
+  // model run inline, metadata, an error) needs no mailbox.
+  bool OnIoThread() const;
+
   // The I/O threads: readable when there is something to drain. Owned by the mailbox.
   int fd() const { return fd_; }
-  // An I/O thread, once fd() is readable: runs what was posted, in order.
-  void Drain();
+  // An I/O thread, once fd() is readable: runs what was posted, in order; a work that
+  // throws is logged and the others still run. Never throws.
+  void Drain() noexcept;
   // Server stopping: drops what is queued (on this thread) and refuses further posts.
   void Close();
 

@@ -5,6 +5,7 @@
 
 #include <memory>
 #include <stdexcept>
+#include <thread>
 #include <vector>
 
 namespace quiver::frontend {
@@ -73,6 +74,27 @@ TEST(ReplyMailboxTest, CloseDropsWhatIsQueuedAndRefusesMore) {
   EXPECT_FALSE(Readable(mailbox));
   mailbox.Drain();
   EXPECT_FALSE(ran);
+}
+
+TEST(ReplyMailboxTest, KnowsItsIoThreads) {
+  ReplyMailbox mailbox;
+  ReplyMailbox other;
+  EXPECT_FALSE(mailbox.OnIoThread());
+  {
+    const ReplyMailbox::IoThreadScope scope(mailbox);
+    EXPECT_TRUE(mailbox.OnIoThread());
+    EXPECT_FALSE(other.OnIoThread());
+    {
+      const ReplyMailbox::IoThreadScope nested(other);
+      EXPECT_TRUE(other.OnIoThread());
+      EXPECT_FALSE(mailbox.OnIoThread());
+    }
+    EXPECT_TRUE(mailbox.OnIoThread());
+    bool elsewhere = true;
+    std::thread([&] { elsewhere = mailbox.OnIoThread(); }).join();
+    EXPECT_FALSE(elsewhere);
+  }
+  EXPECT_FALSE(mailbox.OnIoThread());
 }
 
 }  // namespace

@@ -50,8 +50,7 @@ class HttpServer::Impl {
         router_(service, shm,
                 [this](std::function<void()> task) { asio::post(blocking_, std::move(task)); },
                 options.max_body_bytes, options.authenticator),
-        mailbox_(std::make_shared<ReplyMailbox>()),
-        mailbox_wake_(ioc_, Dup(mailbox_->fd())) {
+        mailbox_wake_(ioc_) {
     if (options.extension) router_.SetExtension(options.extension_prefix, options.extension);
   }
 
@@ -63,11 +62,20 @@ class HttpServer::Impl {
     auto bound = Listen(acceptor_, options_.address, options_.port, "HTTP server");
     if (!bound.ok()) return bound.status();
     port_ = *bound;
+    try {
+      mailbox_ = std::make_shared<ReplyMailbox>();
+      mailbox_wake_.assign(Dup(mailbox_->fd()));
+    } catch (const std::system_error& e) {
+      boost::system::error_code ignored;
+      acceptor_.close(ignored);
+      return Status::Unavailable(std::string("HTTP server: ") + e.what());
+    }
     started_ = true;
+    const unsigned n = static_cast<unsigned>(options_.threads > 0 ? options_.threads : UsableCpus());
+    io_threads_ = n;
     work_.emplace(asio::make_work_guard(ioc_));
     Accept();
     WaitForReplies();
-    const unsigned n = static_cast<unsigned>(options_.threads > 0 ? options_.threads : UsableCpus());
     threads_.reserve(n);
     for (unsigned i = 0; i < n; ++i) threads_.emplace_back([this] { Run(); });
     return Status::Ok();
@@ -97,7 +105,7 @@ class HttpServer::Impl {
       cv_.wait_for(lock, kForceCloseGrace, [this] { return connections_.empty(); });
     }
     // From here on, service callbacks drop their replies instead of posting them.
-    mailbox_->Close();
+    mailbox_->Close();  // made by Start
     blocking_.join();  // lets a running model load/unload finish
     work_.reset();
     ioc_.stop();
@@ -117,6 +125,7 @@ class HttpServer::Impl {
 
  private:
   void Run() {
+    const ReplyMailbox::IoThreadScope io_thread(*mailbox_);
     // A handler that throws (e.g. bad_alloc) must not take the whole thread down.
     for (;;) {
       try {
@@ -135,6 +144,7 @@ class HttpServer::Impl {
   }
 
   // One wait at a time: the replies are drained by one I/O thread, in the order posted.
+  // Drain never throws, so the wait is always armed again.
   void WaitForReplies() {
     mailbox_wake_.async_wait(asio::posix::stream_descriptor::wait_read,
                              [this](boost::system::error_code ec) {
@@ -157,7 +167,7 @@ class HttpServer::Impl {
       boost::system::error_code ignored;
       socket.set_option(tcp::no_delay(true), ignored);
       ConnectionSettings settings{options_.max_body_bytes, options_.idle_timeout,
-                                  options_.read_timeout};
+                                  options_.read_timeout, io_threads_ > 1};
       auto connection = std::make_shared<HttpConnection>(
           std::move(socket), router_, settings, mailbox_, stopping_,
           [this](HttpConnection* c) { OnClosed(c); });
@@ -194,8 +204,9 @@ class HttpServer::Impl {
   tcp::acceptor acceptor_;
   asio::thread_pool blocking_;
   HttpRouter router_;
-  std::shared_ptr<ReplyMailbox> mailbox_;
+  std::shared_ptr<ReplyMailbox> mailbox_;       // made by Start
   asio::posix::stream_descriptor mailbox_wake_;  // a duplicate of mailbox_->fd()
+  unsigned io_threads_ = 0;                      // set by Start before the first accept
   std::atomic<bool> stopping_{false};  // written under mutex_, read anywhere
   std::atomic<uint16_t> port_{0};
 
