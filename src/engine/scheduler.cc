@@ -108,7 +108,7 @@ Scheduler::Scheduler(SchedulerOptions options,
     instance->backend = std::move(backend);
     instances_.push_back(std::move(instance));
   }
-  if (options_.hold_for_waiters) helper_ = MakeHelper();
+  if (options_.hold_for_waiters) helper_ = std::make_shared<Helper>(this);
   // Idle instances are taken from the back: instance 0 is preferred.
   for (auto it = instances_.rbegin(); it != instances_.rend(); ++it) idle_.push_back(it->get());
   for (auto& instance : instances_) {
@@ -583,7 +583,7 @@ void Scheduler::Finish(size_t requests, size_t batches) {
 
 void Scheduler::Shutdown() {
   std::call_once(shutdown_once_, [this] {
-    DetachHelper();  // waiters' calls in progress end first
+    if (helper_) helper_->Detach();  // waiters' calls in progress end first
     {
       std::unique_lock lock(mutex_);
       shutting_down_ = true;

@@ -148,8 +148,6 @@ class Scheduler {
   // end the hold so that the workers take the queue.
   bool RunHeld();
   void ReleaseHeld();
-  std::shared_ptr<QueueHelper> MakeHelper();
-  void DetachHelper();  // Shutdown: no waiter's call is inside the scheduler afterwards
   // Whether this thread is inside a callback of some scheduler.
   static bool InCallback();
   // Ends the hold and dispatches; call with mutex_ held (then WakeAssigned after it).
@@ -215,7 +213,7 @@ class Scheduler {
   // No request is held before this (a waiter did not come in time: hold_backoff_us).
   Clock::TimePoint no_hold_until_ = Clock::TimePoint::min();  // guarded by mutex_
   // Given to the requests it holds; detached (and waited for) by Shutdown.
-  std::shared_ptr<QueueHelper> helper_;  // a Helper
+  std::shared_ptr<Helper> helper_;
 
   size_t in_flight_ = 0;  // guarded by mutex_; accepted, callback not returned
   // Moving mean of a batch's execution time in ns (-1: none yet); see inline_limit_us.

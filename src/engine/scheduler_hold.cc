@@ -10,56 +10,14 @@
 
 namespace quiver::engine {
 
-// What a held request's waiter calls (InferRequest::waiter). A caller may keep it past the
-// scheduler's end: Shutdown detaches it, and from then on it does nothing.
-class Scheduler::Helper final : public QueueHelper {
- public:
-  explicit Helper(Scheduler* scheduler) : scheduler_(scheduler) {}
+bool Scheduler::Helper::RunQueued() {
+  Entry entry(*this);
+  return entry.scheduler != nullptr && entry.scheduler->RunHeld();
+}
 
-  bool RunQueued() override {
-    Entry entry(*this);
-    return entry.scheduler != nullptr && entry.scheduler->RunHeld();
-  }
-  void Release() override {
-    Entry entry(*this);
-    if (entry.scheduler != nullptr) entry.scheduler->ReleaseHeld();
-  }
-  // Returns once no call is inside the scheduler; none enters it afterwards.
-  void Detach() {
-    std::unique_lock lock(mutex_);
-    scheduler_ = nullptr;
-    left_.wait(lock, [this] { return inside_ == 0; });
-  }
-
- private:
-  // The scheduler for the duration of one call (null once detached).
-  struct Entry {
-    explicit Entry(Helper& h) : helper(h) {
-      std::lock_guard lock(helper.mutex_);
-      scheduler = helper.scheduler_;
-      if (scheduler != nullptr) ++helper.inside_;
-    }
-    ~Entry() {
-      if (scheduler == nullptr) return;
-      std::lock_guard lock(helper.mutex_);
-      if (--helper.inside_ == 0) helper.left_.notify_all();
-    }
-    Entry(const Entry&) = delete;
-    Entry& operator=(const Entry&) = delete;
-    Helper& helper;
-    Scheduler* scheduler = nullptr;
-  };
-
-  std::mutex mutex_;
-  std::condition_variable left_;
-  Scheduler* scheduler_;  // guarded by mutex_
-  int inside_ = 0;        // guarded by mutex_
-};
-
-std::shared_ptr<QueueHelper> Scheduler::MakeHelper() { return std::make_shared<Helper>(this); }
-
-void Scheduler::DetachHelper() {
-  if (helper_) static_cast<Helper&>(*helper_).Detach();
+void Scheduler::Helper::Release() {
+  Entry entry(*this);
+  if (entry.scheduler != nullptr) entry.scheduler->ReleaseHeld();
 }
 
 bool Scheduler::RunHeld() {

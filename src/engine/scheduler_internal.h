@@ -6,6 +6,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <thread>
 #include <vector>
@@ -35,6 +36,46 @@ struct Scheduler::Instance {
   // released (WakeAssigned), so that on a busy core it does not wake only to block on it.
   std::atomic<bool> wake{false};
   std::thread thread;
+};
+
+// What a held request's waiter calls (InferRequest::waiter). A caller may keep it past the
+// scheduler's end: Shutdown detaches it, and from then on it does nothing.
+class Scheduler::Helper final : public QueueHelper {
+ public:
+  explicit Helper(Scheduler* scheduler) : scheduler_(scheduler) {}
+
+  bool RunQueued() override;  // scheduler_hold.cc
+  void Release() override;    // scheduler_hold.cc
+  // Returns once no call is inside the scheduler; none enters it afterwards.
+  void Detach() {
+    std::unique_lock lock(mutex_);
+    scheduler_ = nullptr;
+    left_.wait(lock, [this] { return inside_ == 0; });
+  }
+
+ private:
+  // The scheduler for the duration of one call (null once detached).
+  struct Entry {
+    explicit Entry(Helper& h) : helper(h) {
+      std::lock_guard lock(helper.mutex_);
+      scheduler = helper.scheduler_;
+      if (scheduler != nullptr) ++helper.inside_;
+    }
+    ~Entry() {
+      if (scheduler == nullptr) return;
+      std::lock_guard lock(helper.mutex_);
+      if (--helper.inside_ == 0) helper.left_.notify_all();
+    }
+    Entry(const Entry&) = delete;
+    Entry& operator=(const Entry&) = delete;
+    Helper& helper;
+    Scheduler* scheduler = nullptr;
+  };
+
+  std::mutex mutex_;
+  std::condition_variable left_;
+  Scheduler* scheduler_;  // guarded by mutex_
+  int inside_ = 0;        // guarded by mutex_
 };
 
 }  // namespace quiver::engine
