@@ -219,7 +219,7 @@ void Scheduler::Enqueue(InferRequest request, int64_t batch_size, InferCallback 
   queue_.push_back(std::move(pending));
   WakeTimerLocked(DispatchLocked(now));
   lock.unlock();
-  WakeAssigned();
+  WakeAfterUnlock();
 }
 
 BatchDecision Scheduler::NextBatchLocked(Clock::TimePoint decide_at) {
@@ -280,7 +280,7 @@ void Scheduler::WakeTimerLocked(Clock::TimePoint t) {
   timer_notify_.store(true, std::memory_order_release);
 }
 
-void Scheduler::WakeAssigned() {
+void Scheduler::WakeAfterUnlock() {
   // The timer checks timer_dirty_ under mutex_ before it waits, so a notification after
   // unlocking cannot be lost; under the lock, the woken timer would preempt this thread on
   // a busy core only to block on mutex_. acq_rel as for `wake` below: the thread that takes
@@ -301,7 +301,7 @@ void Scheduler::ReleaseInstance(Instance& instance) {
     if (queue_.empty()) return;
     WakeTimerLocked(DispatchLocked(clock_->Now()));
   }
-  WakeAssigned();
+  WakeAfterUnlock();
 }
 
 Clock::TimePoint Scheduler::ExpireLocked(Clock::TimePoint now,
@@ -363,7 +363,7 @@ void Scheduler::TimerLoop() {
       // A delay ran out. The workers are woken unlocked (under mutex_, a woken worker
       // preempts this thread on a busy core only to block on it), then the timer re-plans.
       lock.unlock();
-      WakeAssigned();
+      WakeAfterUnlock();
       lock.lock();
       continue;
     }
@@ -590,7 +590,7 @@ void Scheduler::Shutdown() {
       // Flush batches that wait for their delay; busy instances flush the rest as they
       // finish (DispatchLocked ignores delays from now on).
       if (!queue_.empty()) DispatchLocked(clock_->Now());
-      WakeAssigned();
+      WakeAfterUnlock();
       ++waiters_;
       idle_cv_.wait(lock, [this] { return in_flight_ == 0 && executing_batches_ == 0; });
       --waiters_;

@@ -139,9 +139,9 @@ class Scheduler {
   // Notifies the workers that DispatchLocked assigned a batch to, and the timer when
   // WakeTimerLocked asked for it. Call it after mutex_ is released, after every section
   // that dispatched or called WakeTimerLocked (a spurious notification is harmless).
-  void WakeAssigned();
+  void WakeAfterUnlock();
   // Makes the timer thread re-plan if `t` is earlier than the time it sleeps until; the
-  // notification is sent by the next WakeAssigned, after mutex_ is released.
+  // notification is sent by the next WakeAfterUnlock, after mutex_ is released.
   void WakeTimerLocked(Clock::TimePoint t);
   void ReleaseInstance(Instance& instance);
   // Helper's RunQueued and Release (QueueHelper): run one held batch on this thread, or
@@ -150,7 +150,7 @@ class Scheduler {
   void ReleaseHeld();
   // Whether this thread is inside a callback of some scheduler.
   static bool InCallback();
-  // Ends the hold and dispatches; call with mutex_ held (then WakeAssigned after it).
+  // Ends the hold and dispatches; call with mutex_ held (then WakeAfterUnlock after it).
   void EndHoldLocked(Clock::TimePoint now);
   // Whether the recent executions were short enough for an I/O thread (inline_limit_us).
   bool ExecutionsAreShort() const;
@@ -195,7 +195,7 @@ class Scheduler {
   bool timer_sleeping_ = false;  // guarded by mutex_
   bool timer_dirty_ = false;     // guarded by mutex_
   Clock::TimePoint timer_wake_ = Clock::TimePoint::max();  // guarded by mutex_
-  std::atomic<bool> timer_notify_{false};  // set under mutex_, taken by WakeAssigned
+  std::atomic<bool> timer_notify_{false};  // set under mutex_, taken by WakeAfterUnlock
   // preserve_ordering: a response waiting for the earlier ones to be delivered.
   struct Ordered {
     std::optional<Result<InferResponse>> result;  // empty until the request completed

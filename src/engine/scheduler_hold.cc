@@ -30,7 +30,7 @@ bool Scheduler::RunHeld() {
   if (count == 0) {  // every instance busy, the batch waits for its delay, or nested
     EndHoldLocked(now);
     lock.unlock();
-    WakeAssigned();
+    WakeAfterUnlock();
     return false;
   }
   Instance* instance = idle_.back();
@@ -44,7 +44,7 @@ bool Scheduler::RunHeld() {
   WakeTimerLocked(DispatchLocked(now));
   if (waiters_ > 0) idle_cv_.notify_all();
   lock.unlock();
-  WakeAssigned();
+  WakeAfterUnlock();
   std::vector<Pending*> view;
   view.reserve(count);
   for (auto& p : batch) view.push_back(p.get());
@@ -58,7 +58,7 @@ void Scheduler::ReleaseHeld() {
     if (!holding_) return;
     EndHoldLocked(clock_->Now());
   }
-  WakeAssigned();
+  WakeAfterUnlock();
 }
 
 void Scheduler::EndHoldLocked(Clock::TimePoint now) {

@@ -33,7 +33,7 @@ struct Scheduler::Instance {
   std::condition_variable cv;                      // the worker waits here, with mutex_
   std::vector<std::unique_ptr<Pending>> assigned;  // guarded by mutex_; the next batch
   // Set under mutex_ when a batch was assigned; the worker is notified once mutex_ is
-  // released (WakeAssigned), so that on a busy core it does not wake only to block on it.
+  // released (WakeAfterUnlock), so that on a busy core it does not wake only to block on it.
   std::atomic<bool> wake{false};
   std::thread thread;
 };
